@@ -356,6 +356,16 @@ impl Location {
     }
 }
 
+/// An enumeration with stable wire names (`mixed_use`, `nnn`), so the edge can offer
+/// and parse every variant without repeating the list.
+pub trait TextEnum: Copy + Send + Sync + 'static {
+    /// The type's name in API schemas.
+    const NAME: &'static str;
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+    fn parse(raw: &str) -> Result<Self, InvalidValue>;
+}
+
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -364,19 +374,20 @@ macro_rules! string_enum {
             $(#[serde(rename = $text)] $variant),+
         }
 
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+        impl TextEnum for $name {
+            const NAME: &'static str = stringify!($name);
+            const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            pub fn as_str(self) -> &'static str {
+            fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
                 }
             }
 
-            pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+            fn parse(raw: &str) -> Result<Self, InvalidValue> {
                 match raw {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(InvalidValue::new(concat!("must be one of: ", $($text, " "),+))),
+                    _ => Err(InvalidValue::new(concat!("must be one of:", $(" ", $text),+))),
                 }
             }
         }

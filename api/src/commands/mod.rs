@@ -1,0 +1,351 @@
+//! The write side: one request, one command, one atomic append.
+//!
+//! [`WriteSide::execute`] loads the aggregate from the event store, lets it decide,
+//! checks `If-Match`, and commits the events with the request's metadata through the
+//! cqrs-es event store, returning the new version (which `CqrsFramework::execute`
+//! would not). A keyed command (`Idempotency-Key`) answers a retry with its first
+//! result. Without `If-Match`, a commit that loses a race to another writer is
+//! decided again on the new state (a few times); with it, the race is a conflict.
+
+mod event_log;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use domain::values::{BuildingId, OrgId};
+use domain::{
+    Building, BuildingCommand, BuildingDirectory, BuildingStatus, Comp, CompCommand, CompServices,
+    DomainError, Scoped,
+};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use event_log::EventLog;
+use event_log::{metadata, FirstResult};
+
+use crate::auth::Actor;
+use crate::edge::RequestId;
+use crate::problem::ApiError;
+
+type Store<A> = PersistedEventStore<EventLog, A>;
+
+/// How often a command without `If-Match` is decided again after losing a race.
+const RACE_RETRIES: usize = 3;
+
+/// The result of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub id: Uuid,
+    /// The aggregate's version after the command (unchanged when nothing was recorded).
+    pub version: u64,
+    /// Whether the command created the aggregate.
+    pub created: bool,
+    /// Whether this is the stored first result of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// A client's `Idempotency-Key` and the fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl Idempotency {
+    /// Keys are 1–255 printable ASCII characters (no spaces), as Stripe's.
+    pub fn parse(key: &str, request_fingerprint: &str) -> Result<Self, ApiError> {
+        let well_formed =
+            !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
+        if !well_formed {
+            return Err(ApiError::MalformedRequest {
+                detail: "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+                errors: domain::values::FieldErrors::single(
+                    "Idempotency-Key",
+                    "must be 1 to 255 printable ASCII characters",
+                ),
+            });
+        }
+        Ok(Self {
+            key: key.to_owned(),
+            request_hash: hex(&Sha256::digest(request_fingerprint.as_bytes())),
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything about a command request besides the command itself.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub actor: Actor,
+    pub request_id: RequestId,
+    pub idempotency: Option<Idempotency>,
+    /// From `If-Match`: the version the client last saw.
+    pub expected_version: Option<u64>,
+}
+
+impl CommandContext {
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut metadata = HashMap::from([
+            (
+                metadata::ORG_ID.to_owned(),
+                self.actor.org_id.as_str().to_owned(),
+            ),
+            (
+                metadata::USER_ID.to_owned(),
+                self.actor.user_id.as_str().to_owned(),
+            ),
+            (metadata::REQUEST_ID.to_owned(), self.request_id.to_string()),
+            (
+                metadata::RECORDED_AT.to_owned(),
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            ),
+        ]);
+        if let Some(idempotency) = &self.idempotency {
+            metadata.insert(
+                metadata::IDEMPOTENCY_KEY.to_owned(),
+                idempotency.key.clone(),
+            );
+            metadata.insert(
+                metadata::IDEMPOTENCY_REQUEST_HASH.to_owned(),
+                idempotency.request_hash.clone(),
+            );
+        }
+        metadata
+    }
+}
+
+/// Parses `If-Match`: a version as `3`, `"3"` or `W/"3"`.
+pub fn parse_if_match(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let trimmed = raw.trim();
+    let unquoted = trimmed
+        .strip_prefix("W/")
+        .unwrap_or(trimmed)
+        .trim_matches('"');
+    unquoted
+        .parse()
+        .map(Some)
+        .map_err(|_| ApiError::MalformedRequest {
+            detail: "If-Match must be a version number, e.g. \"3\"".into(),
+            errors: domain::values::FieldErrors::single("If-Match", "must be a version number"),
+        })
+}
+
+/// Commands in, events out.
+pub struct WriteSide {
+    log: EventLog,
+    buildings: Store<Building>,
+    comps: Store<Comp>,
+    comp_services: CompServices,
+}
+
+impl std::fmt::Debug for WriteSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSide").finish_non_exhaustive()
+    }
+}
+
+impl WriteSide {
+    pub fn new(pool: PgPool) -> Self {
+        let log = EventLog::new(pool);
+        let directory = EventStoreBuildings {
+            store: PersistedEventStore::new_event_store(log.clone()),
+        };
+        Self {
+            buildings: PersistedEventStore::new_event_store(log.clone()),
+            comps: PersistedEventStore::new_event_store(log.clone()),
+            comp_services: CompServices::new(Arc::new(directory)),
+            log,
+        }
+    }
+
+    pub async fn building(
+        &self,
+        id: BuildingId,
+        command: BuildingCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        self.execute(&self.buildings, &(), id.0, command, context)
+            .await
+    }
+
+    pub async fn comp(
+        &self,
+        id: domain::values::CompId,
+        command: CompCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        self.execute(&self.comps, &self.comp_services, id.0, command, context)
+            .await
+    }
+
+    async fn execute<A, C>(
+        &self,
+        store: &Store<A>,
+        services: &A::Services,
+        id: Uuid,
+        command: C,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError>
+    where
+        A: Aggregate<Command = Scoped<C>, Error = DomainError>,
+        C: Clone,
+    {
+        if let Some(first) = self.first_result(context).await? {
+            return first;
+        }
+        let aggregate_id = id.to_string();
+        let mut races = 0;
+        loop {
+            let mut loaded = store
+                .load_aggregate(&aggregate_id)
+                .await
+                .map_err(store_error)?;
+            let current = loaded.current_sequence as u64;
+            let sink = EventSink::default();
+            let scoped = Scoped {
+                org_id: context.actor.org_id.clone(),
+                command: command.clone(),
+            };
+            loaded.aggregate.handle(scoped, services, &sink).await?;
+            if let Some(expected) = context.expected_version {
+                if expected != current {
+                    return Err(ApiError::VersionConflict {
+                        current: Some(current),
+                    });
+                }
+            }
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Committed {
+                    id,
+                    version: current,
+                    created: false,
+                    replayed: false,
+                });
+            }
+            match store.commit(events, loaded, context.metadata()).await {
+                Ok(committed) => {
+                    let first = committed.first().map_or(0, |e| e.sequence);
+                    let last = committed.last().map_or(0, |e| e.sequence);
+                    return Ok(Committed {
+                        id,
+                        version: last as u64,
+                        created: first == 1,
+                        replayed: false,
+                    });
+                }
+                Err(AggregateError::AggregateConflict) => {
+                    // A duplicate of this keyed request may have won the race.
+                    if let Some(first) = self.first_result(context).await? {
+                        return first;
+                    }
+                    if context.expected_version.is_some() {
+                        return Err(ApiError::VersionConflict { current: None });
+                    }
+                    races += 1;
+                    if races > RACE_RETRIES {
+                        return Err(ApiError::ConcurrentModification);
+                    }
+                }
+                Err(other) => return Err(store_error(other)),
+            }
+        }
+    }
+
+    /// The stored answer to a keyed request already served, or a refusal when the
+    /// key was first used with another request.
+    async fn first_result(
+        &self,
+        context: &CommandContext,
+    ) -> Result<Option<Result<Committed, ApiError>>, ApiError> {
+        let Some(idempotency) = &context.idempotency else {
+            return Ok(None);
+        };
+        let first = self
+            .log
+            .first_result(context.actor.org_id.as_str(), &idempotency.key)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(first.map(|first: FirstResult| {
+            if first.request_hash != idempotency.request_hash {
+                return Err(ApiError::IdempotencyKeyReused);
+            }
+            let id = Uuid::parse_str(&first.aggregate_id)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored aggregate id: {e}")))?;
+            Ok(Committed {
+                id,
+                version: first.version,
+                created: first.created,
+                replayed: true,
+            })
+        }))
+    }
+}
+
+fn store_error(error: AggregateError<DomainError>) -> ApiError {
+    match error {
+        AggregateError::UserError(domain) => domain.into(),
+        AggregateError::AggregateConflict => ApiError::ConcurrentModification,
+        AggregateError::DatabaseConnectionError(cause) => ApiError::Unavailable(cause.to_string()),
+        AggregateError::DeserializationError(cause) => ApiError::Internal(anyhow::anyhow!(
+            "stored event does not deserialise: {cause}"
+        )),
+        AggregateError::UnexpectedError(cause) => ApiError::Internal(anyhow::anyhow!("{cause}")),
+    }
+}
+
+/// Answers the Comp aggregate's question from the event store itself, never from a
+/// read model that may lag.
+struct EventStoreBuildings {
+    store: Store<Building>,
+}
+
+#[async_trait]
+impl BuildingDirectory for EventStoreBuildings {
+    async fn status(
+        &self,
+        org_id: &OrgId,
+        building_id: BuildingId,
+    ) -> Result<Option<BuildingStatus>, String> {
+        let loaded = self
+            .store
+            .load_aggregate(&building_id.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(loaded.aggregate.status_for(org_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_bare_quoted_and_weak_versions() {
+        assert_eq!(parse_if_match(None).ok(), Some(None));
+        assert_eq!(parse_if_match(Some("3")).ok(), Some(Some(3)));
+        assert_eq!(parse_if_match(Some("\"3\"")).ok(), Some(Some(3)));
+        assert_eq!(parse_if_match(Some("W/\"12\"")).ok(), Some(Some(12)));
+        assert!(parse_if_match(Some("*")).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_and_hash_the_request() {
+        let a = Idempotency::parse("k-1", "POST /v1/buildings {}").expect("valid");
+        let b = Idempotency::parse("k-1", "POST /v1/buildings {\"x\":1}").expect("valid");
+        assert_ne!(a.request_hash, b.request_hash);
+        assert_eq!(a.request_hash.len(), 64);
+        assert!(Idempotency::parse("", "x").is_err());
+        assert!(Idempotency::parse("has space", "x").is_err());
+        assert!(Idempotency::parse(&"k".repeat(256), "x").is_err());
+    }
+}

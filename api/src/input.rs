@@ -1,0 +1,542 @@
+//! How request input is read: JSON bodies that report every bad field at once, exact
+//! decimals, enumerations by their wire names, and helpers that turn raw fields into
+//! domain value types while collecting what was refused.
+//!
+//! poem-openapi's own `Json<T>` stops at the first type error and does not say which
+//! field; [`JsonBody`] first checks the whole document against `T`'s OpenAPI schema,
+//! naming each field by its path (`address.country`), then lets poem-openapi parse it.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{OnceLock, RwLock};
+
+use chrono::NaiveDate;
+use domain::values::{FieldErrors, InvalidValue, TextEnum};
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{
+    MaybeUndefined, ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
+use poem_openapi::Object;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// A request body that could not be read; carries every refused field.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct BodyRejected {
+    pub detail: String,
+    pub errors: FieldErrors,
+}
+
+impl poem::error::ResponseError for BodyRejected {
+    fn status(&self) -> poem::http::StatusCode {
+        poem::http::StatusCode::BAD_REQUEST
+    }
+}
+
+/// A JSON request body of type `T`, checked field by field against `T`'s schema.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let bytes = Vec::<u8>::from_request(request, body).await?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| BodyRejected {
+            detail: format!("the body is not valid JSON: {e}"),
+            errors: FieldErrors::default(),
+        })?;
+        let mut errors = FieldErrors::default();
+        check_value(
+            &value,
+            &T::schema_ref(),
+            registry_of::<T>(),
+            "",
+            &mut errors,
+        );
+        if !errors.is_empty() {
+            return Err(BodyRejected {
+                detail: "the body does not match the schema".into(),
+                errors,
+            }
+            .into());
+        }
+        T::parse_from_json(Some(value)).map(Self).map_err(|e| {
+            BodyRejected {
+                detail: e.into_message(),
+                errors: FieldErrors::default(),
+            }
+            .into()
+        })
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: ParseFromJSON + 'static);
+
+/// The schemas `T` refers to, built once per body type.
+fn registry_of<T: Type + 'static>() -> &'static Registry {
+    static REGISTRIES: OnceLock<RwLock<HashMap<TypeId, &'static Registry>>> = OnceLock::new();
+    let registries = REGISTRIES.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(registry) = registries.read().ok().and_then(|map| map.get(&id).copied()) {
+        return registry;
+    }
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    // One registry per body type, kept for the life of the process.
+    let registry: &'static Registry = Box::leak(Box::new(registry));
+    if let Ok(mut map) = registries.write() {
+        map.insert(id, registry);
+    }
+    registry
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn field_name(path: &str) -> &str {
+    if path.is_empty() {
+        "body"
+    } else {
+        path
+    }
+}
+
+/// Checks `value` against `schema`, recording each mismatch under its path.
+fn check_value(
+    value: &Value,
+    schema: &MetaSchemaRef,
+    registry: &Registry,
+    path: &str,
+    errors: &mut FieldErrors,
+) {
+    let schema: &MetaSchema = match schema {
+        MetaSchemaRef::Inline(schema) => schema,
+        MetaSchemaRef::Reference(name) => match registry.schemas.get(name) {
+            Some(schema) => schema,
+            None => return,
+        },
+    };
+    let alternatives = if schema.any_of.is_empty() {
+        &schema.one_of
+    } else {
+        &schema.any_of
+    };
+    if !alternatives.is_empty() {
+        let fits = alternatives.iter().any(|alternative| {
+            let mut trial = FieldErrors::default();
+            check_value(value, alternative, registry, path, &mut trial);
+            trial.is_empty()
+        });
+        if !fits {
+            let message = schema.description.unwrap_or("has the wrong type");
+            errors.push(field_name(path), message);
+        }
+        return;
+    }
+    for part in &schema.all_of {
+        check_value(value, part, registry, path, errors);
+    }
+    match schema.ty {
+        "object" => check_object(value, schema, registry, path, errors),
+        "array" => match (value.as_array(), &schema.items) {
+            (Some(items), Some(item_schema)) => {
+                for (i, item) in items.iter().enumerate() {
+                    check_value(item, item_schema, registry, &format!("{path}[{i}]"), errors);
+                }
+            }
+            (Some(_), None) => {}
+            (None, _) => errors.push(field_name(path), "must be an array"),
+        },
+        "string" => check_string(value, schema, path, errors),
+        "integer" => {
+            if value.as_i64().is_none() && value.as_u64().is_none() {
+                errors.push(field_name(path), "must be an integer");
+            }
+        }
+        "number" => {
+            if !value.is_number() {
+                errors.push(field_name(path), "must be a number");
+            }
+        }
+        "boolean" => {
+            if !value.is_boolean() {
+                errors.push(field_name(path), "must be true or false");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_object(
+    value: &Value,
+    schema: &MetaSchema,
+    registry: &Registry,
+    path: &str,
+    errors: &mut FieldErrors,
+) {
+    let Some(object) = value.as_object() else {
+        errors.push(field_name(path), "must be an object");
+        return;
+    };
+    for required in &schema.required {
+        if object.get(*required).is_none_or(Value::is_null) {
+            errors.push(join(path, required), "is required");
+        }
+    }
+    for (name, field_value) in object {
+        match schema
+            .properties
+            .iter()
+            .find(|(property, _)| property == name)
+        {
+            // A null optional field means "absent" (or "clear" in a PATCH).
+            Some(_) if field_value.is_null() => {}
+            Some((_, field_schema)) => check_value(
+                field_value,
+                field_schema,
+                registry,
+                &join(path, name),
+                errors,
+            ),
+            None => errors.push(join(path, name), "is not a known field"),
+        }
+    }
+}
+
+fn check_string(value: &Value, schema: &MetaSchema, path: &str, errors: &mut FieldErrors) {
+    let Some(text) = value.as_str() else {
+        errors.push(field_name(path), "must be a string");
+        return;
+    };
+    if !schema.enum_items.is_empty() && !schema.enum_items.contains(value) {
+        let choices: Vec<String> = schema
+            .enum_items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect();
+        errors.push(
+            field_name(path),
+            format!("must be one of: {}", choices.join(", ")),
+        );
+        return;
+    }
+    let well_formed = match schema.format {
+        Some("uuid") => uuid::Uuid::parse_str(text).is_ok(),
+        Some("date") => NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
+        Some("decimal") => Decimal::from_str(text).is_ok(),
+        _ => true,
+    };
+    if !well_formed {
+        let expected = match schema.format {
+            Some("uuid") => "must be a UUID",
+            Some("date") => "must be a date as YYYY-MM-DD",
+            _ => "must be a decimal number",
+        };
+        errors.push(field_name(path), expected);
+    }
+}
+
+/// An exact decimal. Accepted as a JSON string (`"85.50"`) or number (`85.5`);
+/// numbers are read from their decimal text, never through a binary float, so up to
+/// 15 significant digits arrive exactly (send strings beyond that). Always written
+/// as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exact(pub Decimal);
+
+const EXACT_DESCRIPTION: &str = "must be a decimal number, as a JSON number or string";
+
+impl Type for Exact {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "exact_decimal".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some(EXACT_DESCRIPTION),
+            any_of: vec![
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "decimal"))),
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new("number"))),
+            ],
+            ..MetaSchema::ANY
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for Exact {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Decimal::from_str(text.trim())
+                .map(Self)
+                .map_err(|_| ParseError::custom(EXACT_DESCRIPTION)),
+            // serde_json prints a float with the shortest text that reads back the
+            // same, i.e. the digits the client wrote.
+            Some(Value::Number(number)) => Decimal::from_str(&number.to_string())
+                .or_else(|_| Decimal::from_scientific(&number.to_string()))
+                .map(Self)
+                .map_err(|_| ParseError::custom(EXACT_DESCRIPTION)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ParseFromParameter for Exact {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Decimal::from_str(value.trim())
+            .map(Self)
+            .map_err(|_| ParseError::custom(EXACT_DESCRIPTION))
+    }
+}
+
+impl ToJSON for Exact {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.to_string()))
+    }
+}
+
+/// A domain enumeration offered by its wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice<E>(pub E);
+
+impl<E: TextEnum> Type for Choice<E> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        E::NAME.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(E::NAME.to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>(E::NAME.to_owned(), |_| MetaSchema {
+            enum_items: E::ALL.iter().map(|e| Value::from(e.as_str())).collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<E: TextEnum> ParseFromJSON for Choice<E> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => E::parse(&text)
+                .map(Self)
+                .map_err(|e| ParseError::custom(e.0)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl<E: TextEnum> ParseFromParameter for Choice<E> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        E::parse(value)
+            .map(Self)
+            .map_err(|e| ParseError::custom(e.0))
+    }
+}
+
+impl<E: TextEnum> ToJSON for Choice<E> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0.as_str()))
+    }
+}
+
+/// Parses a required field, recording a refusal under `field`.
+pub fn required<R, T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: R,
+    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
+) -> Option<T> {
+    errors.check(field, parse(raw))
+}
+
+/// Parses an optional field: `Some(None)` when absent, `None` when refused.
+pub fn optional<R, T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: Option<R>,
+    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
+) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => errors.check(field, parse(raw)).map(Some),
+    }
+}
+
+/// A PATCH field that cannot be cleared: absent means unchanged, null is refused.
+pub fn change<R, T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: MaybeUndefined<R>,
+    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
+) -> Option<Option<T>> {
+    match raw {
+        MaybeUndefined::Undefined => Some(None),
+        MaybeUndefined::Null => {
+            errors.push(field, "cannot be cleared");
+            None
+        }
+        MaybeUndefined::Value(raw) => errors.check(field, parse(raw)).map(Some),
+    }
+}
+
+/// A PATCH field that may be cleared: absent means unchanged, null clears it.
+pub fn change_or_clear<R, T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: MaybeUndefined<R>,
+    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
+) -> Option<Option<Option<T>>> {
+    match raw {
+        MaybeUndefined::Undefined => Some(None),
+        MaybeUndefined::Null => Some(Some(None)),
+        MaybeUndefined::Value(raw) => errors.check(field, parse(raw)).map(|v| Some(Some(v))),
+    }
+}
+
+/// Why a building is archived or a comp retracted.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+/// `Option` → `Result` for parsed commands: by the time errors are empty every field
+/// parsed, so `None` cannot happen; it would still be reported, not panic.
+pub trait ParsedOr<T> {
+    fn ok_or_default(self) -> Result<T, FieldErrors>;
+}
+
+impl<T> ParsedOr<T> for Option<T> {
+    fn ok_or_default(self) -> Result<T, FieldErrors> {
+        self.ok_or_else(|| FieldErrors::single("body", "could not be read"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem_openapi::Object;
+    use serde_json::json;
+
+    #[derive(Debug, Object)]
+    struct Inner {
+        country: String,
+    }
+
+    #[derive(Debug, Object)]
+    struct Outer {
+        name: String,
+        count: i64,
+        inner: Inner,
+        price: Exact,
+        note: Option<String>,
+    }
+
+    fn errors_for(value: Value) -> Vec<(String, String)> {
+        let mut errors = FieldErrors::default();
+        check_value(
+            &value,
+            &Outer::schema_ref(),
+            registry_of::<Outer>(),
+            "",
+            &mut errors,
+        );
+        errors
+            .iter()
+            .map(|e| (e.field.clone(), e.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn every_bad_field_is_named_by_its_path() {
+        let errors = errors_for(json!({
+            "name": 7, "count": "x", "inner": {"country": false}, "price": true, "extra": 1
+        }));
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["name", "count", "inner.country", "price", "extra"],
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn missing_and_null_required_fields_are_named() {
+        let errors = errors_for(json!({"name": null, "count": 1, "price": "1.5", "note": null}));
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["name", "inner"]);
+    }
+
+    #[test]
+    fn a_valid_document_has_no_errors() {
+        assert!(errors_for(json!({
+            "name": "x", "count": 2, "inner": {"country": "US"}, "price": 85.5
+        }))
+        .is_empty());
+    }
+
+    #[test]
+    fn decimals_arrive_exactly_from_numbers_and_strings() {
+        let from_number = Exact::parse_from_json(Some(json!(0.1))).expect("number");
+        assert_eq!(from_number.0.to_string(), "0.1");
+        let from_string = Exact::parse_from_json(Some(json!("85.50"))).expect("string");
+        assert_eq!(from_string.0.to_string(), "85.50");
+        assert!(Exact::parse_from_json(Some(json!("eighty"))).is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! Operations endpoints: `/health` says the process serves; `/ready` says it can do
+//! its work — Postgres answers and every migration is applied. Neither needs a token.
+
+use migrations::{Migrator, MigratorTrait};
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use sea_orm::DatabaseConnection;
+
+use crate::ApiTags;
+
+#[derive(Debug, Object)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// One dependency's state.
+#[derive(Debug, Object)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    /// Why the check failed.
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ReadyResponse {
+    /// Every dependency answers.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// A dependency failed; the body names it.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+#[derive(Debug)]
+pub struct OpsApi;
+
+#[OpenApi(tag = "ApiTags::Operations")]
+impl OpsApi {
+    /// Liveness
+    ///
+    /// 200 while the process serves requests.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness
+    ///
+    /// 200 when Postgres answers and its schema has every migration applied; else 503
+    /// with the failing check named.
+    #[oai(path = "/ready", method = "get", operation_id = "ready")]
+    async fn ready(&self, db: Data<&DatabaseConnection>) -> ReadyResponse {
+        let database = match Migrator::get_pending_migrations(*db).await {
+            Ok(pending) if pending.is_empty() => Check {
+                name: "postgres".into(),
+                ok: true,
+                detail: None,
+            },
+            Ok(pending) => Check {
+                name: "postgres".into(),
+                ok: false,
+                detail: Some(format!("{} migration(s) not applied", pending.len())),
+            },
+            Err(error) => {
+                tracing::warn!(error = %error, "readiness: postgres");
+                Check {
+                    name: "postgres".into(),
+                    ok: false,
+                    detail: Some("postgres does not answer".into()),
+                }
+            }
+        };
+        let checks = vec![database];
+        if checks.iter().all(|c| c.ok) {
+            ReadyResponse::Ready(Json(Readiness {
+                status: "ready".into(),
+                checks,
+            }))
+        } else {
+            ReadyResponse::NotReady(Json(Readiness {
+                status: "not_ready".into(),
+                checks,
+            }))
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Errors as RFC 9457 problems (`application/problem+json`), mapped in one place.
+//!
+//! [`ApiError`] says what went wrong; [`ApiError::into_problem`] is the single match
+//! from each variant to its status and stable `type` URI (all listed in
+//! `docs/errors.md`, so the SPA can branch on them). Internal causes are logged with
+//! the request id and never sent. Errors raised before a handler runs (no token, a
+//! malformed body, an unknown route) are rendered by [`from_poem_error`] in the same
+//! shape.
+
+use domain::values::FieldErrors;
+use domain::DomainError;
+use poem::http::StatusCode;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::auth::AuthRejected;
+use crate::edge::RequestId;
+use crate::input::BodyRejected;
+
+/// Prefix of every problem type; the full list is in docs/errors.md.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:prism:problem:";
+
+/// One refused field.
+#[derive(Debug, Clone, Object)]
+pub struct FieldProblem {
+    /// The field's JSON path (`address.country`), header name, or `body`.
+    pub field: String,
+    pub message: String,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Object)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem (`urn:prism:problem:validation-failed`).
+    #[oai(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened in this case.
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+    /// Every refused field, when the problem is about fields.
+    #[oai(skip_serializing_if_is_empty)]
+    pub errors: Vec<FieldProblem>,
+    /// The aggregate's current version, on a version conflict.
+    #[oai(skip_serializing_if_is_none)]
+    pub current_version: Option<u64>,
+    /// The request's id, for support and logs.
+    #[oai(skip_serializing_if_is_none)]
+    pub request_id: Option<String>,
+}
+
+/// Every problem response an operation may give.
+#[derive(Debug, ApiResponse)]
+pub enum ProblemResponse {
+    /// The request is malformed: unreadable JSON, wrong types, unknown fields, bad headers.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid bearer token.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The resource does not exist in the caller's organisation.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The resource's state or version does not allow the command.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The request body is not JSON.
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
+    /// The values are well-formed but not acceptable.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    UnprocessableEntity(Json<Problem>),
+    /// Something failed on our side; the request id finds it in the logs.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    InternalServerError(Json<Problem>),
+    /// A dependency is unavailable; retry later.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    ServiceUnavailable(Json<Problem>),
+}
+
+/// What went wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `malformed-request`: the request cannot be read as sent.
+    #[error("malformed request: {detail}")]
+    MalformedRequest { detail: String, errors: FieldErrors },
+    /// 401 `unauthenticated`: no token, or one that does not verify.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// 404 `not-found`: no such resource in the caller's organisation (or no route).
+    #[error("not found")]
+    NotFound,
+    /// 405 `method-not-allowed`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 415 `unsupported-media-type`: the body must be `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 422 `validation-failed`: fields with unacceptable values, each named.
+    #[error("validation failed: {0}")]
+    InvalidFields(FieldErrors),
+    /// 422 `idempotency-key-reused`: the key was first used with another request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    /// 422 `unknown-building`: a comp names a building the organisation does not have.
+    #[error("unknown building")]
+    UnknownBuilding,
+    /// 409 `version-conflict`: `If-Match` named another version than the current one.
+    #[error("version conflict")]
+    VersionConflict { current: Option<u64> },
+    /// 409 `already-exists`.
+    #[error("already exists")]
+    AlreadyExists,
+    /// 409 `building-archived`: an archived building accepts nothing but restore.
+    #[error("building archived")]
+    BuildingArchived,
+    /// 409 `building-not-archived`: restore of an active building.
+    #[error("building not archived")]
+    BuildingNotArchived,
+    /// 409 `comp-retracted`: a retracted comp accepts nothing further.
+    #[error("comp retracted")]
+    CompRetracted,
+    /// 409 `comp-already-verified`.
+    #[error("comp already verified")]
+    CompAlreadyVerified,
+    /// 409 `concurrent-modification`: others kept changing the resource; retry.
+    #[error("concurrent modification")]
+    ConcurrentModification,
+    /// 503 `service-unavailable`: a dependency failed; safe to retry.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// 500 `internal`: a bug or an unexpected failure; the cause is only logged.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::InvalidFields(errors) => Self::InvalidFields(errors),
+            DomainError::NotFound => Self::NotFound,
+            DomainError::AlreadyExists => Self::AlreadyExists,
+            DomainError::BuildingArchived => Self::BuildingArchived,
+            DomainError::BuildingNotArchived => Self::BuildingNotArchived,
+            DomainError::UnknownBuilding => Self::UnknownBuilding,
+            DomainError::CompRetracted => Self::CompRetracted,
+            DomainError::CompAlreadyVerified => Self::CompAlreadyVerified,
+            DomainError::Unavailable(cause) => Self::Unavailable(cause),
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(errors: FieldErrors) -> Self {
+        Self::InvalidFields(errors)
+    }
+}
+
+struct Kind {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+}
+
+const fn kind(status: StatusCode, slug: &'static str, title: &'static str) -> Kind {
+    Kind {
+        status,
+        slug,
+        title,
+    }
+}
+
+impl ApiError {
+    fn kind(&self) -> Kind {
+        use StatusCode as S;
+        match self {
+            Self::MalformedRequest { .. } => {
+                kind(S::BAD_REQUEST, "malformed-request", "Malformed request")
+            }
+            Self::Unauthenticated(_) => kind(
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            Self::NotFound => kind(S::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => kind(
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Self::UnsupportedMediaType => kind(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::InvalidFields(_) => kind(
+                S::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Validation failed",
+            ),
+            Self::IdempotencyKeyReused => kind(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+            ),
+            Self::UnknownBuilding => kind(
+                S::UNPROCESSABLE_ENTITY,
+                "unknown-building",
+                "Unknown building",
+            ),
+            Self::VersionConflict { .. } => {
+                kind(S::CONFLICT, "version-conflict", "Version conflict")
+            }
+            Self::AlreadyExists => kind(S::CONFLICT, "already-exists", "Already exists"),
+            Self::BuildingArchived => kind(S::CONFLICT, "building-archived", "Building archived"),
+            Self::BuildingNotArchived => kind(
+                S::CONFLICT,
+                "building-not-archived",
+                "Building not archived",
+            ),
+            Self::CompRetracted => kind(S::CONFLICT, "comp-retracted", "Comp retracted"),
+            Self::CompAlreadyVerified => kind(
+                S::CONFLICT,
+                "comp-already-verified",
+                "Comp already verified",
+            ),
+            Self::ConcurrentModification => kind(
+                S::CONFLICT,
+                "concurrent-modification",
+                "Concurrent modification",
+            ),
+            Self::Unavailable(_) => kind(
+                S::SERVICE_UNAVAILABLE,
+                "service-unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => kind(S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    /// What the client is told; never an internal cause.
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::MalformedRequest { detail, .. } => Some(detail.clone()),
+            Self::Unauthenticated(reason) => Some(reason.clone()),
+            Self::InvalidFields(_) => Some("one or more fields are not acceptable".into()),
+            Self::IdempotencyKeyReused => Some(
+                "this Idempotency-Key was first used with a different request; use a new key"
+                    .into(),
+            ),
+            Self::UnknownBuilding => {
+                Some("building_id names no building of your organisation".into())
+            }
+            Self::VersionConflict { .. } => {
+                Some("the resource changed since the version in If-Match; reload and retry".into())
+            }
+            Self::ConcurrentModification => {
+                Some("the resource is being changed by others; retry".into())
+            }
+            Self::Unavailable(_) => Some("a dependency is unavailable; retry later".into()),
+            Self::Internal(_) => Some("an internal error occurred; quote the request id".into()),
+            _ => None,
+        }
+    }
+
+    /// The problem response for this error; internal causes are logged here, once.
+    pub fn into_problem(self, request_id: &RequestId) -> ProblemResponse {
+        match &self {
+            Self::Internal(cause) => {
+                tracing::error!(request.id = %request_id, error = ?cause, "request failed");
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(request.id = %request_id, error = %cause, "dependency unavailable");
+            }
+            _ => {}
+        }
+        let Kind {
+            status,
+            slug,
+            title,
+        } = self.kind();
+        let field_errors = match &self {
+            Self::MalformedRequest { errors, .. } | Self::InvalidFields(errors) => errors
+                .iter()
+                .map(|e| FieldProblem {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+            Self::UnknownBuilding => vec![FieldProblem {
+                field: "building_id".into(),
+                message: "names no building of your organisation".into(),
+            }],
+            _ => Vec::new(),
+        };
+        let problem = Json(Problem {
+            problem_type: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: field_errors,
+            current_version: match self {
+                Self::VersionConflict { current } => current,
+                _ => None,
+            },
+            request_id: Some(request_id.to_string()),
+        });
+        match status {
+            StatusCode::BAD_REQUEST => ProblemResponse::BadRequest(problem),
+            StatusCode::UNAUTHORIZED => {
+                ProblemResponse::Unauthorized(problem, r#"Bearer realm="prism""#.into())
+            }
+            StatusCode::NOT_FOUND => ProblemResponse::NotFound(problem),
+            StatusCode::CONFLICT => ProblemResponse::Conflict(problem),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemResponse::UnsupportedMediaType(problem),
+            StatusCode::UNPROCESSABLE_ENTITY => ProblemResponse::UnprocessableEntity(problem),
+            StatusCode::SERVICE_UNAVAILABLE => ProblemResponse::ServiceUnavailable(problem),
+            // 500, and 405 (no operation matched, so `from_poem_error` sets the status).
+            _ => ProblemResponse::InternalServerError(problem),
+        }
+    }
+}
+
+/// Renders an error that escaped the operations (extractors, routing) as a problem.
+pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Response {
+    use poem::IntoResponse;
+    let api_error = if let Some(rejected) = error.downcast_ref::<BodyRejected>() {
+        ApiError::MalformedRequest {
+            detail: rejected.detail.clone(),
+            errors: rejected.errors.clone(),
+        }
+    } else if let Some(rejected) = error.downcast_ref::<AuthRejected>() {
+        ApiError::Unauthenticated(rejected.to_string())
+    } else {
+        match error.status() {
+            StatusCode::UNAUTHORIZED => {
+                ApiError::Unauthenticated("a bearer token is required".into())
+            }
+            StatusCode::NOT_FOUND => ApiError::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            status if status.is_client_error() => ApiError::MalformedRequest {
+                detail: error.to_string(),
+                errors: FieldErrors::default(),
+            },
+            _ => ApiError::Internal(anyhow::anyhow!("{error}")),
+        }
+    };
+    let status = api_error.kind().status;
+    let mut response = api_error.into_problem(request_id).into_response();
+    response.set_status(status);
+    response
+}

@@ -1,0 +1,134 @@
+//! The application value: built from settings, binds its own listener (port 0 in
+//! tests), reports its port, and serves until a shutdown future fires.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::Cors;
+use poem::{EndpointExt, Route, Server};
+use poem_openapi::OpenApiService;
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::auth::TokenVerifier;
+use crate::buildings::BuildingsApi;
+use crate::commands::WriteSide;
+use crate::comps::CompsApi;
+use crate::config::Settings;
+use crate::edge;
+use crate::ops::OpsApi;
+
+/// How long in-flight requests may take to finish after shutdown is asked for.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// The OpenAPI service: every operation, documented.
+pub fn openapi() -> OpenApiService<(BuildingsApi, CompsApi, OpsApi), ()> {
+    OpenApiService::new(
+        (BuildingsApi, CompsApi, OpsApi),
+        "Prism API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Commercial real estate data: buildings and lease/sale comparables. \
+         Commands are event-sourced; every response to a command carries the \
+         aggregate's id and new version. Errors are application/problem+json; \
+         their types are listed in docs/errors.md.",
+    )
+}
+
+/// The Postgres pool the event store and the read models share.
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(settings.database_url.expose())
+        .await
+        .context("cannot connect to DATABASE_URL")
+}
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = connect_database(&settings).await?;
+        let verifier = TokenVerifier::from_settings(&settings.auth)?;
+        let endpoint = routes(pool, verifier, &settings);
+        let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .context("the listener has no port")?;
+        Ok(Self {
+            acceptor,
+            port,
+            endpoint,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(GRACEFUL_SHUTDOWN))
+            .await
+    }
+}
+
+fn routes(
+    pool: PgPool,
+    verifier: TokenVerifier,
+    settings: &Settings,
+) -> poem::endpoint::BoxEndpoint<'static> {
+    let api = openapi();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let database: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+    let mut cors = Cors::new()
+        .allow_methods(["GET", "POST", "PATCH", "OPTIONS"])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "if-match",
+            "if-none-match",
+            "x-request-id",
+        ])
+        .expose_headers(["etag", "location", "idempotent-replayed", "x-request-id"])
+        .max_age(600);
+    for origin in &settings.allowed_origins {
+        cors = cors.allow_origin(origin.as_str());
+    }
+    Route::new()
+        .nest("/", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .with(cors)
+        .data(Arc::new(WriteSide::new(pool)))
+        .data(Arc::new(verifier))
+        .data(database)
+        .around(edge::around)
+        .boxed()
+}
