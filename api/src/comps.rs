@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use domain::values::{
     AllowancePsf, Area, BuildingId, CapRatePct, CompId, DealDate, EscalationPct, FieldErrors,
     InvalidValue, LeaseType, Money, Months, PartyName, Reason, RentPsf, Suite,
@@ -22,7 +21,8 @@ use crate::command_endpoint::{CommandAccepted, CommandRequest};
 use crate::commands::WriteSide;
 use crate::edge::RequestId;
 use crate::input::{
-    change, change_or_clear, optional, required, Choice, Exact, JsonBody, ParsedOr, ReasonRequest,
+    change, change_or_clear, optional, required, Choice, Exact, IsoDate, JsonBody, ParsedOr,
+    ReasonRequest,
 };
 use crate::problem::{ApiError, ProblemResponse};
 use crate::ApiTags;
@@ -41,7 +41,7 @@ pub struct RecordLeaseCompRequest {
     pub lease_type: Choice<LeaseType>,
     /// 1 to 600.
     pub term_months: i64,
-    pub commencement_date: NaiveDate,
+    pub commencement_date: IsoDate,
     /// Months of free rent, fewer than the term; default 0.
     pub free_rent_months: Option<i64>,
     /// Tenant-improvement allowance per square foot; default 0.
@@ -57,7 +57,7 @@ pub struct RecordSaleCompRequest {
     pub building_id: Uuid,
     /// Greater than 0.
     pub sale_price: Exact,
-    pub sale_date: NaiveDate,
+    pub sale_date: IsoDate,
     pub buyer: String,
     pub seller: String,
     /// Capitalisation rate in percent, greater than 0 and at most 100.
@@ -76,12 +76,12 @@ pub struct AmendCompRequest {
     pub starting_rent_psf: MaybeUndefined<Exact>,
     pub lease_type: MaybeUndefined<Choice<LeaseType>>,
     pub term_months: MaybeUndefined<i64>,
-    pub commencement_date: MaybeUndefined<NaiveDate>,
+    pub commencement_date: MaybeUndefined<IsoDate>,
     pub free_rent_months: MaybeUndefined<i64>,
     pub ti_allowance_psf: MaybeUndefined<Exact>,
     pub escalation_pct: MaybeUndefined<Exact>,
     pub sale_price: MaybeUndefined<Exact>,
-    pub sale_date: MaybeUndefined<NaiveDate>,
+    pub sale_date: MaybeUndefined<IsoDate>,
     pub buyer: MaybeUndefined<String>,
     pub seller: MaybeUndefined<String>,
     pub cap_rate_pct: MaybeUndefined<Exact>,
@@ -91,6 +91,10 @@ fn exact<T>(
     parse: fn(Decimal) -> Result<T, InvalidValue>,
 ) -> impl Fn(Exact) -> Result<T, InvalidValue> {
     move |raw| parse(raw.0)
+}
+
+fn date(raw: IsoDate) -> Result<DealDate, InvalidValue> {
+    DealDate::parse(raw.0)
 }
 
 impl RecordLeaseCompRequest {
@@ -112,12 +116,7 @@ impl RecordLeaseCompRequest {
             exact(RentPsf::parse),
         );
         let term = required(e, "term_months", self.term_months, Months::parse_term);
-        let commencement = required(
-            e,
-            "commencement_date",
-            self.commencement_date,
-            DealDate::parse,
-        );
+        let commencement = required(e, "commencement_date", self.commencement_date, date);
         let free_rent = required(
             e,
             "free_rent_months",
@@ -163,7 +162,7 @@ impl RecordSaleCompRequest {
         let mut errors = FieldErrors::default();
         let e = &mut errors;
         let price = required(e, "sale_price", self.sale_price, exact(Money::parse));
-        let date = required(e, "sale_date", self.sale_date, DealDate::parse);
+        let sale_date = required(e, "sale_date", self.sale_date, date);
         let buyer = required(e, "buyer", self.buyer.as_str(), PartyName::parse);
         let seller = required(e, "seller", self.seller.as_str(), PartyName::parse);
         let cap_rate = optional(
@@ -177,7 +176,7 @@ impl RecordSaleCompRequest {
                 building_id: BuildingId(self.building_id),
                 terms: CompTerms::Sale(SaleTerms {
                     sale_price: price?,
-                    sale_date: date?,
+                    sale_date: sale_date?,
                     buyer: buyer?,
                     seller: seller?,
                     cap_rate_pct: cap_rate?,
@@ -211,12 +210,7 @@ impl AmendCompRequest {
                 )?,
                 lease_type: change(e, "lease_type", self.lease_type, |c| Ok(c.0))?,
                 term_months: change(e, "term_months", self.term_months, Months::parse_term)?,
-                commencement_date: change(
-                    e,
-                    "commencement_date",
-                    self.commencement_date,
-                    DealDate::parse,
-                )?,
+                commencement_date: change(e, "commencement_date", self.commencement_date, date)?,
                 free_rent_months: change(
                     e,
                     "free_rent_months",
@@ -236,7 +230,7 @@ impl AmendCompRequest {
                     exact(EscalationPct::parse),
                 )?,
                 sale_price: change(e, "sale_price", self.sale_price, exact(Money::parse))?,
-                sale_date: change(e, "sale_date", self.sale_date, DealDate::parse)?,
+                sale_date: change(e, "sale_date", self.sale_date, date)?,
                 buyer: change(e, "buyer", self.buyer.as_deref(), PartyName::parse)?,
                 seller: change(e, "seller", self.seller.as_deref(), PartyName::parse)?,
                 cap_rate_pct: change_or_clear(

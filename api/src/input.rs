@@ -176,20 +176,12 @@ fn check_value(
             (None, _) => errors.push(field_name(path), "must be an array"),
         },
         "string" => check_string(value, schema, path, errors),
-        "integer" => {
-            if value.as_i64().is_none() && value.as_u64().is_none() {
-                errors.push(field_name(path), "must be an integer");
-            }
+        "integer" if value.as_i64().is_none() && value.as_u64().is_none() => {
+            errors.push(field_name(path), "must be an integer");
         }
-        "number" => {
-            if !value.is_number() {
-                errors.push(field_name(path), "must be a number");
-            }
-        }
-        "boolean" => {
-            if !value.is_boolean() {
-                errors.push(field_name(path), "must be true or false");
-            }
+        "number" if !value.is_number() => errors.push(field_name(path), "must be a number"),
+        "boolean" if !value.is_boolean() => {
+            errors.push(field_name(path), "must be true or false");
         }
         _ => {}
     }
@@ -211,22 +203,27 @@ fn check_object(
             errors.push(join(path, required), "is required");
         }
     }
-    for (name, field_value) in object {
-        match schema
-            .properties
-            .iter()
-            .find(|(property, _)| property == name)
-        {
+    // In the schema's field order, so errors read like the document's definition.
+    for (name, field_schema) in &schema.properties {
+        match object.get(*name) {
             // A null optional field means "absent" (or "clear" in a PATCH).
-            Some(_) if field_value.is_null() => {}
-            Some((_, field_schema)) => check_value(
+            None | Some(Value::Null) => {}
+            Some(field_value) => check_value(
                 field_value,
                 field_schema,
                 registry,
                 &join(path, name),
                 errors,
             ),
-            None => errors.push(join(path, name), "is not a known field"),
+        }
+    }
+    for name in object.keys() {
+        if !schema
+            .properties
+            .iter()
+            .any(|(property, _)| property == name)
+        {
+            errors.push(join(path, name), "is not a known field");
         }
     }
 }
@@ -250,7 +247,7 @@ fn check_string(value: &Value, schema: &MetaSchema, path: &str, errors: &mut Fie
     }
     let well_formed = match schema.format {
         Some("uuid") => uuid::Uuid::parse_str(text).is_ok(),
-        Some("date") => NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
+        Some("date") => NaiveDate::parse_from_str(text, ISO_DATE_FORMAT).is_ok(),
         Some("decimal") => Decimal::from_str(text).is_ok(),
         _ => true,
     };
@@ -264,6 +261,25 @@ fn check_string(value: &Value, schema: &MetaSchema, path: &str, errors: &mut Fie
     }
 }
 
+/// The parts of poem-openapi's `Type` that are the same for every scalar here.
+macro_rules! scalar_type_common {
+    () => {
+        const IS_REQUIRED: bool = true;
+        type RawValueType = Self;
+        type RawElementValueType = Self;
+
+        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+            Some(self)
+        }
+
+        fn raw_element_iter<'a>(
+            &'a self,
+        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+            Box::new(self.as_raw_value().into_iter())
+        }
+    };
+}
+
 /// An exact decimal. Accepted as a JSON string (`"85.50"`) or number (`85.5`);
 /// numbers are read from their decimal text, never through a binary float, so up to
 /// 15 significant digits arrive exactly (send strings beyond that). Always written
@@ -274,9 +290,7 @@ pub struct Exact(pub Decimal);
 const EXACT_DESCRIPTION: &str = "must be a decimal number, as a JSON number or string";
 
 impl Type for Exact {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    scalar_type_common!();
 
     fn name() -> Cow<'static, str> {
         "exact_decimal".into()
@@ -291,16 +305,6 @@ impl Type for Exact {
             ],
             ..MetaSchema::ANY
         }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 
@@ -335,14 +339,57 @@ impl ToJSON for Exact {
     }
 }
 
+/// A calendar date as `YYYY-MM-DD` (OpenAPI `format: date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsoDate(pub NaiveDate);
+
+const ISO_DATE_FORMAT: &str = "%Y-%m-%d";
+
+fn parse_iso_date(text: &str) -> ParseResult<IsoDate> {
+    NaiveDate::parse_from_str(text, ISO_DATE_FORMAT)
+        .map(IsoDate)
+        .map_err(|_| ParseError::custom("must be a date as YYYY-MM-DD"))
+}
+
+impl Type for IsoDate {
+    scalar_type_common!();
+
+    fn name() -> Cow<'static, str> {
+        "date".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date")))
+    }
+}
+
+impl ParseFromJSON for IsoDate {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => parse_iso_date(&text),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ParseFromParameter for IsoDate {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        parse_iso_date(value)
+    }
+}
+
+impl ToJSON for IsoDate {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.format(ISO_DATE_FORMAT).to_string()))
+    }
+}
+
 /// A domain enumeration offered by its wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice<E>(pub E);
 
 impl<E: TextEnum> Type for Choice<E> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+    scalar_type_common!();
 
     fn name() -> Cow<'static, str> {
         E::NAME.into()
@@ -357,16 +404,6 @@ impl<E: TextEnum> Type for Choice<E> {
             enum_items: E::ALL.iter().map(|e| Value::from(e.as_str())).collect(),
             ..MetaSchema::new("string")
         });
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
     }
 }
 

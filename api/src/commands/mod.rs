@@ -202,61 +202,91 @@ impl WriteSide {
         if let Some(first) = self.first_result(context).await? {
             return first;
         }
+        let (result, appended) = self.decide(store, services, id, command, context).await;
+        // A keyed duplicate that raced the first request past the check above now
+        // sees the first request's state (a no-op or a refusal): answer it with the
+        // first result instead.
+        if !appended {
+            if let Some(first) = self.first_result(context).await? {
+                return first;
+            }
+        }
+        result
+    }
+
+    /// Decides and commits, retrying lost races; says whether events were appended.
+    async fn decide<A, C>(
+        &self,
+        store: &Store<A>,
+        services: &A::Services,
+        id: Uuid,
+        command: C,
+        context: &CommandContext,
+    ) -> (Result<Committed, ApiError>, bool)
+    where
+        A: Aggregate<Command = Scoped<C>, Error = DomainError>,
+        C: Clone,
+    {
         let aggregate_id = id.to_string();
         let mut races = 0;
         loop {
-            let mut loaded = store
-                .load_aggregate(&aggregate_id)
-                .await
-                .map_err(store_error)?;
+            let mut loaded = match store.load_aggregate(&aggregate_id).await {
+                Ok(loaded) => loaded,
+                Err(error) => return (Err(store_error(error)), false),
+            };
             let current = loaded.current_sequence as u64;
             let sink = EventSink::default();
             let scoped = Scoped {
                 org_id: context.actor.org_id.clone(),
                 command: command.clone(),
             };
-            loaded.aggregate.handle(scoped, services, &sink).await?;
+            if let Err(refused) = loaded.aggregate.handle(scoped, services, &sink).await {
+                return (Err(refused.into()), false);
+            }
             if let Some(expected) = context.expected_version {
                 if expected != current {
-                    return Err(ApiError::VersionConflict {
+                    let conflict = ApiError::VersionConflict {
                         current: Some(current),
-                    });
+                    };
+                    return (Err(conflict), false);
                 }
             }
             let events = sink.collect().await;
             if events.is_empty() {
-                return Ok(Committed {
+                let unchanged = Committed {
                     id,
                     version: current,
                     created: false,
                     replayed: false,
-                });
+                };
+                return (Ok(unchanged), false);
             }
             match store.commit(events, loaded, context.metadata()).await {
                 Ok(committed) => {
                     let first = committed.first().map_or(0, |e| e.sequence);
                     let last = committed.last().map_or(0, |e| e.sequence);
-                    return Ok(Committed {
+                    let done = Committed {
                         id,
                         version: last as u64,
                         created: first == 1,
                         replayed: false,
-                    });
+                    };
+                    return (Ok(done), true);
                 }
+                // Another writer appended first (or a keyed duplicate won).
                 Err(AggregateError::AggregateConflict) => {
-                    // A duplicate of this keyed request may have won the race.
-                    if let Some(first) = self.first_result(context).await? {
-                        return first;
+                    if let Ok(Some(first)) = self.first_result(context).await {
+                        return (first, false);
                     }
                     if context.expected_version.is_some() {
-                        return Err(ApiError::VersionConflict { current: None });
+                        return (Err(ApiError::VersionConflict { current: None }), false);
                     }
                     races += 1;
                     if races > RACE_RETRIES {
-                        return Err(ApiError::ConcurrentModification);
+                        return (Err(ApiError::ConcurrentModification), false);
                     }
                 }
-                Err(other) => return Err(store_error(other)),
+                Err(other) => return (Err(store_error(other)), false),
             }
         }
     }

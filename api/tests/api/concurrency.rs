@@ -1,0 +1,65 @@
+//! Optimistic concurrency: without `If-Match` concurrent changes are each decided on
+//! the latest state; with the same `If-Match`, one wins and the others get 409.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn concurrent_changes_without_if_match_all_apply_in_turn() {
+    let app = spawn_app().await;
+    let building = app.register_building().await;
+    let path = format!("/v1/buildings/{building}");
+    let names = ["A", "B", "C", "D"];
+    let updates = names.iter().map(|name| {
+        let body = json!({"name": name});
+        let path = path.clone();
+        let app = &app;
+        async move { app.call(Method::PATCH, &path, Some(&body)).await }
+    });
+    let replies = futures_util::future::join_all(updates).await;
+    let mut versions: Vec<u64> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{:#}", r.body);
+            r.version()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, [2, 3, 4, 5]);
+    let sequences: Vec<i64> = app.events_of(&building).await.iter().map(|e| e.1).collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5], "no gap, no duplicate");
+}
+
+#[tokio::test]
+async fn with_the_same_if_match_only_one_writer_wins() {
+    let app = spawn_app().await;
+    let building = app.register_building().await;
+    let path = format!("/v1/buildings/{building}");
+    let updates = ["A", "B", "C", "D"].map(|name| {
+        let body = json!({"name": name});
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.call_as(
+                &token(),
+                Method::PATCH,
+                &path,
+                Some(&body),
+                &[("if-match", "1")],
+            )
+            .await
+        }
+    });
+    let replies = futures_util::future::join_all(updates).await;
+    let won = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(won, 1);
+    for lost in replies.iter().filter(|r| r.status != StatusCode::OK) {
+        lost.assert_problem(409, "version-conflict");
+    }
+    assert_eq!(app.event_count().await, 2);
+}

@@ -1,0 +1,328 @@
+//! The one harness every api test uses: `spawn_app()` starts the real server on a
+//! free port against a database of its own (a copy of the migrated template), and
+//! returns a client that signs tokens with the test key. Dropping the app stops the
+//! server and drops the database.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use api::config::Settings;
+use api::dev::{self, TokenRequest};
+use api::Application;
+use migrations::testing::TestDatabase;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{PgPool, Row};
+use tokio::sync::oneshot;
+
+pub const ORG: &str = "org_acme";
+pub const OTHER_ORG: &str = "org_rival";
+pub const USER: &str = "user_alice";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn signing_key() -> PathBuf {
+    fixture("test-signing-key.pem")
+}
+
+pub fn attacker_key() -> PathBuf {
+    fixture("other-signing-key.pem")
+}
+
+/// The JWKS of the test key, written once per test process.
+fn jwks_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("prism-test-jwks-{}.json", std::process::id()));
+        let jwks = dev::jwks(&signing_key()).expect("test key makes a JWKS");
+        std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write JWKS");
+        path
+    })
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    // Last: dropped after the server has stopped.
+    _db: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::migrated().await;
+    let jwks = jwks_file().to_string_lossy().into_owned();
+    let vars = [
+        ("ENV", "test"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DATABASE_URL", db.url()),
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+        ("CLERK_JWKS_FILE", jwks.as_str()),
+        ("ALLOWED_ORIGINS", "https://app.prism.test"),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("test settings");
+    let app = Application::build(settings).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = stop.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    let pool = PgPool::connect(db.url()).await.expect("test pool");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _db: db,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A token for `user` in `org`, signed with the test key.
+pub fn token_for(org: &str, user: &str) -> String {
+    dev::token(
+        &signing_key(),
+        &TokenRequest {
+            user_id: user.into(),
+            org_id: org.into(),
+            scopes: vec![],
+            issuer: None,
+            ttl_seconds: 600,
+        },
+    )
+    .expect("token")
+}
+
+pub fn token() -> String {
+    token_for(ORG, USER)
+}
+
+/// A valid building registration body.
+pub fn building_body() -> Value {
+    json!({
+        "name": "One Vanderbilt",
+        "address": {"street": "1 Vanderbilt Ave", "city": "New York", "region": "NY",
+                    "postal_code": "10017", "country": "US"},
+        "location": {"lat": 40.7527, "lon": -73.9787},
+        "property_type": "office",
+        "building_class": "A",
+        "rentable_area_sqft": 1750000,
+        "year_built": 2020,
+        "floors": 93,
+        "submarket": "Grand Central"
+    })
+}
+
+/// A valid lease comp body for `building_id`.
+pub fn lease_body(building_id: &str) -> Value {
+    json!({
+        "building_id": building_id,
+        "tenant": "Globex",
+        "suite": "12A",
+        "leased_area_sqft": "12500",
+        "starting_rent_psf": 85.5,
+        "lease_type": "gross",
+        "term_months": 120,
+        "commencement_date": "2026-01-01",
+        "free_rent_months": 6,
+        "ti_allowance_psf": "95.00",
+        "escalation_pct": 3
+    })
+}
+
+/// A valid sale comp body for `building_id`.
+pub fn sale_body(building_id: &str) -> Value {
+    json!({
+        "building_id": building_id,
+        "sale_price": "125000000",
+        "sale_date": "2025-06-30",
+        "buyer": "Initech REIT",
+        "seller": "Hooli Holdings",
+        "cap_rate_pct": "5.25"
+    })
+}
+
+/// A response read once: status, headers, JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn read(response: Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .expect("an id in the body")
+            .to_owned()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.body["version"]
+            .as_u64()
+            .expect("a version in the body")
+    }
+
+    /// Asserts a problem response of `status` and type `slug`; returns the field names.
+    pub fn assert_problem(&self, status: u16, slug: &str) -> Vec<String> {
+        assert_eq!(self.status.as_u16(), status, "{:#}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{:#}",
+            self.body
+        );
+        assert_eq!(
+            self.body["type"],
+            json!(format!("urn:prism:problem:{slug}")),
+            "{:#}",
+            self.body
+        );
+        assert_eq!(self.body["status"], json!(status));
+        assert!(
+            self.body["request_id"].is_string(),
+            "problems carry the request id"
+        );
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.address, path))
+    }
+
+    pub async fn send(&self, request: RequestBuilder) -> Reply {
+        Reply::read(request.send().await.expect("request sent")).await
+    }
+
+    /// `method path` with the default token and a JSON body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        self.call_as(&token(), method, path, body, &[]).await
+    }
+
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.request(method, path).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
+    pub async fn register_building(&self) -> String {
+        let reply = self
+            .call(Method::POST, "/v1/buildings", Some(&building_body()))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
+        reply.id()
+    }
+
+    pub async fn record_lease(&self, building_id: &str) -> String {
+        let reply = self
+            .call(
+                Method::POST,
+                "/v1/comps/lease",
+                Some(&lease_body(building_id)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
+        reply.id()
+    }
+
+    /// How many events the store holds in all.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
+
+    /// (event_type, sequence, payload, metadata) of one aggregate's events, in order.
+    pub async fn events_of(&self, aggregate_id: &str) -> Vec<(String, i64, Value, Value)> {
+        sqlx::query(
+            "SELECT event_type, sequence, payload::jsonb AS payload, metadata::jsonb AS metadata
+               FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+        )
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|row| {
+            (
+                row.get("event_type"),
+                row.get("sequence"),
+                row.get("payload"),
+                row.get("metadata"),
+            )
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of prism-api over HTTP, against real Postgres (each test its own
+//! database). One binary: every module shares the harness in `helpers`.
+
+mod auth;
+mod buildings;
+mod comps;
+mod concurrency;
+mod helpers;
+mod idempotency;
+mod ops;

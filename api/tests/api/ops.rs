@@ -1,0 +1,76 @@
+//! Operations endpoints and the served OpenAPI document.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_token() {
+    let app = spawn_app().await;
+    let health = app.send(app.request(Method::GET, "/health")).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body, json!({"status": "ok"}));
+    let ready = app.send(app.request(Method::GET, "/ready")).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["status"], json!("ready"));
+}
+
+#[tokio::test]
+async fn readiness_fails_while_a_migration_is_missing() {
+    let app = spawn_app().await;
+    sqlx::query("DELETE FROM seaql_migrations WHERE version = 'm20261124_000005_roles'")
+        .execute(&app.pool)
+        .await
+        .expect("forget a migration");
+    let ready = app.send(app.request(Method::GET, "/ready")).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["checks"][0]["name"], json!("postgres"));
+    assert_eq!(ready.body["checks"][0]["ok"], json!(false));
+}
+
+#[tokio::test]
+async fn the_spec_and_swagger_ui_are_served() {
+    let app = spawn_app().await;
+    let spec = app.send(app.request(Method::GET, "/openapi.json")).await;
+    assert_eq!(spec.status, StatusCode::OK);
+    let served: serde_json::Value = spec.body;
+    let built: serde_json::Value = serde_json::from_str(&api::openapi().spec()).expect("spec");
+    assert_eq!(served, built);
+    for path in [
+        "/v1/buildings",
+        "/v1/buildings/{id}",
+        "/v1/comps/lease",
+        "/v1/comps/{id}/retract",
+    ] {
+        assert!(served["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let docs = app.send(app.request(Method::GET, "/docs")).await;
+    assert_eq!(docs.status, StatusCode::OK);
+    let unknown = app.send(app.request(Method::GET, "/v1/nothing-here")).await;
+    unknown.assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_the_spa_origin_only() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str| {
+        app.request(Method::OPTIONS, "/v1/buildings")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,idempotency-key",
+            )
+    };
+    let allowed = app.send(preflight("https://app.prism.test")).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.prism.test")
+    );
+    let refused = app.send(preflight("https://evil.example")).await;
+    assert_ne!(
+        refused.header("access-control-allow-origin"),
+        Some("https://evil.example")
+    );
+}
