@@ -156,8 +156,14 @@ fn check_value(
             trial.is_empty()
         });
         if !fits {
-            let message = schema.description.unwrap_or("has the wrong type");
-            errors.push(field_name(path), message);
+            let expected: Vec<String> = alternatives
+                .iter()
+                .map(|alternative| describe(alternative, registry))
+                .collect();
+            errors.push(
+                field_name(path),
+                format!("must be {}", expected.join(" or ")),
+            );
         }
         return;
     }
@@ -184,6 +190,20 @@ fn check_value(
             errors.push(field_name(path), "must be true or false");
         }
         _ => {}
+    }
+}
+
+/// "a string (decimal)", "a number", "a Foo object": what a schema accepts, in words.
+fn describe(schema: &MetaSchemaRef, registry: &Registry) -> String {
+    let (name, schema) = match schema {
+        MetaSchemaRef::Inline(schema) => (None, Some(&**schema)),
+        MetaSchemaRef::Reference(name) => (Some(name.as_str()), registry.schemas.get(name)),
+    };
+    match (schema.map(|s| (s.ty, s.format)), name) {
+        (Some(("object", _)), Some(name)) => format!("a {name} object"),
+        (Some((ty, Some(format))), _) => format!("a {ty} ({format})"),
+        (Some((ty, None)), _) if !ty.is_empty() => format!("a {ty}"),
+        _ => "another type".to_owned(),
     }
 }
 
@@ -287,7 +307,8 @@ macro_rules! scalar_type_common {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exact(pub Decimal);
 
-const EXACT_DESCRIPTION: &str = "must be a decimal number, as a JSON number or string";
+const EXACT_DESCRIPTION: &str = "an exact decimal, as a JSON number or string";
+const EXACT_PARSE_ERROR: &str = "must be a decimal number, as a JSON number or string";
 
 impl Type for Exact {
     scalar_type_common!();
@@ -313,13 +334,13 @@ impl ParseFromJSON for Exact {
         match value {
             Some(Value::String(text)) => Decimal::from_str(text.trim())
                 .map(Self)
-                .map_err(|_| ParseError::custom(EXACT_DESCRIPTION)),
+                .map_err(|_| ParseError::custom(EXACT_PARSE_ERROR)),
             // serde_json prints a float with the shortest text that reads back the
             // same, i.e. the digits the client wrote.
             Some(Value::Number(number)) => Decimal::from_str(&number.to_string())
                 .or_else(|_| Decimal::from_scientific(&number.to_string()))
                 .map(Self)
-                .map_err(|_| ParseError::custom(EXACT_DESCRIPTION)),
+                .map_err(|_| ParseError::custom(EXACT_PARSE_ERROR)),
             other => Err(ParseError::expected_type(other.unwrap_or_default())),
         }
     }
@@ -329,7 +350,7 @@ impl ParseFromParameter for Exact {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         Decimal::from_str(value.trim())
             .map(Self)
-            .map_err(|_| ParseError::custom(EXACT_DESCRIPTION))
+            .map_err(|_| ParseError::custom(EXACT_PARSE_ERROR))
     }
 }
 

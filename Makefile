@@ -1,0 +1,56 @@
+# Prism's tasks. The two a newcomer needs: `make start` and `make test`.
+SHELL := /usr/bin/env bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
+export DATABASE_URL
+
+.PHONY: start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+
+## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
+start:
+	@scripts/start.sh
+
+## test: every test — OpenAPI drift check, then all crates against real Postgres and Redis.
+test: services api-docs-check
+	cargo test --workspace --no-fail-fast
+
+## services: install (if missing) and start Postgres+PostGIS and Redis.
+services:
+	@scripts/services.sh
+
+fmt:
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all -- --check
+
+## lint: formatting and clippy with warnings as errors.
+lint: fmt-check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## api-docs: rewrite api/openapi.json from the code (commit the result).
+api-docs:
+	cargo run --quiet --bin prism-api -- openapi > api/openapi.json
+
+## api-docs-check: fail when the code's OpenAPI document differs from api/openapi.json.
+api-docs-check:
+	@mkdir -p "$(CARGO_TARGET_DIR)"
+	cargo run --quiet --bin prism-api -- openapi > "$(CARGO_TARGET_DIR)/openapi.json"
+	@diff -u api/openapi.json "$(CARGO_TARGET_DIR)/openapi.json" \
+	  || { echo "api/openapi.json is out of date: run 'make api-docs' and commit it"; exit 1; }
+	@echo "api/openapi.json matches the code"
+
+## migrate: run a migration command against DATABASE_URL, e.g. make migrate CMD="down 1".
+CMD ?= up
+migrate:
+	cargo run --quiet --bin prism-api -- migrate $(CMD)
+
+migrate-status:
+	cargo run --quiet --bin prism-api -- migrate status
+
+## token: a development token for Swagger UI (after `make start` made .dev/).
+token:
+	@cargo run --quiet --bin prism-api -- dev token --key .dev/jwt-private.pem
+
+clean-dev:
+	rm -rf .dev

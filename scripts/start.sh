@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make start`: Prism on this machine, in the foreground. Prepares services, the
+# `prism` database (migrated) and a development signing key, prints where Swagger UI
+# is and a token to paste into it, then runs prism-api until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/prism/target}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/prism}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export PORT="${PORT:-8080}"
+export ENV="${ENV:-development}"
+export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://localhost:3000}"
+DEV_DIR="$PWD/.dev"
+export CLERK_JWKS_FILE="${CLERK_JWKS_FILE:-$DEV_DIR/jwks.json}"
+
+scripts/services.sh
+
+db_name="${DATABASE_URL##*/}"; db_name="${db_name%%\?*}"
+if [ "$(psql "${DATABASE_URL%/*}/postgres" -Atqc "SELECT count(*) FROM pg_database WHERE datname = '$db_name'")" = 0 ]; then
+  echo "[start] creating database $db_name"
+  psql "${DATABASE_URL%/*}/postgres" -qc "CREATE DATABASE \"$db_name\""
+fi
+
+echo "[start] building prism-api"
+cargo build --quiet --bin prism-api
+bin="$CARGO_TARGET_DIR/debug/prism-api"
+
+mkdir -p "$DEV_DIR"
+if [ ! -f "$DEV_DIR/jwt-private.pem" ]; then
+  echo "[start] making a development signing key in .dev/"
+  openssl genrsa -out "$DEV_DIR/jwt-private.pem" 2048 2>/dev/null
+fi
+"$bin" dev jwks --key "$DEV_DIR/jwt-private.pem" > "$DEV_DIR/jwks.json"
+
+echo "[start] applying migrations"
+"$bin" migrate up
+
+token=$("$bin" dev token --key "$DEV_DIR/jwt-private.pem" --org org_dev --user user_dev)
+cat <<MSG
+
+  Prism API      http://localhost:$PORT
+  Swagger UI     http://localhost:$PORT/docs   (Authorize → paste the token below)
+  OpenAPI        http://localhost:$PORT/openapi.json
+
+  Development token (organisation org_dev, user user_dev, 12 hours; \`make token\` makes another):
+
+$token
+
+MSG
+exec "$bin" serve
