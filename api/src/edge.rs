@@ -1,12 +1,13 @@
 //! What every request passes through: a request id (a well-formed `X-Request-Id` is
 //! kept, else one is made), echoed in the response and carried by the request's
-//! span; errors that escaped the operations rendered as problems; one log line per
-//! request with its status and latency.
+//! span; same-origin requests (the bundled Swagger UI) kept out of CORS; errors that
+//! escaped the operations rendered as problems; one log line per request with its
+//! status and latency.
 
 use std::fmt;
 use std::time::Instant;
 
-use poem::http::HeaderValue;
+use poem::http::{header, HeaderValue};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
 
@@ -45,8 +46,30 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// The middleware; install with `EndpointExt::around`.
+/// Whether the request's `Origin` is the server's own (scheme aside), as for the
+/// Swagger UI served at `/docs`.
+fn is_same_origin(request: &Request) -> bool {
+    let headers = request.headers();
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    else {
+        return false;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+/// The middleware; install with `EndpointExt::around`, outside CORS.
 pub async fn around<E: Endpoint>(next: E, mut request: Request) -> poem::Result<Response> {
+    // CORS is for other origins; poem's refuses any origin not listed, which would
+    // refuse the API's own Swagger UI. A same-origin request needs no CORS headers.
+    if is_same_origin(&request) {
+        request.headers_mut().remove(header::ORIGIN);
+    }
     let request_id = RequestId::from_header(request.headers().get(REQUEST_ID_HEADER))
         .unwrap_or_else(RequestId::generate);
     request.extensions_mut().insert(request_id.clone());

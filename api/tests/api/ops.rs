@@ -74,3 +74,36 @@ async fn cors_preflight_allows_the_spa_origin_only() {
         Some("https://evil.example")
     );
 }
+
+#[tokio::test]
+async fn the_bundled_swagger_ui_may_call_the_api_from_its_own_origin() {
+    let app = spawn_app().await;
+    let reply = app
+        .call_as(
+            &token(),
+            Method::POST,
+            "/v1/buildings",
+            Some(&building_body()),
+            &[("origin", app.address.as_str())],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
+    let foreign = app
+        .call_as(
+            &token(),
+            Method::POST,
+            "/v1/buildings",
+            Some(&building_body()),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_ne!(
+        foreign.header("access-control-allow-origin"),
+        Some("https://evil.example")
+    );
+    assert_eq!(
+        app.event_count().await,
+        1,
+        "a foreign origin's request is refused"
+    );
+}
