@@ -12,7 +12,7 @@ start:
 
 ## test: every test — OpenAPI drift check, then all crates against real Postgres and Redis.
 test: services api-docs-check
-	cargo test --workspace --no-fail-fast
+	@scripts/test.sh
 
 ## services: install (if missing) and start Postgres+PostGIS and Redis.
 services:
