@@ -186,6 +186,31 @@ fn read_jwks(path: &Path) -> anyhow::Result<JwkSet> {
         .with_context(|| format!("CLERK_JWKS_FILE {} is not a JWKS document", path.display()))
 }
 
+/// Scopes that are never implied: a token must carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    AuditRead,
+    ProjectionsAdmin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuditRead => "audit:read",
+            Self::ProjectionsAdmin => "projections:admin",
+        }
+    }
+}
+
+/// Refuses (403) an actor whose token does not carry `scope`.
+pub fn require_scope(actor: &Actor, scope: Scope) -> Result<(), crate::problem::ApiError> {
+    if actor.scopes.iter().any(|s| s == scope.as_str()) {
+        Ok(())
+    } else {
+        Err(crate::problem::ApiError::Forbidden(scope.as_str()))
+    }
+}
+
 /// A Clerk session token in `Authorization: Bearer …`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "verify_bearer")]

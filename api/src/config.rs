@@ -71,6 +71,11 @@ pub struct Settings {
     pub database_url: Secret,
     /// `DATABASE_MAX_CONNECTIONS`: pool size, default 10.
     pub database_max_connections: u32,
+    /// `REDIS_URL`: job queues (wake-ups for the worker) and cache views.
+    pub redis_url: Secret,
+    /// `REDIS_NAMESPACE`: prefix of every Redis key, default `prism`; the worker must
+    /// use the same.
+    pub redis_namespace: String,
     /// `ALLOWED_ORIGINS`: comma-separated exact origins of the SPA.
     pub allowed_origins: Vec<String>,
     pub auth: AuthSettings,
@@ -107,6 +112,7 @@ impl Settings {
             None => 10,
         };
         let database_url = get("DATABASE_URL").context("DATABASE_URL is required")?;
+        let redis_url = get("REDIS_URL").context("REDIS_URL is required")?;
         let allowed_origins = get("ALLOWED_ORIGINS")
             .map(|raw| list(&raw))
             .unwrap_or_default();
@@ -127,6 +133,8 @@ impl Settings {
             port,
             database_url: Secret::new(database_url),
             database_max_connections,
+            redis_url: Secret::new(redis_url),
+            redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
             allowed_origins,
             auth,
         })
@@ -150,6 +158,7 @@ mod tests {
     fn defaults_apply_and_secrets_do_not_print() {
         let s = settings(&[
             ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("CLERK_JWKS_FILE", "/tmp/jwks.json"),
             ("ALLOWED_ORIGINS", "https://app.example, https://qa.example"),
         ])
@@ -167,6 +176,7 @@ mod tests {
     fn bad_values_are_named() {
         let err = settings(&[
             ("DATABASE_URL", "x"),
+            ("REDIS_URL", "r"),
             ("CLERK_JWKS_FILE", "f"),
             ("PORT", "http"),
         ])
@@ -174,8 +184,11 @@ mod tests {
         assert!(err.to_string().contains("PORT"));
         let err = settings(&[("CLERK_JWKS_FILE", "f")]).expect_err("no database");
         assert!(err.to_string().contains("DATABASE_URL"));
+        let err = settings(&[("CLERK_JWKS_FILE", "f"), ("DATABASE_URL", "x")]).expect_err("no redis");
+        assert!(err.to_string().contains("REDIS_URL"));
         let err = settings(&[
             ("DATABASE_URL", "x"),
+            ("REDIS_URL", "r"),
             ("CLERK_JWKS_FILE", "f"),
             ("ENV", "staging"),
         ])

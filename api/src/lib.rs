@@ -11,10 +11,16 @@
 //! - `problem`: `ApiError` and its single mapping to statuses and problem types;
 //! - `commands`: the write side — event log, idempotency, optimistic concurrency;
 //! - `command_endpoint`: what every command endpoint shares;
-//! - `buildings`, `comps`, `ops`: the endpoints, one module per resource;
+//! - `buildings`, `comps`, `market`, `audit`, `admin`, `ops`: the endpoints, one module
+//!   per resource, commands and queries side by side;
+//! - `views`: serving read models from the cache or the projections, ETags,
+//!   `min_version`; `read_types`: the documented shapes of read responses;
+//! - `jobs`: wake-up and rebuild jobs pushed to the worker through Redis;
 //! - `dev`: local signing keys and tokens for development;
 //! - `telemetry`: logging setup.
 
+mod admin;
+mod audit;
 mod auth;
 mod buildings;
 mod command_endpoint;
@@ -24,20 +30,30 @@ pub mod config;
 pub mod dev;
 mod edge;
 mod input;
+mod jobs;
+mod market;
 mod ops;
 mod problem;
+mod read_types;
 mod startup;
 pub mod telemetry;
+mod views;
 
 pub use startup::{connect_database, openapi, Application};
 
 /// Operation groups in the OpenAPI document.
 #[derive(Debug, poem_openapi::Tags)]
 enum ApiTags {
-    /// Buildings: register, update, relocate, archive, restore.
+    /// Buildings: register, update, relocate, archive, restore; list, read, history.
     Buildings,
-    /// Lease and sale comparables: record, amend, verify, retract.
+    /// Lease and sale comparables: record, amend, verify, retract; list and read.
     Comps,
+    /// Market statistics by submarket, property type and quarter.
+    Market,
+    /// The audit log (scope `audit:read`).
+    Audit,
+    /// Projection state and rebuilds (scope `projections:admin`).
+    Admin,
     /// Health and readiness.
     Operations,
 }

@@ -1,10 +1,12 @@
 //! Operations endpoints: `/health` says the process serves; `/ready` says it can do
-//! its work — Postgres answers and every migration is applied. Neither needs a token.
+//! its work — Postgres answers with every migration applied, and Redis answers.
+//! Neither needs a token.
 
 use migrations::{Migrator, MigratorTrait};
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use projections::cache::RedisLink;
 use sea_orm::DatabaseConnection;
 
 use crate::ApiTags;
@@ -59,10 +61,10 @@ impl OpsApi {
 
     /// Readiness
     ///
-    /// 200 when Postgres answers and its schema has every migration applied; else 503
-    /// with the failing check named.
+    /// 200 when Postgres answers with every migration applied and Redis answers; else
+    /// 503 with the failing check named.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
-    async fn ready(&self, db: Data<&DatabaseConnection>) -> ReadyResponse {
+    async fn ready(&self, db: Data<&DatabaseConnection>, redis: Data<&RedisLink>) -> ReadyResponse {
         let database = match Migrator::get_pending_migrations(*db).await {
             Ok(pending) if pending.is_empty() => Check {
                 name: "postgres".into(),
@@ -83,7 +85,15 @@ impl OpsApi {
                 }
             }
         };
-        let checks = vec![database];
+        let answered: Option<String> = redis
+            .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .await;
+        let cache = Check {
+            name: "redis".into(),
+            ok: answered.is_some(),
+            detail: answered.is_none().then(|| "redis does not answer".into()),
+        };
+        let checks = vec![database, cache];
         if checks.iter().all(|c| c.ok) {
             ReadyResponse::Ready(Json(Readiness {
                 status: "ready".into(),

@@ -61,6 +61,9 @@ pub enum ProblemResponse {
     /// No valid bearer token.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The token lacks a scope the operation needs.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// The resource does not exist in the caller's organisation.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -90,6 +93,9 @@ pub enum ApiError {
     /// 401 `unauthenticated`: no token, or one that does not verify.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
+    /// 403 `forbidden`: the token lacks the named scope.
+    #[error("forbidden: needs scope {0}")]
+    Forbidden(&'static str),
     /// 404 `not-found`: no such resource in the caller's organisation (or no route).
     #[error("not found")]
     NotFound,
@@ -185,6 +191,7 @@ impl ApiError {
                 "unauthenticated",
                 "Authentication required",
             ),
+            Self::Forbidden(_) => kind(S::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound => kind(S::NOT_FOUND, "not-found", "Not found"),
             Self::MethodNotAllowed => kind(
                 S::METHOD_NOT_ALLOWED,
@@ -246,6 +253,7 @@ impl ApiError {
         match self {
             Self::MalformedRequest { detail, .. } => Some(detail.clone()),
             Self::Unauthenticated(reason) => Some(reason.clone()),
+            Self::Forbidden(scope) => Some(format!("this operation needs the {scope} scope")),
             Self::InvalidFields(_) => Some("one or more fields are not acceptable".into()),
             Self::IdempotencyKeyReused => Some(
                 "this Idempotency-Key was first used with a different request; use a new key"
@@ -313,6 +321,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => {
                 ProblemResponse::Unauthorized(problem, r#"Bearer realm="prism""#.into())
             }
+            StatusCode::FORBIDDEN => ProblemResponse::Forbidden(problem),
             StatusCode::NOT_FOUND => ProblemResponse::NotFound(problem),
             StatusCode::CONFLICT => ProblemResponse::Conflict(problem),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemResponse::UnsupportedMediaType(problem),
@@ -331,6 +340,11 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
         ApiError::MalformedRequest {
             detail: rejected.detail.clone(),
             errors: rejected.errors.clone(),
+        }
+    } else if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        ApiError::MalformedRequest {
+            detail: format!("parameter {} is not acceptable: {}", param.name, param.reason),
+            errors: FieldErrors::single(param.name, param.reason.clone()),
         }
     } else if let Some(rejected) = error.downcast_ref::<AuthRejected>() {
         ApiError::Unauthenticated(rejected.to_string())

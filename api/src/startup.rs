@@ -14,29 +14,59 @@ use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+use crate::admin::AdminApi;
+use crate::audit::AuditApi;
 use crate::auth::TokenVerifier;
-use crate::buildings::BuildingsApi;
+use crate::buildings::{BuildingQueriesApi, BuildingsApi};
 use crate::commands::WriteSide;
-use crate::comps::CompsApi;
+use crate::comps::{CompQueriesApi, CompsApi};
 use crate::config::Settings;
 use crate::edge;
+use crate::jobs::JobQueue;
+use crate::market::MarketApi;
 use crate::ops::OpsApi;
+use crate::views::Views;
+use projections::cache::{RedisLink, ViewCache};
+
+/// How long a request waits for Redis before going on without it.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+type Apis = (
+    BuildingsApi,
+    BuildingQueriesApi,
+    CompsApi,
+    CompQueriesApi,
+    MarketApi,
+    AuditApi,
+    AdminApi,
+    OpsApi,
+);
 
 /// How long in-flight requests may take to finish after shutdown is asked for.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// The OpenAPI service: every operation, documented.
-pub fn openapi() -> OpenApiService<(BuildingsApi, CompsApi, OpsApi), ()> {
+pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (BuildingsApi, CompsApi, OpsApi),
+        (
+            BuildingsApi,
+            BuildingQueriesApi,
+            CompsApi,
+            CompQueriesApi,
+            MarketApi,
+            AuditApi,
+            AdminApi,
+            OpsApi,
+        ),
         "Prism API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Commercial real estate data: buildings and lease/sale comparables. \
          Commands are event-sourced; every response to a command carries the \
-         aggregate's id and new version. Errors are application/problem+json; \
-         their types are listed in docs/errors.md.",
+         aggregate's id and new version; reads come from projections the worker \
+         builds from the event log (pass `min_version` to read your own write). \
+         Errors are application/problem+json; their types are listed in docs/errors.md.",
     )
 }
 
@@ -106,6 +136,12 @@ fn routes(
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let database: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+    let redis = RedisLink::new(settings.redis_url.expose(), REDIS_TIMEOUT);
+    let jobs = JobQueue::new(redis.clone(), settings.redis_namespace.clone());
+    let views = Views {
+        pool: pool.clone(),
+        cache: ViewCache::with_link(redis.clone(), settings.redis_namespace.clone()),
+    };
     let mut cors = Cors::new()
         .allow_methods(["GET", "POST", "PATCH", "OPTIONS"])
         .allow_headers([
@@ -126,7 +162,10 @@ fn routes(
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .with(cors)
-        .data(Arc::new(WriteSide::new(pool)))
+        .data(Arc::new(WriteSide::new(pool, jobs.clone())))
+        .data(Arc::new(views))
+        .data(jobs)
+        .data(redis)
         .data(Arc::new(verifier))
         .data(database)
         .around(edge::around)

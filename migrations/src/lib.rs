@@ -8,7 +8,9 @@
 //! - `m20261124_000003_event_global_order`: `position`, `transaction_id` (`xid8`) and
 //!   `recorded_at` on `events`, the order catch-up readers follow;
 //! - `m20261124_000004_command_idempotency`: first results of keyed commands;
-//! - `m20261124_000005_roles`: the `authenticated` and `prism_app` roles.
+//! - `m20261124_000005_roles`: the `authenticated` and `prism_app` roles;
+//! - `m20261125_000006_read_models`: projection checkpoints, the read models (buildings,
+//!   comps, comp and market statistics, audit log) and the cache-refresh outbox.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -17,6 +19,7 @@ mod m20261124_000002_event_store;
 mod m20261124_000003_event_global_order;
 mod m20261124_000004_command_idempotency;
 mod m20261124_000005_roles;
+mod m20261125_000006_read_models;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -33,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_event_global_order::Migration),
             Box::new(m20261124_000004_command_idempotency::Migration),
             Box::new(m20261124_000005_roles::Migration),
+            Box::new(m20261125_000006_read_models::Migration),
         ]
     }
 }

@@ -1,3 +1,61 @@
-//! Prism's read side: read-model schema, projectors (event → row changes),
-//! checkpoints, the queries the api serves, and replay. Not built yet: the write side
-//! and its event log (`events` with `position` and `transaction_id`) come first.
+//! Prism's read side: the event log read in a global order, projectors that turn events
+//! into read-model rows, checkpoints, rebuilds, the queries the api serves, and the
+//! Redis cache views in front of them.
+//!
+//! Layout:
+//! - `log`: reading events after a checkpoint without ever skipping a late commit;
+//! - `checkpoint`: each projection's progress and failure state;
+//! - `catch_up`: [`catch_up`] and [`rebuild`] — batches applied in one transaction with
+//!   their checkpoint, one catch-up per projection at a time;
+//! - `catalog`, `audit`: the projectors (buildings, comps and statistics; audit log);
+//! - `rent`: net effective rent and other derived metrics, exactly;
+//! - `queries`: the reads the api serves, with keyset cursors;
+//! - `cache`: Redis cache views and their refresh;
+//! - `jobs`: the wake-up jobs api and worker exchange.
+
+mod audit;
+pub mod cache;
+mod catalog;
+mod catch_up;
+mod checkpoint;
+pub mod jobs;
+mod log;
+pub mod queries;
+pub mod rent;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use catch_up::{
+    catch_up, rebuild, status, CatchUpOptions, CatchUpOutcome, Projection, ProjectionStatus,
+    RebuildOutcome,
+};
+pub use checkpoint::Checkpoint;
+
+/// Why a projection could not advance.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// An event the projector cannot apply: the projection stops at it (never skips it)
+    /// until the cause is fixed and it is retried or rebuilt.
+    #[error("event at position {position} ({event_type}) cannot be applied: {reason}")]
+    Unapplicable {
+        position: i64,
+        event_type: String,
+        reason: String,
+    },
+    /// Another worker's catch-up of the projection held the lock for too long.
+    #[error("another catch-up of {0} is running")]
+    Busy(Projection),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<queries::QueryError> for ProjectionError {
+    fn from(error: queries::QueryError) -> Self {
+        match error {
+            queries::QueryError::Database(error) => Self::Database(error),
+            queries::QueryError::Invalid { field, message } => {
+                Self::Database(sqlx::Error::Protocol(format!("{field} {message}")))
+            }
+        }
+    }
+}

@@ -1,11 +1,68 @@
-//! prism-worker: will run the apalis workers that build Prism's read projections from
-//! the event log (projection catch-up, cache refresh, replay, backstop schedule). The
-//! read side is not built yet; until it is, the binary says so and exits non-zero so
-//! that nothing mistakes it for a running worker.
+//! `prism-worker`: run the workers (default), or `prism-worker replay <projection>` to
+//! rebuild one projection from the event log and exit.
 
-use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!("prism-worker: the read side (projections) is not built yet; nothing to run");
-    ExitCode::from(2)
+use anyhow::{bail, Context};
+use projections::cache::ViewCache;
+use projections::Projection;
+use worker::config::WorkerSettings;
+use worker::{connect_database, telemetry, Delivery, Worker};
+
+const USAGE: &str = "usage:
+  prism-worker [run]                 run the projection workers; /health, /ready on $WORKER_PORT
+  prism-worker replay <projection>   rebuild a projection (catalog, audit) from the log";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = WorkerSettings::from_env()?;
+    telemetry::init(settings.production);
+    match args.first().map(String::as_str) {
+        None | Some("run") => {
+            let worker = Worker::build(settings).await?;
+            tracing::info!(port = worker.port(), "prism-worker running");
+            worker.run_until(shutdown_signal()).await?;
+            tracing::info!("prism-worker stopped");
+            Ok(())
+        }
+        Some("replay") => {
+            let name = args.get(1).context(USAGE)?;
+            let projection = Projection::parse(name).with_context(|| {
+                format!("no projection named {name:?}: catalog or audit")
+            })?;
+            let pool = connect_database(&settings).await?;
+            let cache = ViewCache::new(
+                settings.redis_url.expose(),
+                settings.redis_namespace.clone(),
+                Duration::from_secs(2),
+            );
+            let delivery = Arc::new(Delivery::new(pool, cache, settings.batch_size));
+            let applied = delivery.rebuild(projection).await?;
+            println!("{projection}: rebuilt from {applied} events");
+            Ok(())
+        }
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = interrupt.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
 }

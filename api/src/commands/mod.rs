@@ -30,6 +30,7 @@ use event_log::{metadata, FirstResult};
 
 use crate::auth::Actor;
 use crate::edge::RequestId;
+use crate::jobs::JobQueue;
 use crate::problem::ApiError;
 
 type Store<A> = PersistedEventStore<EventLog, A>;
@@ -145,6 +146,8 @@ pub struct WriteSide {
     buildings: Store<Building>,
     comps: Store<Comp>,
     comp_services: CompServices,
+    /// Wakes the worker after each commit.
+    jobs: JobQueue,
 }
 
 impl std::fmt::Debug for WriteSide {
@@ -154,7 +157,7 @@ impl std::fmt::Debug for WriteSide {
 }
 
 impl WriteSide {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, jobs: JobQueue) -> Self {
         let log = EventLog::new(pool);
         let directory = EventStoreBuildings {
             store: PersistedEventStore::new_event_store(log.clone()),
@@ -164,6 +167,7 @@ impl WriteSide {
             comps: PersistedEventStore::new_event_store(log.clone()),
             comp_services: CompServices::new(Arc::new(directory)),
             log,
+            jobs,
         }
     }
 
@@ -203,6 +207,9 @@ impl WriteSide {
             return first;
         }
         let (result, appended) = self.decide(store, services, id, command, context).await;
+        if appended {
+            self.jobs.announce_commit(context.request_id.as_str()).await;
+        }
         // A keyed duplicate that raced the first request past the check above now
         // sees the first request's state (a no-op or a refusal): answer it with the
         // first result instead.

@@ -10,6 +10,7 @@ use api::config::Settings;
 use api::dev::{self, TokenRequest};
 use api::Application;
 use migrations::testing::TestDatabase;
+use projections::testing::TestNamespace;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
@@ -52,12 +53,16 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     // Last: dropped after the server has stopped.
+    _redis: TestNamespace,
     _db: TestDatabase,
 }
 
 pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::migrated().await;
     let jwks = jwks_file().to_string_lossy().into_owned();
+    let redis = TestNamespace::new();
+    let namespace = redis.name().to_owned();
+    let redis_url = redis.url().to_owned();
     let vars = [
         ("ENV", "test"),
         ("HOST", "127.0.0.1"),
@@ -65,6 +70,8 @@ pub async fn spawn_app() -> TestApp {
         ("DATABASE_URL", db.url()),
         ("DATABASE_MAX_CONNECTIONS", "5"),
         ("CLERK_JWKS_FILE", jwks.as_str()),
+        ("REDIS_URL", redis_url.as_str()),
+        ("REDIS_NAMESPACE", namespace.as_str()),
         ("ALLOWED_ORIGINS", "https://app.prism.test"),
     ];
     let settings = Settings::from_lookup(|name| {
@@ -90,6 +97,7 @@ pub async fn spawn_app() -> TestApp {
         pool,
         shutdown: Some(shutdown),
         server: Some(server),
+        _redis: redis,
         _db: db,
     }
 }

@@ -1,0 +1,69 @@
+//! `/v1/audit`: the organisation's audit log (scope `audit:read`).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::{ApiResponse, OpenApi};
+use projections::queries::audit::{self, AuditFilter};
+use projections::queries::page_size;
+
+use crate::auth::{require_scope, BearerAuth, Scope};
+use crate::edge::RequestId;
+use crate::problem::{ApiError, ProblemResponse};
+use crate::read_types::AuditPageOut;
+use crate::views::{query_error, JsonView, Views};
+use crate::ApiTags;
+
+#[derive(Debug, ApiResponse)]
+pub enum AuditResponse {
+    /// Events, newest first.
+    #[oai(status = 200)]
+    Ok(JsonView<AuditPageOut>),
+}
+
+#[derive(Debug)]
+pub struct AuditApi;
+
+#[OpenApi(tag = "ApiTags::Audit")]
+impl AuditApi {
+    /// Audit log
+    ///
+    /// Every event of the organisation, newest first: who (user), when, in which
+    /// request, what. Filters: `aggregate_type` (`building`, `comp`), `aggregate_id`,
+    /// `user_id`, `from`/`to` (RFC 3339 times). Needs the `audit:read` scope.
+    #[oai(path = "/v1/audit", method = "get", operation_id = "audit_log")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        aggregate_type: Query<Option<String>>,
+        aggregate_id: Query<Option<String>>,
+        user_id: Query<Option<String>>,
+        from: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        to: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<AuditResponse, ProblemResponse> {
+        let result = async {
+            require_scope(&auth.0, Scope::AuditRead)?;
+            let filter = AuditFilter {
+                aggregate_type: aggregate_type.0,
+                aggregate_id: aggregate_id.0,
+                user_id: user_id.0,
+                from: from.0,
+                to: to.0,
+            };
+            let limit = page_size(limit.0).map_err(query_error)?;
+            let page = audit::list(&views.pool, auth.0.org_id.as_str(), &filter, limit, cursor.0.as_deref())
+                .await
+                .map_err(query_error)?;
+            let body = serde_json::to_string(&page).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(AuditResponse::Ok(JsonView::new(body)))
+        }
+        .await;
+        result.map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+}

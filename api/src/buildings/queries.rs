@@ -1,0 +1,160 @@
+//! Building queries: the list (filters, `near`/`bbox`, sorts, cursors), the detail with
+//! comp statistics (`min_version` for read-your-writes), and a building's history.
+
+use std::sync::Arc;
+
+use domain::values::{BuildingClass, PropertyType, TextEnum};
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
+use projections::queries::{audit, page_size, BoundingBox, Near};
+use uuid::Uuid;
+
+use crate::auth::BearerAuth;
+use crate::edge::RequestId;
+use crate::input::Choice;
+use crate::problem::{ApiError, ProblemResponse};
+use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
+use crate::views::{query_error, view_response, Detail, JsonView, Views};
+use crate::ApiTags;
+
+view_response!(BuildingResponse, BuildingDetailOut);
+view_response!(BuildingPageResponse, BuildingPageOut);
+
+#[derive(Debug, poem_openapi::ApiResponse)]
+pub enum HistoryResponse {
+    /// The building's events, oldest first.
+    #[oai(status = 200)]
+    Ok(JsonView<AuditPageOut>),
+}
+
+#[derive(Debug)]
+pub struct BuildingQueriesApi;
+
+#[OpenApi(tag = "ApiTags::Buildings")]
+impl BuildingQueriesApi {
+    /// List buildings
+    ///
+    /// Active buildings by default (`archived=true` lists archived ones). `q` finds
+    /// words in the name or address; `near=lat,lon` with `radius_m` keeps buildings
+    /// within that many metres, nearest first; `bbox=min_lon,min_lat,max_lon,max_lat`
+    /// keeps a map viewport. Sorts: `name`, `registered_at`, `rentable_area_sqft`
+    /// (prefix `-` for descending), `distance`. Pages follow `next_cursor`, which never
+    /// repeats or skips a building while others are added.
+    #[oai(path = "/v1/buildings", method = "get", operation_id = "list_buildings")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        property_type: Query<Option<Choice<PropertyType>>>,
+        building_class: Query<Option<Choice<BuildingClass>>>,
+        city: Query<Option<String>>,
+        submarket: Query<Option<String>>,
+        archived: Query<Option<bool>>,
+        q: Query<Option<String>>,
+        near: Query<Option<String>>,
+        radius_m: Query<Option<f64>>,
+        bbox: Query<Option<String>>,
+        sort: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<BuildingPageResponse, ProblemResponse> {
+        let result = async {
+            let near = Near::parse(near.0.as_deref(), radius_m.0).map_err(query_error)?;
+            let filter = BuildingFilter {
+                property_type: property_type.0.map(|c| c.0.as_str().to_owned()),
+                building_class: building_class.0.map(|c| c.0.as_str().to_owned()),
+                city: city.0.filter(|s| !s.trim().is_empty()),
+                submarket: submarket.0.filter(|s| !s.trim().is_empty()),
+                archived: archived.0,
+                text: q.0.filter(|s| !s.trim().is_empty()),
+                near,
+                bbox: BoundingBox::parse(bbox.0.as_deref()).map_err(query_error)?,
+            };
+            let sort = BuildingSort::parse(sort.0.as_deref(), near.is_some()).map_err(query_error)?;
+            let limit = page_size(limit.0).map_err(query_error)?;
+            let org_id = auth.0.org_id.as_str();
+            let normalised = format!("{filter:?}|{sort:?}|{limit}");
+            views
+                .list(
+                    org_id,
+                    "buildings",
+                    &normalised,
+                    cursor.0.is_none(),
+                    if_none_match.0.as_deref(),
+                    || buildings::list(&views.pool, org_id, &filter, sort, limit, cursor.0.as_deref()),
+                )
+                .await
+        }
+        .await;
+        result
+            .map(Into::into)
+            .map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+
+    /// Get a building
+    ///
+    /// With its comp statistics. `min_version=N` (the version a command returned)
+    /// waits up to 2 s for the read side to reflect it; if it does not, the answer is
+    /// what the read side has, with `Projection-Lagging: true`.
+    #[oai(path = "/v1/buildings/:id", method = "get", operation_id = "get_building")]
+    async fn detail(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+        min_version: Query<Option<u64>>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<BuildingResponse, ProblemResponse> {
+        views
+            .detail(
+                auth.0.org_id.as_str(),
+                Detail::Building(id.0),
+                min_version.0,
+                if_none_match.0.as_deref(),
+            )
+            .await
+            .and_then(|read| read.ok_or(ApiError::NotFound))
+            .map(Into::into)
+            .map_err(|error| error.into_problem(&request_id))
+    }
+
+    /// A building's history
+    ///
+    /// Every event of the building, oldest first: who (user), when, in which request,
+    /// what.
+    #[oai(path = "/v1/buildings/:id/history", method = "get", operation_id = "building_history")]
+    async fn history(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<HistoryResponse, ProblemResponse> {
+        let result = async {
+            let limit = page_size(limit.0).map_err(query_error)?;
+            let page = audit::building_history(
+                &views.pool,
+                auth.0.org_id.as_str(),
+                &id.0.to_string(),
+                limit,
+                cursor.0.as_deref(),
+            )
+            .await
+            .map_err(query_error)?
+            .ok_or(ApiError::NotFound)?;
+            Ok(HistoryResponse::Ok(JsonView::new(
+                serde_json::to_string(&page).map_err(|e| ApiError::Internal(e.into()))?,
+            )))
+        }
+        .await;
+        result.map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+}

@@ -1,0 +1,125 @@
+//! Comp queries: the list (building, kind, deal dates, rent, verification, `near`) and
+//! the detail (`min_version` for read-your-writes).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+use projections::queries::comps::{self, CompFilter, CompSort};
+use projections::queries::{page_size, Near, QueryError};
+use uuid::Uuid;
+
+use crate::auth::BearerAuth;
+use crate::edge::RequestId;
+use crate::input::{Exact, IsoDate};
+use crate::problem::{ApiError, ProblemResponse};
+use crate::read_types::{CompOut, CompPageOut};
+use crate::views::{query_error, view_response, Detail, Views};
+use crate::ApiTags;
+
+view_response!(CompResponse, CompOut);
+view_response!(CompPageResponse, CompPageOut);
+
+#[derive(Debug)]
+pub struct CompQueriesApi;
+
+#[OpenApi(tag = "ApiTags::Comps")]
+impl CompQueriesApi {
+    /// List comps
+    ///
+    /// Newest deal first by default. Filters: `building_id`, `kind` (`lease`, `sale`),
+    /// deal dates `date_from`/`date_to` (inclusive), starting rent per square foot
+    /// `rent_min`/`rent_max` (leases), `verified`, and `near=lat,lon` with `radius_m`
+    /// (the comp's building within that many metres; nearest first). Retracted comps are
+    /// left out unless `include_retracted=true`.
+    #[oai(path = "/v1/comps", method = "get", operation_id = "list_comps")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        building_id: Query<Option<Uuid>>,
+        kind: Query<Option<String>>,
+        date_from: Query<Option<IsoDate>>,
+        date_to: Query<Option<IsoDate>>,
+        rent_min: Query<Option<Exact>>,
+        rent_max: Query<Option<Exact>>,
+        verified: Query<Option<bool>>,
+        include_retracted: Query<Option<bool>>,
+        near: Query<Option<String>>,
+        radius_m: Query<Option<f64>>,
+        sort: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<CompPageResponse, ProblemResponse> {
+        let result = async {
+            let kind = match kind.0.as_deref() {
+                None => None,
+                Some(k @ ("lease" | "sale")) => Some(k.to_owned()),
+                Some(_) => {
+                    return Err(query_error(QueryError::invalid("kind", "must be lease or sale")))
+                }
+            };
+            let near = Near::parse(near.0.as_deref(), radius_m.0).map_err(query_error)?;
+            let filter = CompFilter {
+                building_id: building_id.0,
+                kind,
+                date_from: date_from.0.map(|d| d.0),
+                date_to: date_to.0.map(|d| d.0),
+                rent_min: rent_min.0.map(|r| r.0),
+                rent_max: rent_max.0.map(|r| r.0),
+                verified: verified.0,
+                include_retracted: include_retracted.0.unwrap_or(false),
+                near,
+            };
+            let sort = CompSort::parse(sort.0.as_deref(), near.is_some()).map_err(query_error)?;
+            let limit = page_size(limit.0).map_err(query_error)?;
+            let org_id = auth.0.org_id.as_str();
+            let normalised = format!("{filter:?}|{sort:?}|{limit}");
+            views
+                .list(
+                    org_id,
+                    "comps",
+                    &normalised,
+                    cursor.0.is_none(),
+                    if_none_match.0.as_deref(),
+                    || comps::list(&views.pool, org_id, &filter, sort, limit, cursor.0.as_deref()),
+                )
+                .await
+        }
+        .await;
+        result
+            .map(Into::into)
+            .map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+
+    /// Get a comp
+    ///
+    /// Retracted comps too (with their reason). `min_version=N` waits up to 2 s for the
+    /// read side to reflect version N; if it does not, `Projection-Lagging: true`.
+    #[oai(path = "/v1/comps/:id", method = "get", operation_id = "get_comp")]
+    async fn detail(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        id: Path<Uuid>,
+        min_version: Query<Option<u64>>,
+        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+    ) -> Result<CompResponse, ProblemResponse> {
+        views
+            .detail(
+                auth.0.org_id.as_str(),
+                Detail::Comp(id.0),
+                min_version.0,
+                if_none_match.0.as_deref(),
+            )
+            .await
+            .and_then(|read| read.ok_or(ApiError::NotFound))
+            .map(Into::into)
+            .map_err(|error| error.into_problem(&request_id))
+    }
+}

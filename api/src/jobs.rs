@@ -1,0 +1,71 @@
+//! Jobs the api pushes to the worker through Redis (apalis queues): a catch-up wake-up
+//! after every commit, and rebuilds operators ask for. A wake-up that cannot be pushed
+//! (Redis down, flushed, slow) is logged and dropped: the worker's backstop finds the
+//! events anyway, a little later. The command has already succeeded.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use apalis_redis::{Config, RedisStorage};
+use projections::cache::RedisLink;
+use projections::jobs::{self, CatchUp, Rebuild};
+
+/// How long a push may take before the request moves on without it.
+const PUSH_TIMEOUT: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    link: RedisLink,
+    namespace: String,
+}
+
+impl JobQueue {
+    pub fn new(link: RedisLink, namespace: impl Into<String>) -> Self {
+        Self {
+            link,
+            namespace: namespace.into(),
+        }
+    }
+
+    /// Tells the worker that events were committed; never fails the caller.
+    pub async fn announce_commit(&self, request_id: &str) {
+        let job = CatchUp {
+            request_id: Some(request_id.to_owned()),
+        };
+        if !self.push(jobs::catch_up_queue(&self.namespace), job).await {
+            tracing::warn!(request.id = %request_id, "catch-up job not pushed; the backstop will apply the events");
+        }
+    }
+
+    /// Queues a rebuild; `false` when Redis did not take it.
+    pub async fn request_rebuild(&self, projection: &str, requested_by: &str) -> bool {
+        let job = Rebuild {
+            projection: projection.to_owned(),
+            requested_by: Some(requested_by.to_owned()),
+        };
+        self.push(jobs::rebuild_queue(&self.namespace), job).await
+    }
+
+    async fn push<T>(&self, queue: String, job: T) -> bool
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
+    {
+        let Some(connection) = self.link.connection().await else {
+            return false;
+        };
+        let mut storage: RedisStorage<T> =
+            RedisStorage::new(connection).with_config(Config::default().queue(queue));
+        match tokio::time::timeout(PUSH_TIMEOUT, storage.push(job)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::debug!(error = %error, "job push failed");
+                self.link.back_off();
+                false
+            }
+            Err(_) => {
+                self.link.back_off();
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `/v1/market/stats`: market statistics by submarket × property type × quarter.
+
+use std::sync::Arc;
+
+use domain::values::{PropertyType, TextEnum};
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::{ApiResponse, OpenApi};
+use projections::queries::market::{self, MarketFilter, MarketCellView};
+use serde::Serialize;
+
+use crate::auth::BearerAuth;
+use crate::edge::RequestId;
+use crate::input::{Choice, IsoDate};
+use crate::problem::{ApiError, ProblemResponse};
+use crate::read_types::MarketStatsOut;
+use crate::views::{query_error, JsonView, Views};
+use crate::ApiTags;
+
+#[derive(Debug, ApiResponse)]
+pub enum MarketStatsResponse {
+    /// The cells, newest quarter first (at most 1000; narrow the filters for more).
+    #[oai(status = 200)]
+    Ok(JsonView<MarketStatsOut>),
+}
+
+#[derive(Serialize)]
+struct Cells {
+    items: Vec<MarketCellView>,
+}
+
+#[derive(Debug)]
+pub struct MarketApi;
+
+#[OpenApi(tag = "ApiTags::Market")]
+impl MarketApi {
+    /// Market statistics
+    ///
+    /// Per submarket, property type and quarter of the deal date, over live (not
+    /// retracted) comps: lease count, leased area, average starting and net effective
+    /// rent; sale count, volume, average price per square foot and cap rate.
+    /// `from`/`to` bound the quarters (dates; the quarter containing `from` is included).
+    #[oai(path = "/v1/market/stats", method = "get", operation_id = "market_stats")]
+    async fn stats(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        submarket: Query<Option<String>>,
+        property_type: Query<Option<Choice<PropertyType>>>,
+        from: Query<Option<IsoDate>>,
+        to: Query<Option<IsoDate>>,
+    ) -> Result<MarketStatsResponse, ProblemResponse> {
+        let filter = MarketFilter {
+            submarket: submarket.0.filter(|s| !s.trim().is_empty()),
+            property_type: property_type.0.map(|c| c.0.as_str().to_owned()),
+            from: from.0.map(|d| d.0),
+            to: to.0.map(|d| d.0),
+        };
+        let result = async {
+            let items = market::stats(&views.pool, auth.0.org_id.as_str(), &filter)
+                .await
+                .map_err(query_error)?;
+            let body = serde_json::to_string(&Cells { items }).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(MarketStatsResponse::Ok(JsonView::new(body)))
+        }
+        .await;
+        result.map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+}

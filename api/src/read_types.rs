@@ -1,0 +1,200 @@
+//! The documented shapes of read responses. The bodies themselves are the projections'
+//! views serialised by serde (and cached as bytes); these types give them their OpenAPI
+//! schema. Decimals are strings (`"85.50"`), dates `YYYY-MM-DD`, times RFC 3339.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use poem_openapi::Object;
+use uuid::Uuid;
+
+#[derive(Debug, Object)]
+pub struct AddressOut {
+    pub street: String,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: String,
+}
+
+#[derive(Debug, Object)]
+pub struct LocationOut {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A building as lists show it.
+#[derive(Debug, Object)]
+pub struct BuildingOut {
+    pub id: Uuid,
+    /// The building's version this row reflects.
+    pub version: i64,
+    pub name: String,
+    pub address: AddressOut,
+    pub location: LocationOut,
+    pub property_type: String,
+    pub building_class: Option<String>,
+    /// Decimal, as a string.
+    pub rentable_area_sqft: String,
+    pub year_built: Option<i32>,
+    pub floors: Option<i32>,
+    pub submarket: Option<String>,
+    pub archived: bool,
+    pub archive_reason: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Metres from `near`, in lists asked for near a point.
+    pub distance_m: Option<f64>,
+}
+
+/// Net effective rents of the leases that commenced in the 24 months up to the
+/// building's latest lease.
+#[derive(Debug, Object)]
+pub struct RentWindowOut {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub lease_count: i32,
+    /// Decimal, as a string.
+    pub avg_effective_rent_psf: Option<String>,
+    /// Decimal, as a string.
+    pub median_effective_rent_psf: Option<String>,
+}
+
+/// The building's live (not retracted) comps in numbers.
+#[derive(Debug, Object)]
+pub struct CompStatsOut {
+    pub comp_count: i32,
+    pub lease_count: i32,
+    pub sale_count: i32,
+    pub latest_comp_date: Option<NaiveDate>,
+    pub rent_window: Option<RentWindowOut>,
+}
+
+/// A building with its comp statistics.
+#[derive(Debug, Object)]
+pub struct BuildingDetailOut {
+    pub id: Uuid,
+    pub version: i64,
+    pub name: String,
+    pub address: AddressOut,
+    pub location: LocationOut,
+    pub property_type: String,
+    pub building_class: Option<String>,
+    pub rentable_area_sqft: String,
+    pub year_built: Option<i32>,
+    pub floors: Option<i32>,
+    pub submarket: Option<String>,
+    pub archived: bool,
+    pub archive_reason: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub comp_stats: CompStatsOut,
+}
+
+#[derive(Debug, Object)]
+pub struct BuildingPageOut {
+    pub items: Vec<BuildingOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A lease comp's terms (decimals as strings) and its net effective rent.
+#[derive(Debug, Object)]
+pub struct LeaseOut {
+    pub tenant: String,
+    pub suite: Option<String>,
+    pub leased_area_sqft: String,
+    pub starting_rent_psf: String,
+    pub lease_type: String,
+    pub term_months: i32,
+    pub commencement_date: NaiveDate,
+    pub free_rent_months: i32,
+    pub ti_allowance_psf: String,
+    pub escalation_pct: String,
+    /// Derived (docs/read-side.md): rent paid over the term less TI, per year.
+    pub net_effective_rent_psf: String,
+}
+
+/// A sale comp's terms (decimals as strings) and its price per square foot.
+#[derive(Debug, Object)]
+pub struct SaleOut {
+    pub sale_price: String,
+    pub sale_date: NaiveDate,
+    pub buyer: String,
+    pub seller: String,
+    pub cap_rate_pct: Option<String>,
+    /// Derived: sale price over the building's rentable area.
+    pub price_psf: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct CompOut {
+    pub id: Uuid,
+    pub version: i64,
+    pub building_id: Uuid,
+    /// `lease` or `sale`.
+    pub kind: String,
+    /// Commencement date of a lease, sale date of a sale.
+    pub deal_date: NaiveDate,
+    pub lease: Option<LeaseOut>,
+    pub sale: Option<SaleOut>,
+    pub verified: bool,
+    pub retracted: bool,
+    pub retract_reason: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Metres from `near` to the comp's building, in lists asked for near a point.
+    pub distance_m: Option<f64>,
+}
+
+#[derive(Debug, Object)]
+pub struct CompPageOut {
+    pub items: Vec<CompOut>,
+    pub next_cursor: Option<String>,
+}
+
+/// One submarket × property type × quarter.
+#[derive(Debug, Object)]
+pub struct MarketCellOut {
+    /// `null` for buildings without a submarket.
+    pub submarket: Option<String>,
+    pub property_type: String,
+    /// `2026-Q1`.
+    pub quarter: String,
+    pub quarter_start: NaiveDate,
+    pub lease_count: i32,
+    pub leased_area_sqft: Option<String>,
+    pub avg_starting_rent_psf: Option<String>,
+    pub avg_effective_rent_psf: Option<String>,
+    pub sale_count: i32,
+    pub sale_volume: Option<String>,
+    pub avg_price_psf: Option<String>,
+    pub avg_cap_rate_pct: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct MarketStatsOut {
+    pub items: Vec<MarketCellOut>,
+}
+
+/// One event: who did what, when.
+#[derive(Debug, Object)]
+pub struct AuditEntryOut {
+    /// The event's place in the global log.
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The aggregate's version after the event.
+    pub version: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub user_id: Option<String>,
+    pub request_id: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    /// The event's data (docs/events.md).
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Object)]
+pub struct AuditPageOut {
+    pub items: Vec<AuditEntryOut>,
+    pub next_cursor: Option<String>,
+}

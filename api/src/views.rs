@@ -1,0 +1,260 @@
+//! Serving read-model views: from the Redis cache when it has them, else from the
+//! projections (and then into the cache), with `ETag`/`If-None-Match`, and with
+//! `min_version` waits for read-your-writes. The body is the view's JSON exactly as
+//! cached; [`JsonView`] documents its schema with the operation's output type.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use poem::http::header;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use projections::cache::{CacheOutcome, CachedView, ViewCache, ViewKey};
+use projections::queries::{cursor, Page, QueryError};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::problem::ApiError;
+
+/// The longest a detail read waits for `min_version`.
+pub const MAX_VERSION_WAIT: Duration = Duration::from_secs(2);
+const VERSION_POLL: Duration = Duration::from_millis(20);
+
+/// A JSON body rendered elsewhere (the cache, a projection view) whose schema is `T`'s.
+#[derive(Debug)]
+pub struct JsonView<T> {
+    body: String,
+    _schema: PhantomData<fn() -> T>,
+}
+
+impl<T> JsonView<T> {
+    pub fn new(body: String) -> Self {
+        Self {
+            body,
+            _schema: PhantomData,
+        }
+    }
+}
+
+impl<T: Type> Payload for JsonView<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> IntoResponse for JsonView<T> {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(self.body)
+    }
+}
+
+/// How a read ended.
+#[derive(Debug)]
+pub enum Read {
+    /// The view; `lagging` when it is older than the `min_version` asked for.
+    Found { view: CachedView, lagging: bool },
+    /// The client's copy (`If-None-Match`) is current.
+    NotModified { etag: String },
+}
+
+/// Whether `if_none_match` names `etag` (or is `*`).
+fn matches(if_none_match: Option<&str>, etag: &str) -> bool {
+    if_none_match.is_some_and(|header| {
+        header.split(',').map(str::trim).any(|tag| {
+            tag == "*" || tag == etag || tag.strip_prefix("W/").is_some_and(|t| t == etag)
+        })
+    })
+}
+
+fn conditional(view: CachedView, lagging: bool, if_none_match: Option<&str>) -> Read {
+    if matches(if_none_match, &view.etag) {
+        Read::NotModified { etag: view.etag }
+    } else {
+        Read::Found { view, lagging }
+    }
+}
+
+/// Which detail to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Detail {
+    Building(Uuid),
+    Comp(Uuid),
+}
+
+/// The read side as the endpoints use it.
+#[derive(Debug, Clone)]
+pub struct Views {
+    pub pool: PgPool,
+    pub cache: ViewCache,
+}
+
+impl Views {
+    async fn load(&self, org_id: &str, detail: Detail) -> Result<Option<(CachedView, String)>, QueryError> {
+        Ok(match detail {
+            Detail::Building(id) => projections::queries::buildings::detail(&self.pool, org_id, id)
+                .await?
+                .map(|(view, stamp)| (CachedView::render(view.building.version, &view), stamp)),
+            Detail::Comp(id) => projections::queries::comps::detail(&self.pool, org_id, id)
+                .await?
+                .map(|(view, stamp)| (CachedView::render(view.version, &view), stamp)),
+        })
+    }
+
+    /// A detail view: cached, or read (waiting up to [`MAX_VERSION_WAIT`] for
+    /// `min_version`) and cached. `None` when the organisation has no such resource.
+    pub async fn detail(
+        &self,
+        org_id: &str,
+        detail: Detail,
+        min_version: Option<u64>,
+        if_none_match: Option<&str>,
+    ) -> Result<Option<Read>, ApiError> {
+        let key = match detail {
+            Detail::Building(id) => ViewKey::Building { org_id, id },
+            Detail::Comp(id) => ViewKey::Comp { org_id, id },
+        };
+        let wanted = min_version.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX));
+        let (outcome, cached) = self.cache.get(&key).await;
+        if let Some(view) = cached.filter(|view| view.version >= wanted) {
+            return Ok(Some(conditional(view, false, if_none_match)));
+        }
+        let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
+        loop {
+            let loaded = self.load(org_id, detail).await.map_err(query_error)?;
+            let reached = loaded.as_ref().is_some_and(|(view, _)| view.version >= wanted);
+            if reached || tokio::time::Instant::now() >= deadline {
+                return Ok(match loaded {
+                    Some((view, stamp)) => {
+                        if reached && outcome != CacheOutcome::Unavailable {
+                            self.cache.offer(&key, &stamp, &view).await;
+                        }
+                        Some(conditional(view, !reached, if_none_match))
+                    }
+                    None => None,
+                });
+            }
+            tokio::time::sleep(VERSION_POLL).await;
+        }
+    }
+
+    /// A list page; a first page (no cursor) is served from and kept in the cache
+    /// under the organisation's current list generation.
+    pub async fn list<T, F, Fut>(
+        &self,
+        org_id: &str,
+        list: &str,
+        normalised_query: &str,
+        first_page: bool,
+        if_none_match: Option<&str>,
+        query: F,
+    ) -> Result<Read, ApiError>
+    where
+        T: serde::Serialize,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, QueryError>>,
+    {
+        let generation = if first_page {
+            self.cache.list_generation(org_id).await
+        } else {
+            None
+        };
+        let fingerprint = cursor::fingerprint(normalised_query);
+        if let Some(generation) = &generation {
+            let key = ViewKey::FirstPage {
+                org_id,
+                generation,
+                list,
+                query: &fingerprint,
+            };
+            let (_, cached) = self.cache.get(&key).await;
+                if let Some(view) = cached {
+                return Ok(conditional(view, false, if_none_match));
+            }
+        }
+        let page = query().await.map_err(query_error)?;
+        let view = CachedView::render(0, &page);
+        if let Some(generation) = &generation {
+            let key = ViewKey::FirstPage {
+                org_id,
+                generation,
+                list,
+                query: &fingerprint,
+            };
+            self.cache.offer(&key, "0", &view).await;
+        }
+        Ok(conditional(view, false, if_none_match))
+    }
+}
+
+/// Maps a read-side failure to the client's problem.
+pub fn query_error(error: QueryError) -> ApiError {
+    match error {
+        QueryError::Invalid { field, message } => ApiError::MalformedRequest {
+            detail: format!("{field} {message}"),
+            errors: domain::values::FieldErrors::single(field, message),
+        },
+        QueryError::Database(error) => ApiError::Unavailable(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        assert!(matches(Some("\"abc\""), "\"abc\""));
+        assert!(matches(Some("\"x\", W/\"abc\""), "\"abc\""));
+        assert!(matches(Some("*"), "\"abc\""));
+        assert!(!matches(Some("\"abd\""), "\"abc\""));
+        assert!(!matches(None, "\"abc\""));
+    }
+}
+
+/// Declares the responses of a view operation: 200 with the body, its `ETag` and
+/// `Cache-Control`, and `Projection-Lagging` when `min_version` was not reached; or 304.
+macro_rules! view_response {
+    ($name:ident, $out:ty) => {
+        #[derive(Debug, poem_openapi::ApiResponse)]
+        pub enum $name {
+            /// The view.
+            #[oai(status = 200)]
+            Ok(
+                $crate::views::JsonView<$out>,
+                #[oai(header = "ETag")] String,
+                #[oai(header = "Cache-Control")] String,
+                /// `true` when the projection had not reached `min_version` in time.
+                #[oai(header = "Projection-Lagging")]
+                Option<String>,
+            ),
+            /// The copy named in `If-None-Match` is current.
+            #[oai(status = 304)]
+            NotModified(#[oai(header = "ETag")] String),
+        }
+
+        impl From<$crate::views::Read> for $name {
+            fn from(read: $crate::views::Read) -> Self {
+                match read {
+                    $crate::views::Read::Found { view, lagging } => Self::Ok(
+                        $crate::views::JsonView::new(view.body),
+                        view.etag,
+                        "private, no-cache".to_owned(),
+                        lagging.then(|| "true".to_owned()),
+                    ),
+                    $crate::views::Read::NotModified { etag } => Self::NotModified(etag),
+                }
+            }
+        }
+    };
+}
+pub(crate) use view_response;

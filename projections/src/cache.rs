@@ -1,0 +1,421 @@
+//! Cache views in Redis: building and comp details and first list pages, stored as the
+//! exact JSON bytes the api sends, with their `ETag`.
+//!
+//! - A detail entry holds the catalog *stamp* it was read at (the projection's place
+//!   in the log); a write only replaces an entry with an older or equal stamp, so a
+//!   slow reader can never put back what the worker has already refreshed.
+//! - A list entry lives under the organisation's list *generation*, a random token the
+//!   worker replaces after every batch that changed the organisation's rows; readers
+//!   only look under the current one, so old pages are never read again and expire.
+//! - The worker refreshes entries from `cache_refresh_outbox`, written in the batch's
+//!   transaction, so a refresh lost to a crash or a Redis outage happens on the next pass.
+//!
+//! Redis being down makes reads slower, never failing: every call has a short timeout,
+//! and after a failure the cache is skipped for a moment instead of waiting each time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::queries::{buildings, comps};
+use crate::ProjectionError;
+
+/// How long a detail entry lives without being refreshed.
+const DETAIL_TTL: Duration = Duration::from_secs(600);
+/// How long a first list page lives (a new generation replaces it sooner).
+const LIST_TTL: Duration = Duration::from_secs(120);
+/// How long the cache is skipped after Redis failed to answer.
+const BACKOFF: Duration = Duration::from_secs(1);
+
+/// Replaces an entry unless it holds a newer stamp: KEYS[1]; ARGV stamp, version,
+/// etag, body, ttl ms.
+const OFFER_SCRIPT: &str = r"
+local current = redis.call('HGET', KEYS[1], 's')
+if current and current > ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 's', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'b', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+";
+
+/// A rendered view: the response body and its entity tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedView {
+    /// The aggregate version a detail reflects (0 for lists).
+    pub version: i64,
+    /// A strong entity tag, quoted: `"…"`.
+    pub etag: String,
+    pub body: String,
+}
+
+impl CachedView {
+    /// Renders `view` as JSON and tags it with a digest of the bytes.
+    pub fn render(version: i64, view: &impl serde::Serialize) -> Self {
+        let body = serde_json::to_string(view).unwrap_or_else(|_| "null".into());
+        let digest = Sha256::digest(body.as_bytes());
+        let etag = format!(
+            "\"{}\"",
+            digest[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Self {
+            version,
+            etag,
+            body,
+        }
+    }
+}
+
+/// Which view an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewKey<'a> {
+    Building { org_id: &'a str, id: Uuid },
+    Comp { org_id: &'a str, id: Uuid },
+    /// A first page: `list` names the list, `query` fingerprints its parameters.
+    FirstPage {
+        org_id: &'a str,
+        generation: &'a str,
+        list: &'a str,
+        query: &'a str,
+    },
+}
+
+/// Where an operation on the cache ended; counted by the callers' metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+    /// Redis did not answer (or is being skipped after failing).
+    Unavailable,
+}
+
+/// A lazily (re)connected Redis that is skipped for a moment after it fails, so a
+/// Redis outage costs each caller at most one short timeout per [`BACKOFF`].
+#[derive(Clone)]
+pub struct RedisLink {
+    url: String,
+    timeout: Duration,
+    connection: Arc<Mutex<Option<ConnectionManager>>>,
+    /// Unix milliseconds before which Redis is not tried.
+    skip_until: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLink").finish_non_exhaustive()
+    }
+}
+
+impl RedisLink {
+    pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            url: url.into(),
+            timeout,
+            connection: Arc::new(Mutex::new(None)),
+            skip_until: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A connection, unless Redis failed a moment ago.
+    pub async fn connection(&self) -> Option<ConnectionManager> {
+        if !self.available() {
+            return None;
+        }
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Some(connection.clone());
+        }
+        match tokio::time::timeout(self.timeout * 2, connect_redis(&self.url, self.timeout)).await {
+            Ok(Ok(connection)) => {
+                *slot = Some(connection.clone());
+                Some(connection)
+            }
+            _ => {
+                self.back_off();
+                None
+            }
+        }
+    }
+
+    /// Whether Redis is being tried (it has not failed within the back-off).
+    pub fn available(&self) -> bool {
+        now_millis() >= self.skip_until.load(Ordering::Relaxed)
+    }
+
+    /// Stops trying Redis for [`BACKOFF`].
+    pub fn back_off(&self) {
+        self.skip_until
+            .store(now_millis() + BACKOFF.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Runs one Redis call with the timeout; a failure starts the back-off.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.connection().await?;
+        match tokio::time::timeout(self.timeout, call(connection)).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                tracing::debug!(error = %error, "redis call failed");
+                self.back_off();
+                None
+            }
+            Err(_) => {
+                tracing::debug!("redis call timed out");
+                self.back_off();
+                None
+            }
+        }
+    }
+}
+
+/// The cache views of one Redis namespace.
+#[derive(Debug, Clone)]
+pub struct ViewCache {
+    link: RedisLink,
+    namespace: String,
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// A Redis connection manager with timeouts that suit a request path: `timeout` for
+/// each response, and a quick give-up when the server is not there.
+pub async fn connect_redis(url: &str, timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    client.get_connection_manager_with_config(config).await
+}
+
+impl ViewCache {
+    /// A cache on `url` under `namespace`; nothing is connected until first used.
+    pub fn new(url: impl Into<String>, namespace: impl Into<String>, timeout: Duration) -> Self {
+        Self::with_link(RedisLink::new(url, timeout), namespace)
+    }
+
+    pub fn with_link(link: RedisLink, namespace: impl Into<String>) -> Self {
+        Self {
+            link,
+            namespace: namespace.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn key(&self, key: &ViewKey<'_>) -> String {
+        let ns = &self.namespace;
+        match key {
+            ViewKey::Building { org_id, id } => format!("{ns}:view:building:{org_id}:{id}"),
+            ViewKey::Comp { org_id, id } => format!("{ns}:view:comp:{org_id}:{id}"),
+            ViewKey::FirstPage {
+                org_id,
+                generation,
+                list,
+                query,
+            } => format!("{ns}:view:{list}:{org_id}:{generation}:{query}"),
+        }
+    }
+
+    fn generation_key(&self, org_id: &str) -> String {
+        format!("{}:lists:generation:{org_id}", self.namespace)
+    }
+
+    async fn call<T, F, Fut>(&self, call: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.link.call(call).await
+    }
+
+    /// The entry for `key`, if Redis has it.
+    pub async fn get(&self, key: &ViewKey<'_>) -> (CacheOutcome, Option<CachedView>) {
+        let key = self.key(key);
+        let found: Option<(Option<String>, Option<String>, Option<String>)> = self
+            .call(|mut c| async move { redis::cmd("HMGET").arg(&key).arg("v").arg("e").arg("b").query_async(&mut c).await })
+            .await;
+        match found {
+            None => (CacheOutcome::Unavailable, None),
+            Some((version, Some(etag), Some(body))) => (
+                CacheOutcome::Hit,
+                Some(CachedView {
+                    version: version.and_then(|v| v.parse().ok()).unwrap_or_default(),
+                    etag,
+                    body,
+                }),
+            ),
+            Some(_) => (CacheOutcome::Miss, None),
+        }
+    }
+
+    /// Stores `view` for `key` read at `stamp`, unless a newer read is there already.
+    pub async fn offer(&self, key: &ViewKey<'_>, stamp: &str, view: &CachedView) {
+        let ttl = match key {
+            ViewKey::FirstPage { .. } => LIST_TTL,
+            _ => DETAIL_TTL,
+        };
+        let key = self.key(key);
+        let _: Option<i64> = self
+            .call(|mut c| async move {
+                redis::Script::new(OFFER_SCRIPT)
+                    .key(&key)
+                    .arg(stamp)
+                    .arg(view.version)
+                    .arg(&view.etag)
+                    .arg(&view.body)
+                    .arg(ttl.as_millis() as u64)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await;
+    }
+
+    /// Removes the entry for `key`.
+    pub async fn remove(&self, key: &ViewKey<'_>) -> bool {
+        let key = self.key(key);
+        self.call(|mut c| async move { c.del::<_, i64>(&key).await })
+            .await
+            .is_some()
+    }
+
+    /// The organisation's current list generation (made if there is none); `None` when
+    /// Redis is unavailable.
+    pub async fn list_generation(&self, org_id: &str) -> Option<String> {
+        let key = self.generation_key(org_id);
+        let fresh = Uuid::new_v4().simple().to_string();
+        self.call(|mut c| async move {
+            let _: bool = c.set_nx(&key, &fresh).await?;
+            c.get::<_, String>(&key).await
+        })
+        .await
+    }
+
+    /// Starts a new list generation for the organisation: cached pages are not read again.
+    pub async fn new_list_generation(&self, org_id: &str) -> bool {
+        let key = self.generation_key(org_id);
+        let fresh = Uuid::new_v4().simple().to_string();
+        self.call(|mut c| async move { c.set::<_, _, ()>(&key, &fresh).await })
+            .await
+            .is_some()
+    }
+
+    /// Removes every view and list generation of the namespace (after a rebuild).
+    pub async fn purge(&self) -> bool {
+        let patterns = [
+            format!("{}:view:*", self.namespace),
+            format!("{}:lists:*", self.namespace),
+        ];
+        self.call(|mut c| async move {
+            for pattern in patterns {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut c)
+                        .await?;
+                    if !keys.is_empty() {
+                        let _: i64 = c.del(keys).await?;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .is_some()
+    }
+
+    /// Refreshes up to `limit` views named in the outbox; returns how many. Rows stay
+    /// in the outbox when Redis does not take the refresh, for the next pass.
+    pub async fn refresh_from_outbox(&self, pool: &PgPool, limit: i64) -> Result<usize, ProjectionError> {
+        let mut tx = pool.begin().await?;
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT org_id, view, view_id FROM cache_refresh_outbox
+              ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = 0;
+        for (org_id, view, view_id) in &rows {
+            let refreshed = match view.as_str() {
+                "lists" => self.new_list_generation(org_id).await,
+                "building" | "comp" => match Uuid::parse_str(view_id) {
+                    Ok(id) => self.refresh_detail(pool, org_id, view, id).await?,
+                    Err(_) => true,
+                },
+                _ => true,
+            };
+            if !refreshed {
+                break;
+            }
+            sqlx::query(
+                "DELETE FROM cache_refresh_outbox WHERE org_id = $1 AND view = $2 AND view_id = $3",
+            )
+            .bind(org_id)
+            .bind(view)
+            .bind(view_id)
+            .execute(&mut *tx)
+            .await?;
+            done += 1;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Reads one detail from Postgres and offers it to the cache; says whether Redis took it.
+    async fn refresh_detail(
+        &self,
+        pool: &PgPool,
+        org_id: &str,
+        view: &str,
+        id: Uuid,
+    ) -> Result<bool, ProjectionError> {
+        let (key, read) = if view == "building" {
+            let key = ViewKey::Building { org_id, id };
+            let read = buildings::detail(pool, org_id, id)
+                .await?
+                .map(|(v, stamp)| (CachedView::render(v.building.version, &v), stamp));
+            (key, read)
+        } else {
+            let key = ViewKey::Comp { org_id, id };
+            let read = comps::detail(pool, org_id, id)
+                .await?
+                .map(|(v, stamp)| (CachedView::render(v.version, &v), stamp));
+            (key, read)
+        };
+        Ok(match read {
+            Some((rendered, stamp)) => {
+                self.offer(&key, &stamp, &rendered).await;
+                self.link.available()
+            }
+            None => self.remove(&key).await,
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! Delivery from the event log to the projections: [`catch_up`] applies the events
+//! after a projection's checkpoint, batch by batch, each batch one transaction that
+//! also advances the checkpoint; [`rebuild`] recomputes a projection from the start
+//! of the log in one transaction, so readers see the old rows until the new ones are
+//! complete.
+//!
+//! One catch-up per projection runs at a time — a transaction-scoped advisory lock —
+//! so any number of workers may call these concurrently; a second caller waits for
+//! the first and then finds little or nothing left to do.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::audit;
+use crate::catalog::{self, CatalogBatch};
+use crate::checkpoint::{self, Checkpoint};
+use crate::log::{self, LogCursor, LoggedEvent};
+use crate::ProjectionError;
+
+/// The projections, by their stable names (`catalog`, `audit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Projection {
+    /// Buildings, comps, per-building comp statistics and market statistics.
+    Catalog,
+    /// One row per event: who did what, when.
+    Audit,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 2] = [Projection::Catalog, Projection::Audit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Catalog => "catalog",
+            Self::Audit => "audit",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The advisory-lock key that serialises this projection's catch-ups.
+    fn lock_key(self) -> i64 {
+        match self {
+            Self::Catalog => 0x5052_4a5f_4341_5431, // "PRJ_CAT1"
+            Self::Audit => 0x5052_4a5f_4155_4431,   // "PRJ_AUD1"
+        }
+    }
+}
+
+impl fmt::Display for Projection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a catch-up works through the log.
+#[derive(Debug, Clone)]
+pub struct CatchUpOptions {
+    /// Events per batch (one transaction each).
+    pub batch_size: i64,
+    /// How long to wait for another worker's catch-up of the same projection.
+    pub lock_timeout: Duration,
+}
+
+impl Default for CatchUpOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            lock_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a catch-up did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatchUpOutcome {
+    pub applied: u64,
+    pub batches: u32,
+    /// Committed events exist beyond the horizon (an older transaction was still
+    /// running): look again shortly.
+    pub held_back: bool,
+}
+
+/// Applies every event after `projection`'s checkpoint that is safe to read now.
+pub async fn catch_up(
+    pool: &PgPool,
+    projection: Projection,
+    options: &CatchUpOptions,
+) -> Result<CatchUpOutcome, ProjectionError> {
+    let mut outcome = CatchUpOutcome::default();
+    loop {
+        let batch = match one_batch(pool, projection, options).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                remember_failure(pool, projection, &error).await;
+                return Err(error);
+            }
+        };
+        outcome.applied += batch.applied as u64;
+        if batch.applied > 0 {
+            outcome.batches += 1;
+        }
+        if (batch.applied as i64) < options.batch_size {
+            outcome.held_back = batch.held_back;
+            return Ok(outcome);
+        }
+    }
+}
+
+struct Batch {
+    applied: usize,
+    held_back: bool,
+}
+
+async fn lock(
+    conn: &mut PgConnection,
+    projection: Projection,
+    timeout: Option<Duration>,
+) -> Result<(), ProjectionError> {
+    if let Some(timeout) = timeout {
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = {}",
+            timeout.as_millis().max(1)
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(projection.lock_key())
+        .execute(&mut *conn)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+                ProjectionError::Busy(projection)
+            }
+            _ => error.into(),
+        })?;
+    Ok(())
+}
+
+async fn one_batch(
+    pool: &PgPool,
+    projection: Projection,
+    options: &CatchUpOptions,
+) -> Result<Batch, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, projection, Some(options.lock_timeout)).await?;
+    let horizon = log::horizon(&mut tx).await?;
+    let checkpoint = checkpoint::load(&mut tx, projection.name()).await?;
+    let events = log::read_after(&mut tx, &checkpoint.cursor(), &horizon, options.batch_size).await?;
+    let held_back = if (events.len() as i64) < options.batch_size {
+        log::held_back(&mut tx, &horizon).await?
+    } else {
+        false
+    };
+    if events.is_empty() {
+        tx.commit().await?;
+        return Ok(Batch {
+            applied: 0,
+            held_back,
+        });
+    }
+    apply(&mut tx, projection, &events).await?;
+    let last = events.last().map(LoggedEvent::cursor).unwrap_or_else(LogCursor::start);
+    let last_at = events.last().map(|e| e.recorded_at).unwrap_or_default();
+    checkpoint::advance(&mut tx, projection.name(), &last, events.len(), last_at).await?;
+    tx.commit().await?;
+    Ok(Batch {
+        applied: events.len(),
+        held_back,
+    })
+}
+
+/// Applies a batch of events to `projection`'s rows, in order.
+async fn apply(
+    conn: &mut PgConnection,
+    projection: Projection,
+    events: &[LoggedEvent],
+) -> Result<(), ProjectionError> {
+    match projection {
+        Projection::Catalog => {
+            let mut batch = CatalogBatch::default();
+            for event in events {
+                batch.apply(&mut *conn, event).await?;
+            }
+            batch.finish(conn).await
+        }
+        Projection::Audit => audit::apply(conn, events).await,
+    }
+}
+
+/// Writes the failure to the checkpoint row, so it shows in the admin API and metrics.
+async fn remember_failure(pool: &PgPool, projection: Projection, error: &ProjectionError) {
+    let position = match error {
+        ProjectionError::Unapplicable { position, .. } => Some(*position),
+        // Another worker is on it: not a failure of the projection.
+        ProjectionError::Busy(_) => return,
+        ProjectionError::Database(_) => None,
+    };
+    let recorded = async {
+        let mut conn = pool.acquire().await?;
+        checkpoint::record_failure(&mut conn, projection.name(), position, &error.to_string()).await
+    }
+    .await;
+    if let Err(cause) = recorded {
+        tracing::warn!(projection.name = %projection, error = %cause, "could not record the projection's failure");
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildOutcome {
+    pub applied: u64,
+}
+
+/// Rebuilds `projection` from the start of the log in one transaction: its rows are
+/// deleted and every event up to the horizon applied again. Live catch-ups of the
+/// projection wait for it (they share the advisory lock); readers see the old rows
+/// until it commits.
+pub async fn rebuild(
+    pool: &PgPool,
+    projection: Projection,
+    batch_size: i64,
+) -> Result<RebuildOutcome, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, projection, None).await?;
+    let horizon = log::horizon(&mut tx).await?;
+    checkpoint::reset(&mut tx, projection.name()).await?;
+    match projection {
+        Projection::Catalog => catalog::clear(&mut tx).await?,
+        Projection::Audit => audit::clear(&mut tx).await?,
+    }
+    let mut cursor = LogCursor::start();
+    let mut applied = 0u64;
+    loop {
+        let events = log::read_after(&mut tx, &cursor, &horizon, batch_size).await?;
+        let Some(last) = events.last() else { break };
+        apply(&mut tx, projection, &events).await?;
+        cursor = last.cursor();
+        checkpoint::advance(&mut tx, projection.name(), &cursor, events.len(), last.recorded_at).await?;
+        applied += events.len() as u64;
+    }
+    sqlx::query("UPDATE projection_checkpoints SET events_applied = $2 WHERE name = $1")
+        .bind(projection.name())
+        .bind(i64::try_from(applied).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(RebuildOutcome { applied })
+}
+
+/// A projection's state as operators see it.
+#[derive(Debug, Clone)]
+pub struct ProjectionStatus {
+    pub checkpoint: Checkpoint,
+    /// Committed events not applied yet.
+    pub lag_events: i64,
+    /// Age of the oldest of them, in seconds (0 when caught up).
+    pub lag_seconds: f64,
+}
+
+impl ProjectionStatus {
+    /// `running`, `lagging` or `failing` (stopped at an event it cannot apply, or
+    /// unable to reach the database).
+    pub fn state(&self) -> &'static str {
+        if self.checkpoint.failing_since.is_some() {
+            "failing"
+        } else if self.lag_events > 0 {
+            "lagging"
+        } else {
+            "running"
+        }
+    }
+}
+
+/// Every projection's checkpoint and lag; cheap (index range scans over the lag only).
+pub async fn status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+    let mut conn = pool.acquire().await?;
+    let mut statuses = Vec::new();
+    for projection in Projection::ALL {
+        let checkpoint = checkpoint::load(&mut conn, projection.name()).await?;
+        let (lag_events, oldest) = log::lag(&mut conn, &checkpoint.cursor()).await?;
+        let lag_seconds = oldest
+            .map(|at| (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        statuses.push(ProjectionStatus {
+            checkpoint,
+            lag_events,
+            lag_seconds,
+        });
+    }
+    Ok(statuses)
+}

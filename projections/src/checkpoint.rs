@@ -1,0 +1,115 @@
+//! Each projection's checkpoint: the last event it applied, advanced in the same
+//! transaction as the row changes of its batch, plus what operators need to see —
+//! events applied, the last batch, and the failure that stops it, if any.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::log::LogCursor;
+
+/// A projection's stored progress and state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Checkpoint {
+    pub name: String,
+    pub transaction_id: String,
+    pub position: i64,
+    pub events_applied: i64,
+    pub last_batch_size: i32,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub rebuilt_at: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub failed_position: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl Checkpoint {
+    pub fn cursor(&self) -> LogCursor {
+        LogCursor {
+            transaction_id: self.transaction_id.clone(),
+            position: self.position,
+        }
+    }
+}
+
+const COLUMNS: &str = "name, transaction_id::text AS transaction_id, position, events_applied,
+    last_batch_size, last_event_at, updated_at, rebuilt_at, failing_since, failed_position,
+    last_error";
+
+/// The checkpoint of `name`, created at the start of the log if missing.
+pub async fn load(conn: &mut PgConnection, name: &str) -> Result<Checkpoint, sqlx::Error> {
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM projection_checkpoints WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_one(conn)
+    .await
+}
+
+/// Records a batch: the new position, and that the projection is healthy again.
+pub async fn advance(
+    conn: &mut PgConnection,
+    name: &str,
+    to: &LogCursor,
+    applied: usize,
+    last_event_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET transaction_id = $2::text::xid8, position = $3,
+                events_applied = events_applied + $4, last_batch_size = $4,
+                last_event_at = $5, updated_at = now(),
+                failing_since = NULL, failed_position = NULL, last_error = NULL
+          WHERE name = $1",
+    )
+    .bind(name)
+    .bind(&to.transaction_id)
+    .bind(to.position)
+    .bind(i32::try_from(applied).unwrap_or(i32::MAX))
+    .bind(last_event_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Back to the start of the log (a rebuild, inside its transaction).
+pub async fn reset(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    load(&mut *conn, name).await?;
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET transaction_id = '0', position = 0, events_applied = 0, last_batch_size = 0,
+                last_event_at = NULL, updated_at = now(), rebuilt_at = now(),
+                failing_since = NULL, failed_position = NULL, last_error = NULL
+          WHERE name = $1",
+    )
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records why the projection cannot advance (its own transaction: the batch rolled
+/// back). The projection keeps retrying from its checkpoint; it never skips the event.
+pub async fn record_failure(
+    conn: &mut PgConnection,
+    name: &str,
+    position: Option<i64>,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET failing_since = coalesce(failing_since, now()), failed_position = $2,
+                last_error = $3, updated_at = now()
+          WHERE name = $1",
+    )
+    .bind(name)
+    .bind(position)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! The jobs the api and the worker exchange through Redis (apalis queues). They are
+//! wake-ups, not the data: a lost, repeated or flushed job only delays projections,
+//! because every catch-up reads the log from its checkpoint.
+
+use serde::{Deserialize, Serialize};
+
+/// Queue of [`CatchUp`] jobs, under the deployment's Redis namespace.
+pub fn catch_up_queue(namespace: &str) -> String {
+    format!("{namespace}:projections")
+}
+
+/// Queue of [`Rebuild`] jobs, under the deployment's Redis namespace.
+pub fn rebuild_queue(namespace: &str) -> String {
+    format!("{namespace}:rebuilds")
+}
+
+/// "New events were committed": bring every projection up to date. Pushed by the api
+/// after each commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// The request whose commit pushed the job, for tracing.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// "Rebuild this projection from the log", asked for by an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuild {
+    pub projection: String,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}

@@ -1,0 +1,424 @@
+//! Building reads: the filtered, sorted, cursor-paginated list (with `near` and `bbox`
+//! through PostGIS) and the detail with the building's comp statistics.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::cursor::{fingerprint, Cursor};
+use super::{BoundingBox, Direction, Near, Page, QueryError, CATALOG_STAMP_SQL};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddressView {
+    pub street: String,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LocationView {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A building as lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildingSummary {
+    pub id: Uuid,
+    /// The aggregate version this row reflects.
+    pub version: i64,
+    pub name: String,
+    pub address: AddressView,
+    pub location: LocationView,
+    pub property_type: String,
+    pub building_class: Option<String>,
+    pub rentable_area_sqft: Decimal,
+    pub year_built: Option<i32>,
+    pub floors: Option<i32>,
+    pub submarket: Option<String>,
+    pub archived: bool,
+    pub archive_reason: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Metres from `near`, when the list was asked for near a point.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub distance_m: Option<f64>,
+}
+
+/// Net effective rents of the leases that commenced in the 24 months up to the
+/// building's latest lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RentWindowView {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub lease_count: i32,
+    pub avg_effective_rent_psf: Option<Decimal>,
+    pub median_effective_rent_psf: Option<Decimal>,
+}
+
+/// A building's live (not retracted) comps in numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompStatsView {
+    pub comp_count: i32,
+    pub lease_count: i32,
+    pub sale_count: i32,
+    pub latest_comp_date: Option<NaiveDate>,
+    pub rent_window: Option<RentWindowView>,
+}
+
+/// A building with its comp statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildingView {
+    #[serde(flatten)]
+    pub building: BuildingSummary,
+    pub comp_stats: CompStatsView,
+}
+
+/// How the list is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildingSort {
+    Name(Direction),
+    RegisteredAt(Direction),
+    RentableArea(Direction),
+    /// Nearest first; only with `near`.
+    Distance,
+}
+
+impl BuildingSort {
+    pub const CHOICES: &'static str =
+        "name, -name, registered_at, -registered_at, rentable_area_sqft, -rentable_area_sqft, distance";
+
+    pub fn parse(raw: Option<&str>, near: bool) -> Result<Self, QueryError> {
+        let Some(raw) = raw else {
+            return Ok(if near { Self::Distance } else { Self::Name(Direction::Ascending) });
+        };
+        let (direction, field) = Direction::split(raw);
+        match field {
+            "name" => Ok(Self::Name(direction)),
+            "registered_at" => Ok(Self::RegisteredAt(direction)),
+            "rentable_area_sqft" => Ok(Self::RentableArea(direction)),
+            "distance" if direction == Direction::Ascending && near => Ok(Self::Distance),
+            "distance" => Err(QueryError::invalid("sort", "distance needs near and radius_m, nearest first")),
+            _ => Err(QueryError::invalid("sort", format!("must be one of: {}", Self::CHOICES))),
+        }
+    }
+
+    /// (key expression, its SQL type, direction)
+    fn key(self) -> (&'static str, &'static str, Direction) {
+        match self {
+            Self::Name(d) => ("b.name", "text", d),
+            Self::RegisteredAt(d) => ("b.registered_at", "timestamptz", d),
+            Self::RentableArea(d) => ("b.rentable_area_sqft", "numeric", d),
+            Self::Distance => ("distance_m", "float8", Direction::Ascending),
+        }
+    }
+
+    fn label(self) -> String {
+        let (key, _, direction) = self.key();
+        format!("{key}:{}", direction.sql())
+    }
+}
+
+/// The building list's parameters, validated.
+#[derive(Debug, Clone, Default)]
+pub struct BuildingFilter {
+    pub property_type: Option<String>,
+    pub building_class: Option<String>,
+    /// Case-insensitive equality.
+    pub city: Option<String>,
+    /// Case-insensitive equality.
+    pub submarket: Option<String>,
+    /// `None` and `Some(false)`: active buildings only; `Some(true)`: archived only.
+    pub archived: Option<bool>,
+    /// Words to find in the name or address (case-insensitive substring).
+    pub text: Option<String>,
+    pub near: Option<Near>,
+    pub bbox: Option<BoundingBox>,
+}
+
+impl BuildingFilter {
+    fn normalised(&self, sort: BuildingSort) -> String {
+        format!("{self:?}|{}", sort.label())
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct BuildingRow {
+    id: Uuid,
+    version: i64,
+    name: String,
+    street: String,
+    city: String,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: String,
+    lat: f64,
+    lon: f64,
+    property_type: String,
+    building_class: Option<String>,
+    rentable_area_sqft: Decimal,
+    year_built: Option<i32>,
+    floors: Option<i32>,
+    submarket: Option<String>,
+    archived: bool,
+    archive_reason: Option<String>,
+    registered_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl BuildingRow {
+    fn summary(self, distance_m: Option<f64>) -> BuildingSummary {
+        BuildingSummary {
+            id: self.id,
+            version: self.version,
+            name: self.name,
+            address: AddressView {
+                street: self.street,
+                city: self.city,
+                region: self.region,
+                postal_code: self.postal_code,
+                country: self.country,
+            },
+            location: LocationView {
+                lat: self.lat,
+                lon: self.lon,
+            },
+            property_type: self.property_type,
+            building_class: self.building_class,
+            rentable_area_sqft: self.rentable_area_sqft,
+            year_built: self.year_built,
+            floors: self.floors,
+            submarket: self.submarket,
+            archived: self.archived,
+            archive_reason: self.archive_reason,
+            registered_at: self.registered_at,
+            updated_at: self.updated_at,
+            distance_m,
+        }
+    }
+}
+
+const BUILDING_COLUMNS: &str = "b.id, b.version, b.name, b.street, b.city, b.region, b.postal_code,
+    b.country, b.lat, b.lon, b.property_type, b.building_class, b.rentable_area_sqft,
+    b.year_built, b.floors, b.submarket, b.archived, b.archive_reason, b.registered_at,
+    b.updated_at";
+
+#[derive(Debug, sqlx::FromRow)]
+struct ListRow {
+    #[sqlx(flatten)]
+    building: BuildingRow,
+    distance_m: Option<f64>,
+    sort_key: Option<String>,
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    escaped.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    escaped.push('%');
+    escaped
+}
+
+/// A page of `org_id`'s buildings.
+pub async fn list(
+    pool: &PgPool,
+    org_id: &str,
+    filter: &BuildingFilter,
+    sort: BuildingSort,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<BuildingSummary>, QueryError> {
+    let query_fingerprint = fingerprint(&filter.normalised(sort));
+    let after = cursor
+        .map(|raw| Cursor::decode(raw, &query_fingerprint))
+        .transpose()?;
+    let (key, key_type, direction) = sort.key();
+
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
+    qb.push(BUILDING_COLUMNS);
+    match filter.near {
+        Some(near) => {
+            qb.push(", ST_Distance(b.location, ST_SetSRID(ST_MakePoint(")
+                .push_bind(near.lon)
+                .push(", ")
+                .push_bind(near.lat)
+                .push("), 4326)::geography) AS distance_m");
+        }
+        None => {
+            qb.push(", NULL::float8 AS distance_m");
+        }
+    }
+    qb.push(" FROM buildings b WHERE b.org_id = ").push_bind(org_id);
+    qb.push(" AND b.archived = ").push_bind(filter.archived.unwrap_or(false));
+    if let Some(property_type) = &filter.property_type {
+        qb.push(" AND b.property_type = ").push_bind(property_type);
+    }
+    if let Some(class) = &filter.building_class {
+        qb.push(" AND b.building_class = ").push_bind(class);
+    }
+    if let Some(city) = &filter.city {
+        qb.push(" AND lower(b.city) = lower(").push_bind(city).push(")");
+    }
+    if let Some(submarket) = &filter.submarket {
+        qb.push(" AND lower(b.submarket) = lower(").push_bind(submarket).push(")");
+    }
+    if let Some(text) = &filter.text {
+        for word in text.split_whitespace() {
+            qb.push(" AND b.search_text LIKE ")
+                .push_bind(like_pattern(&word.to_lowercase()));
+        }
+    }
+    if let Some(near) = filter.near {
+        qb.push(" AND ST_DWithin(b.location, ST_SetSRID(ST_MakePoint(")
+            .push_bind(near.lon)
+            .push(", ")
+            .push_bind(near.lat)
+            .push("), 4326)::geography, ")
+            .push_bind(near.radius_m)
+            .push(")");
+    }
+    if let Some(bbox) = filter.bbox {
+        qb.push(" AND b.lat BETWEEN ")
+            .push_bind(bbox.min_lat)
+            .push(" AND ")
+            .push_bind(bbox.max_lat);
+        if bbox.min_lon <= bbox.max_lon {
+            qb.push(" AND b.lon BETWEEN ")
+                .push_bind(bbox.min_lon)
+                .push(" AND ")
+                .push_bind(bbox.max_lon);
+        } else {
+            qb.push(" AND (b.lon >= ")
+                .push_bind(bbox.min_lon)
+                .push(" OR b.lon <= ")
+                .push_bind(bbox.max_lon)
+                .push(")");
+        }
+    }
+    qb.push(") b");
+    qb.push(format_args!(", LATERAL (SELECT ({key})::text AS sort_key) k"));
+    if let Some(after) = &after {
+        let id = Uuid::parse_str(&after.id)
+            .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
+        qb.push(format_args!(" WHERE ({key}, b.id) {} (", direction.after()))
+            .push_bind(after.key.clone())
+            .push(format_args!("::{key_type}, "))
+            .push_bind(id)
+            .push(")");
+    }
+    let order = direction.sql();
+    qb.push(format_args!(" ORDER BY {key} {order}, b.id {order} LIMIT "))
+        .push_bind(limit + 1);
+
+    let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(pool).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| {
+            Cursor {
+                key: last.sort_key.clone(),
+                id: last.building.id.to_string(),
+                query: query_fingerprint.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(|row| row.building.summary(row.distance_m))
+            .collect(),
+        next_cursor,
+    })
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    building: BuildingRow,
+    comp_count: Option<i32>,
+    lease_count: Option<i32>,
+    sale_count: Option<i32>,
+    latest_comp_date: Option<NaiveDate>,
+    rent_window_start: Option<NaiveDate>,
+    rent_window_end: Option<NaiveDate>,
+    rent_window_count: Option<i32>,
+    avg_effective_rent_psf: Option<Decimal>,
+    median_effective_rent_psf: Option<Decimal>,
+    stamp: Option<String>,
+}
+
+/// One building of `org_id` with its comp statistics, and the catalog stamp it was read at.
+pub async fn detail(
+    pool: &PgPool,
+    org_id: &str,
+    id: Uuid,
+) -> Result<Option<(BuildingView, String)>, QueryError> {
+    let row: Option<DetailRow> = sqlx::query_as(&format!(
+        "SELECT {BUILDING_COLUMNS}, s.comp_count, s.lease_count, s.sale_count, s.latest_comp_date,
+                s.rent_window_start, s.rent_window_end, s.rent_window_count,
+                s.avg_effective_rent_psf, s.median_effective_rent_psf,
+                {CATALOG_STAMP_SQL} AS stamp
+           FROM buildings b LEFT JOIN building_comp_stats s ON s.building_id = b.id
+          WHERE b.id = $1 AND b.org_id = $2"
+    ))
+    .bind(id)
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| {
+        let rent_window = match (row.rent_window_start, row.rent_window_end) {
+            (Some(start), Some(end)) => Some(RentWindowView {
+                start,
+                end,
+                lease_count: row.rent_window_count.unwrap_or(0),
+                avg_effective_rent_psf: row.avg_effective_rent_psf,
+                median_effective_rent_psf: row.median_effective_rent_psf,
+            }),
+            _ => None,
+        };
+        let view = BuildingView {
+            building: row.building.summary(None),
+            comp_stats: CompStatsView {
+                comp_count: row.comp_count.unwrap_or(0),
+                lease_count: row.lease_count.unwrap_or(0),
+                sale_count: row.sale_count.unwrap_or(0),
+                latest_comp_date: row.latest_comp_date,
+                rent_window,
+            },
+        };
+        (view, row.stamp.unwrap_or_default())
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn distance_sort_needs_near() {
+        assert_eq!(BuildingSort::parse(None, true).ok(), Some(BuildingSort::Distance));
+        assert!(BuildingSort::parse(Some("distance"), false).is_err());
+        assert_eq!(
+            BuildingSort::parse(Some("-registered_at"), false).ok(),
+            Some(BuildingSort::RegisteredAt(Direction::Descending))
+        );
+        assert!(BuildingSort::parse(Some("height"), false).is_err());
+    }
+}

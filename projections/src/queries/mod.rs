@@ -1,0 +1,197 @@
+//! The reads the api serves, from the read models only. Each query takes the caller's
+//! organisation and filters by it; row-level security is the second lock on the same
+//! door. Views are plain serde types: the api sends their JSON as it is, and the
+//! cache stores exactly those bytes.
+
+pub mod audit;
+pub mod buildings;
+pub mod comps;
+pub mod cursor;
+pub mod market;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest page any list returns.
+pub const MAX_PAGE_SIZE: i64 = 100;
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: i64 = 25;
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A parameter is not acceptable; the api answers 400 naming it.
+    #[error("{field} {message}")]
+    Invalid { field: String, message: String },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl QueryError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The page size asked for, bounded.
+pub fn page_size(limit: Option<i64>) -> Result<i64, QueryError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        Some(_) => Err(QueryError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        )),
+    }
+}
+
+/// A point and a radius: `near=lat,lon` with `radius_m`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Near {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+}
+
+/// Largest search radius: 500 km.
+pub const MAX_RADIUS_M: f64 = 500_000.0;
+
+fn coordinate(field: &str, raw: &str, limit: f64) -> Result<f64, QueryError> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && v.abs() <= limit)
+        .ok_or_else(|| QueryError::invalid(field, format!("must be a number from -{limit} to {limit}")))
+}
+
+impl Near {
+    /// Parses `near` (`lat,lon`) and `radius_m`; either without the other is refused.
+    pub fn parse(near: Option<&str>, radius_m: Option<f64>) -> Result<Option<Self>, QueryError> {
+        let (near, radius_m) = match (near, radius_m) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => return Err(QueryError::invalid("radius_m", "is required with near")),
+            (None, Some(_)) => return Err(QueryError::invalid("near", "is required with radius_m")),
+            (Some(near), Some(radius)) => (near, radius),
+        };
+        let Some((lat, lon)) = near.split_once(',') else {
+            return Err(QueryError::invalid("near", "must be lat,lon, e.g. 40.75,-73.98"));
+        };
+        let lat = coordinate("near", lat, 90.0)?;
+        let lon = coordinate("near", lon, 180.0)?;
+        if !(radius_m.is_finite() && radius_m > 0.0 && radius_m <= MAX_RADIUS_M) {
+            return Err(QueryError::invalid(
+                "radius_m",
+                format!("must be greater than 0 and at most {MAX_RADIUS_M}"),
+            ));
+        }
+        Ok(Some(Self { lat, lon, radius_m }))
+    }
+}
+
+/// A map viewport: `bbox=min_lon,min_lat,max_lon,max_lat`. A box whose west edge is
+/// east of its east edge crosses the antimeridian.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub min_lon: f64,
+    pub min_lat: f64,
+    pub max_lon: f64,
+    pub max_lat: f64,
+}
+
+impl BoundingBox {
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>, QueryError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let parts: Vec<&str> = raw.split(',').collect();
+        let [min_lon, min_lat, max_lon, max_lat] = parts.as_slice() else {
+            return Err(QueryError::invalid("bbox", "must be min_lon,min_lat,max_lon,max_lat"));
+        };
+        let bbox = Self {
+            min_lon: coordinate("bbox", min_lon, 180.0)?,
+            min_lat: coordinate("bbox", min_lat, 90.0)?,
+            max_lon: coordinate("bbox", max_lon, 180.0)?,
+            max_lat: coordinate("bbox", max_lat, 90.0)?,
+        };
+        if bbox.min_lat > bbox.max_lat {
+            return Err(QueryError::invalid("bbox", "min_lat must not be above max_lat"));
+        }
+        Ok(Some(bbox))
+    }
+}
+
+/// Which way a list is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Ascending,
+    Descending,
+}
+
+impl Direction {
+    /// `name` → ascending, `-name` → descending.
+    fn split(raw: &str) -> (Self, &str) {
+        match raw.strip_prefix('-') {
+            Some(rest) => (Self::Descending, rest),
+            None => (Self::Ascending, raw),
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Ascending => "ASC",
+            Self::Descending => "DESC",
+        }
+    }
+
+    fn after(self) -> &'static str {
+        match self {
+            Self::Ascending => ">",
+            Self::Descending => "<",
+        }
+    }
+}
+
+/// Where the catalog projection stands: compared by the cache so that an older read
+/// never replaces a newer one. Zero-padded text of (transaction id, position), which
+/// sorts as the log's order.
+pub(crate) const CATALOG_STAMP_SQL: &str = "(SELECT lpad(transaction_id::text, 20, '0') || lpad(position::text, 20, '0')
+     FROM projection_checkpoints WHERE name = 'catalog')";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_needs_a_point_and_a_sane_radius() {
+        let near = Near::parse(Some("40.75,-73.98"), Some(500.0)).expect("valid");
+        assert_eq!(near, Some(Near { lat: 40.75, lon: -73.98, radius_m: 500.0 }));
+        assert!(Near::parse(Some("40.75"), Some(500.0)).is_err());
+        assert!(Near::parse(Some("91,0"), Some(500.0)).is_err());
+        assert!(Near::parse(Some("40,0"), None).is_err());
+        assert!(Near::parse(Some("40,0"), Some(0.0)).is_err());
+        assert!(Near::parse(None, None).expect("absent").is_none());
+    }
+
+    #[test]
+    fn a_bounding_box_has_four_coordinates() {
+        assert!(BoundingBox::parse(Some("-74.1,40.6,-73.8,40.9")).expect("valid").is_some());
+        assert!(BoundingBox::parse(Some("-74.1,40.6,-73.8")).is_err());
+        assert!(BoundingBox::parse(Some("-74.1,41,-73.8,40")).is_err());
+    }
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert_eq!(page_size(None).ok(), Some(DEFAULT_PAGE_SIZE));
+        assert!(page_size(Some(0)).is_err());
+        assert!(page_size(Some(MAX_PAGE_SIZE + 1)).is_err());
+    }
+}

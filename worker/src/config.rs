@@ -1,0 +1,97 @@
+//! The worker's settings: read once from the environment at start-up, validated,
+//! passed down. Every variable is documented on its field and in docs/configuration.md.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// A value that must never reach a log: `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `ENV`: development (default), test or production; production logs JSON.
+    pub production: bool,
+    /// `HOST`: address of the health/readiness server, default `0.0.0.0`.
+    pub host: String,
+    /// `WORKER_PORT`: port of the health/readiness server, default 8081; 0 picks one.
+    pub port: u16,
+    /// `DATABASE_URL`: the event store and read models.
+    pub database_url: Secret,
+    /// `DATABASE_MAX_CONNECTIONS`: pool size, default 10.
+    pub database_max_connections: u32,
+    /// `REDIS_URL`: the job queues and cache views.
+    pub redis_url: Secret,
+    /// `REDIS_NAMESPACE`: prefix of every Redis key, default `prism`.
+    pub redis_namespace: String,
+    /// `WORKER_CONCURRENCY`: catch-up jobs run at once per process, default 2.
+    pub concurrency: usize,
+    /// `PROJECTION_BATCH_SIZE`: events per catch-up transaction, default 500.
+    pub batch_size: i64,
+    /// `PROJECTION_BACKSTOP_MS`: how often every projection catches up without a job,
+    /// default 1000 (the backstop for lost jobs, a flushed Redis or a dead worker).
+    pub backstop_interval: Duration,
+    /// `JOB_POLL_MS`: how often an idle queue is polled, default 50.
+    pub poll_interval: Duration,
+}
+
+fn number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T> {
+    match get(name) {
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .with_context(|| format!("{name} must be a number, not {raw:?}")),
+        None => Ok(default),
+    }
+}
+
+impl WorkerSettings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let production = match get("ENV").as_deref() {
+            None | Some("development" | "dev" | "test") => false,
+            Some("production" | "prod") => true,
+            Some(other) => bail!("ENV must be development, test or production, not {other:?}"),
+        };
+        let concurrency = number(&get, "WORKER_CONCURRENCY", 2usize)?;
+        let batch_size = number(&get, "PROJECTION_BATCH_SIZE", 500i64)?;
+        if concurrency == 0 || !(1..=10_000).contains(&batch_size) {
+            bail!("WORKER_CONCURRENCY must be at least 1 and PROJECTION_BATCH_SIZE 1 to 10000");
+        }
+        Ok(Self {
+            production,
+            host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
+            port: number(&get, "WORKER_PORT", 8081u16)?,
+            database_url: Secret(get("DATABASE_URL").context("DATABASE_URL is required")?),
+            database_max_connections: number(&get, "DATABASE_MAX_CONNECTIONS", 10u32)?,
+            redis_url: Secret(get("REDIS_URL").context("REDIS_URL is required")?),
+            redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
+            concurrency,
+            batch_size,
+            backstop_interval: Duration::from_millis(number(&get, "PROJECTION_BACKSTOP_MS", 1000u64)?),
+            poll_interval: Duration::from_millis(number(&get, "JOB_POLL_MS", 50u64)?),
+        })
+    }
+}

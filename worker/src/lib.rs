@@ -1,0 +1,20 @@
+//! prism-worker: keeps Prism's read side up to date. apalis workers take the wake-up
+//! jobs the api pushes after each commit; a backstop catches up on a timer without
+//! them; both bring every projection up to its place in the log and refresh the cache
+//! views that changed. Rebuilds run from their own queue.
+//!
+//! Layout:
+//! - `config`: the typed settings, read once from the environment;
+//! - `startup`: the [`Worker`] (queues, backstop, health server) and its pool;
+//! - `queues`: apalis workers on the `projections` and `rebuilds` queues;
+//! - `delivery`: catch-up, cache refresh and rebuild, whoever asked;
+//! - `telemetry`: logging setup.
+
+pub mod config;
+mod delivery;
+mod queues;
+mod startup;
+pub mod telemetry;
+
+pub use delivery::Delivery;
+pub use startup::{connect_database, Worker};

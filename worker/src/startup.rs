@@ -1,0 +1,168 @@
+//! The worker value: built from settings, binds its health server (port 0 in tests),
+//! reports its port, and runs the queue workers, the backstop and the health server
+//! until a shutdown future fires. A batch in hand when shutdown comes either finishes
+//! or rolls back with its transaction; nothing is half-applied.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::web::{Data, Json};
+use poem::{get, handler, http::StatusCode, EndpointExt, IntoResponse, Response, Route, Server};
+use projections::cache::ViewCache;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::WorkerSettings;
+use crate::delivery::Delivery;
+use crate::queues;
+
+/// The Postgres pool of the worker.
+pub async fn connect_database(settings: &WorkerSettings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(settings.database_url.expose())
+        .await
+        .context("cannot connect to DATABASE_URL")
+}
+
+pub struct Worker {
+    settings: WorkerSettings,
+    pool: PgPool,
+    delivery: Arc<Delivery>,
+    acceptor: TcpAcceptor,
+    port: u16,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub async fn build(settings: WorkerSettings) -> anyhow::Result<Self> {
+        let pool = connect_database(&settings).await?;
+        let cache = ViewCache::new(
+            settings.redis_url.expose(),
+            settings.redis_namespace.clone(),
+            Duration::from_secs(2),
+        );
+        let delivery = Arc::new(Delivery::new(pool.clone(), cache, settings.batch_size));
+        let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .context("the listener has no port")?;
+        Ok(Self {
+            settings,
+            pool,
+            delivery,
+            acceptor,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until `shutdown` completes; in-flight work then finishes or rolls back.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (stop, stopping) = watch::channel(false);
+        let queues = tokio::spawn(queues::run(
+            self.settings.clone(),
+            self.delivery.clone(),
+            stopping.clone(),
+        ));
+        let backstop = tokio::spawn(backstop(
+            self.delivery.clone(),
+            self.settings.backstop_interval,
+            stopping.clone(),
+        ));
+        let routes = Route::new()
+            .at("/health", get(health))
+            .at("/ready", get(ready))
+            .data(self.pool.clone())
+            .data(self.settings.redis_url.expose().to_owned());
+        let mut http_stopping = stopping.clone();
+        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+            routes,
+            async move {
+                let _ = http_stopping.wait_for(|s| *s).await;
+            },
+            Some(Duration::from_secs(5)),
+        );
+        let server = tokio::spawn(server);
+        shutdown.await;
+        tracing::info!("prism-worker stopping");
+        let _ = stop.send(true);
+        let _ = backstop.await;
+        let _ = queues.await;
+        let _ = server.await;
+        Ok(())
+    }
+}
+
+/// Catches up every `interval` whatever the queues do: lost jobs, a flushed Redis or a
+/// dead worker only delay projections. Shutdown drops a catch-up in progress, which
+/// rolls its batch back.
+async fn backstop(delivery: Arc<Delivery>, interval: Duration, mut stopping: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => return,
+            _ = every.tick() => {}
+        }
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => return,
+            result = delivery.catch_up_all() => {
+                if let Ok(n) = result {
+                    if n > 0 {
+                        tracing::info!(events = n, "backstop applied events no job had announced");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[handler]
+fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when Postgres and Redis answer; else 503 naming the failing check.
+#[handler]
+async fn ready(pool: Data<&PgPool>, redis_url: Data<&String>) -> Response {
+    let postgres = sqlx::query("SELECT 1").execute(*pool).await.is_ok();
+    let redis = async {
+        let mut connection = projections::cache::connect_redis(&redis_url, Duration::from_secs(1)).await?;
+        redis::cmd("PING").query_async::<String>(&mut connection).await
+    }
+    .await
+    .is_ok();
+    let checks = json!([
+        { "name": "postgres", "ok": postgres },
+        { "name": "redis", "ok": redis },
+    ]);
+    let status = if postgres && redis { "ready" } else { "not_ready" };
+    let code = if postgres && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Json(json!({ "status": status, "checks": checks }))
+        .with_status(code)
+        .into_response()
+}

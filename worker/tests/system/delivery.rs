@@ -1,0 +1,142 @@
+//! Delivery from the log: late commits are waited for, re-delivery changes nothing, an
+//! unapplicable event stops the projection, and a commit whose job was never pushed
+//! still arrives (the backstop).
+
+use std::time::Duration;
+
+use projections::{catch_up, CatchUpOptions, Projection};
+use serde_json::Value;
+
+use crate::helpers::{building_body, ApiRedis, System};
+
+/// The stored (payload, metadata) of a building's registration, to insert copies of.
+async fn registration_of(system: &System, id: &str) -> (Value, Value) {
+    sqlx::query_as("SELECT payload::jsonb, metadata::jsonb FROM events WHERE aggregate_id = $1 AND sequence = 1")
+        .bind(id)
+        .fetch_one(&system.pool)
+        .await
+        .expect("registration event")
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+    event_version, payload, metadata) VALUES ('building', $1, 1, 'BuildingRegistered', '1', $2, $3)";
+
+#[tokio::test]
+async fn an_earlier_transaction_that_commits_later_is_not_skipped() {
+    let system = System::start().await;
+    let template = system.register(&building_body("Template", 40.0, -73.0)).await;
+    let (payload, metadata) = registration_of(&system, &template).await;
+    let options = CatchUpOptions::default();
+    catch_up(&system.pool, Projection::Catalog, &options).await.expect("catch up");
+
+    // A starts first and takes the lower position; B commits first.
+    let (early, late) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+    let mut tx_a = system.pool.begin().await.expect("begin a");
+    sqlx::query(INSERT_EVENT).bind(&early).bind(&payload).bind(&metadata).execute(&mut *tx_a).await.expect("a inserts");
+    sqlx::query(INSERT_EVENT).bind(&late).bind(&payload).bind(&metadata).execute(&system.pool).await.expect("b commits");
+    let positions: Vec<(String, i64)> = sqlx::query_as("SELECT aggregate_id, position FROM events WHERE aggregate_id = $1")
+        .bind(&late)
+        .fetch_all(&system.pool)
+        .await
+        .expect("b's position");
+    assert_eq!(positions.len(), 1);
+
+    let outcome = catch_up(&system.pool, Projection::Catalog, &options).await.expect("catch up");
+    assert_eq!(outcome.applied, 0, "B waits behind A's open transaction");
+    assert!(outcome.held_back, "the reader knows something is held back");
+
+    tx_a.commit().await.expect("a commits late");
+    // Other tests' transactions on the server may hold the horizon back a moment.
+    let mut applied = 0;
+    for _ in 0..200 {
+        applied += catch_up(&system.pool, Projection::Catalog, &options).await.expect("catch up").applied;
+        if applied >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(applied, 2, "both arrive once A has committed");
+    let projected = system
+        .count(&format!("SELECT count(*) FROM buildings WHERE id IN ('{early}', '{late}')"))
+        .await;
+    assert_eq!(projected, 2, "the late committer is not skipped");
+    catch_up(&system.pool, Projection::Audit, &options).await.expect("audit");
+    system.assert_projections_equal_rebuild().await;
+}
+
+#[tokio::test]
+async fn redelivered_events_change_nothing() {
+    let mut system = System::start().await;
+    system.start_worker().await;
+    let building = system.register(&building_body("Redelivered", 40.0, -73.0)).await;
+    system.record_lease(&building).await;
+    system.record_sale(&building).await;
+    system.wait_until_quiet(Duration::from_secs(15)).await;
+    system.stop_worker().await;
+    let before = system.read_models().await;
+
+    // Deliver everything again: the checkpoints go back to the start of the log, the
+    // rows stay, and two catch-ups run at once.
+    sqlx::query("UPDATE projection_checkpoints SET transaction_id = '0', position = 0")
+        .execute(&system.pool)
+        .await
+        .expect("rewind");
+    let options = CatchUpOptions::default();
+    let (first, second) = tokio::join!(
+        catch_up(&system.pool, Projection::Catalog, &options),
+        catch_up(&system.pool, Projection::Catalog, &options),
+    );
+    assert_eq!(first.expect("first").applied + second.expect("second").applied, 4);
+    catch_up(&system.pool, Projection::Audit, &options).await.expect("audit");
+    assert_eq!(system.read_models().await, before, "re-delivery changed rows");
+    system.assert_projections_equal_rebuild().await;
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_applied_stops_the_projection_without_skipping() {
+    let system = System::start().await;
+    let options = CatchUpOptions::default();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('building', $1, 1, 'BuildingRegistered', '1', '{\"BuildingRegistered\": {\"name\": 5}}', '{\"org_id\": \"org_acme\"}')",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .execute(&system.pool)
+    .await
+    .expect("a broken event");
+    let after = system.register(&building_body("After the broken one", 40.0, -73.0)).await;
+
+    let failed = catch_up(&system.pool, Projection::Catalog, &options).await;
+    assert!(failed.is_err(), "the broken event is reported");
+    let (error, failed_position, position): (Option<String>, Option<i64>, i64) = sqlx::query_as(
+        "SELECT last_error, failed_position, position FROM projection_checkpoints WHERE name = 'catalog'",
+    )
+    .fetch_one(&system.pool)
+    .await
+    .expect("checkpoint");
+    assert!(error.unwrap_or_default().contains("cannot be applied"));
+    assert!(failed_position.is_some());
+    assert_eq!(position, 0, "the checkpoint stays before the broken event");
+    assert_eq!(
+        system.count(&format!("SELECT count(*) FROM buildings WHERE id = '{after}'")).await,
+        0,
+        "later events wait behind it"
+    );
+    let (status, body) = system.get("/v1/admin/projections").await;
+    assert_eq!(status, 200);
+    let catalog = body["items"].as_array().expect("items").iter().find(|p| p["name"] == "catalog").cloned().expect("catalog");
+    assert_eq!(catalog["state"], "failing", "{catalog:#}");
+}
+
+#[tokio::test]
+async fn a_commit_whose_job_was_never_pushed_still_arrives() {
+    // The api cannot reach Redis: the command succeeds, no job is pushed.
+    let mut system = System::start_with(projections::testing::TestNamespace::new(), ApiRedis::Unreachable).await;
+    let building = system.register(&building_body("No job", 40.0, -73.0)).await;
+    system.start_worker().await;
+    system.wait_until_quiet(Duration::from_secs(15)).await;
+    let (status, body) = system.get(&format!("/v1/buildings/{building}")).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["name"], "No job");
+    system.assert_projections_equal_rebuild().await;
+}
