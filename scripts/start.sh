@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make start`: Prism on this machine, in the foreground. Prepares services, the
 # `prism` database (migrated) and a development signing key, prints where Swagger UI
-# is and a token to paste into it, then runs prism-api until Ctrl-C.
+# is and a token to paste into it, then runs prism-worker (background) and prism-api
+# until Ctrl-C, which stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/prism/target}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/prism}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export REDIS_NAMESPACE="${REDIS_NAMESPACE:-prism}"
 export PORT="${PORT:-8080}"
+export WORKER_PORT="${WORKER_PORT:-8081}"
 export ENV="${ENV:-development}"
 export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://localhost:3000}"
 DEV_DIR="$PWD/.dev"
@@ -22,9 +25,10 @@ if [ "$(psql "${DATABASE_URL%/*}/postgres" -Atqc "SELECT count(*) FROM pg_databa
   psql "${DATABASE_URL%/*}/postgres" -qc "CREATE DATABASE \"$db_name\""
 fi
 
-echo "[start] building prism-api"
-cargo build --quiet --bin prism-api
+echo "[start] building prism-api and prism-worker"
+cargo build --quiet --bin prism-api --bin prism-worker
 bin="$CARGO_TARGET_DIR/debug/prism-api"
+worker_bin="$CARGO_TARGET_DIR/debug/prism-worker"
 
 mkdir -p "$DEV_DIR"
 if [ ! -f "$DEV_DIR/jwt-private.pem" ]; then
@@ -42,10 +46,14 @@ cat <<MSG
   Prism API      http://localhost:$PORT
   Swagger UI     http://localhost:$PORT/docs   (Authorize → paste the token below)
   OpenAPI        http://localhost:$PORT/openapi.json
+  Worker         http://localhost:$WORKER_PORT/ready   (projections, cache views)
 
   Development token (organisation org_dev, user user_dev, 12 hours; \`make token\` makes another):
 
 $token
 
 MSG
-exec "$bin" serve
+"$worker_bin" &
+worker_pid=$!
+trap 'kill "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null' EXIT INT TERM
+"$bin" serve

@@ -78,7 +78,11 @@ impl AdminApi {
     ///
     /// Each projection's checkpoint, lag (events and seconds) and state. Needs the
     /// `projections:admin` scope.
-    #[oai(path = "/v1/admin/projections", method = "get", operation_id = "list_projections")]
+    #[oai(
+        path = "/v1/admin/projections",
+        method = "get",
+        operation_id = "list_projections"
+    )]
     async fn projections(
         &self,
         auth: BearerAuth,
@@ -139,7 +143,9 @@ impl AdminApi {
                 .request_rebuild(projection.name(), auth.0.user_id.as_str())
                 .await
             {
-                return Err(ApiError::Unavailable("the job queue (Redis) is unavailable".into()));
+                return Err(ApiError::Unavailable(
+                    "the job queue (Redis) is unavailable".into(),
+                ));
             }
             tracing::info!(projection.name = %projection, "rebuild requested");
             Ok(RebuildResponse::Accepted(Json(RebuildAccepted {

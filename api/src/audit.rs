@@ -57,9 +57,15 @@ impl AuditApi {
                 to: to.0,
             };
             let limit = page_size(limit.0).map_err(query_error)?;
-            let page = audit::list(&views.pool, auth.0.org_id.as_str(), &filter, limit, cursor.0.as_deref())
-                .await
-                .map_err(query_error)?;
+            let page = audit::list(
+                &views.pool,
+                auth.0.org_id.as_str(),
+                &filter,
+                limit,
+                cursor.0.as_deref(),
+            )
+            .await
+            .map_err(query_error)?;
             let body = serde_json::to_string(&page).map_err(|e| ApiError::Internal(e.into()))?;
             Ok(AuditResponse::Ok(JsonView::new(body)))
         }

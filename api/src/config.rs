@@ -184,7 +184,8 @@ mod tests {
         assert!(err.to_string().contains("PORT"));
         let err = settings(&[("CLERK_JWKS_FILE", "f")]).expect_err("no database");
         assert!(err.to_string().contains("DATABASE_URL"));
-        let err = settings(&[("CLERK_JWKS_FILE", "f"), ("DATABASE_URL", "x")]).expect_err("no redis");
+        let err =
+            settings(&[("CLERK_JWKS_FILE", "f"), ("DATABASE_URL", "x")]).expect_err("no redis");
         assert!(err.to_string().contains("REDIS_URL"));
         let err = settings(&[
             ("DATABASE_URL", "x"),

@@ -6,7 +6,7 @@ use domain::values::{PropertyType, TextEnum};
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::{ApiResponse, OpenApi};
-use projections::queries::market::{self, MarketFilter, MarketCellView};
+use projections::queries::market::{self, MarketCellView, MarketFilter};
 use serde::Serialize;
 
 use crate::auth::BearerAuth;
@@ -40,7 +40,12 @@ impl MarketApi {
     /// retracted) comps: lease count, leased area, average starting and net effective
     /// rent; sale count, volume, average price per square foot and cap rate.
     /// `from`/`to` bound the quarters (dates; the quarter containing `from` is included).
-    #[oai(path = "/v1/market/stats", method = "get", operation_id = "market_stats")]
+    #[oai(
+        path = "/v1/market/stats",
+        method = "get",
+        operation_id = "market_stats"
+    )]
+    #[allow(clippy::too_many_arguments)]
     async fn stats(
         &self,
         auth: BearerAuth,
@@ -61,7 +66,8 @@ impl MarketApi {
             let items = market::stats(&views.pool, auth.0.org_id.as_str(), &filter)
                 .await
                 .map_err(query_error)?;
-            let body = serde_json::to_string(&Cells { items }).map_err(|e| ApiError::Internal(e.into()))?;
+            let body = serde_json::to_string(&Cells { items })
+                .map_err(|e| ApiError::Internal(e.into()))?;
             Ok(MarketStatsResponse::Ok(JsonView::new(body)))
         }
         .await;

@@ -343,7 +343,10 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
         }
     } else if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>() {
         ApiError::MalformedRequest {
-            detail: format!("parameter {} is not acceptable: {}", param.name, param.reason),
+            detail: format!(
+                "parameter {} is not acceptable: {}",
+                param.name, param.reason
+            ),
             errors: FieldErrors::single(param.name, param.reason.clone()),
         }
     } else if let Some(rejected) = error.downcast_ref::<AuthRejected>() {

@@ -99,7 +99,11 @@ pub struct Views {
 }
 
 impl Views {
-    async fn load(&self, org_id: &str, detail: Detail) -> Result<Option<(CachedView, String)>, QueryError> {
+    async fn load(
+        &self,
+        org_id: &str,
+        detail: Detail,
+    ) -> Result<Option<(CachedView, String)>, QueryError> {
         Ok(match detail {
             Detail::Building(id) => projections::queries::buildings::detail(&self.pool, org_id, id)
                 .await?
@@ -131,7 +135,9 @@ impl Views {
         let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
         loop {
             let loaded = self.load(org_id, detail).await.map_err(query_error)?;
-            let reached = loaded.as_ref().is_some_and(|(view, _)| view.version >= wanted);
+            let reached = loaded
+                .as_ref()
+                .is_some_and(|(view, _)| view.version >= wanted);
             if reached || tokio::time::Instant::now() >= deadline {
                 return Ok(match loaded {
                     Some((view, stamp)) => {
@@ -177,7 +183,7 @@ impl Views {
                 query: &fingerprint,
             };
             let (_, cached) = self.cache.get(&key).await;
-                if let Some(view) = cached {
+            if let Some(view) = cached {
                 return Ok(conditional(view, false, if_none_match));
             }
         }
@@ -204,20 +210,6 @@ pub fn query_error(error: QueryError) -> ApiError {
             errors: domain::values::FieldErrors::single(field, message),
         },
         QueryError::Database(error) => ApiError::Unavailable(error.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn if_none_match_accepts_lists_weak_tags_and_star() {
-        assert!(matches(Some("\"abc\""), "\"abc\""));
-        assert!(matches(Some("\"x\", W/\"abc\""), "\"abc\""));
-        assert!(matches(Some("*"), "\"abc\""));
-        assert!(!matches(Some("\"abd\""), "\"abc\""));
-        assert!(!matches(None, "\"abc\""));
     }
 }
 
@@ -258,3 +250,17 @@ macro_rules! view_response {
     };
 }
 pub(crate) use view_response;
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        assert!(matches(Some("\"abc\""), "\"abc\""));
+        assert!(matches(Some("\"x\", W/\"abc\""), "\"abc\""));
+        assert!(matches(Some("*"), "\"abc\""));
+        assert!(!matches(Some("\"abd\""), "\"abc\""));
+        assert!(!matches(None, "\"abc\""));
+    }
+}

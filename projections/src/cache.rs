@@ -77,8 +77,14 @@ impl CachedView {
 /// Which view an entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewKey<'a> {
-    Building { org_id: &'a str, id: Uuid },
-    Comp { org_id: &'a str, id: Uuid },
+    Building {
+        org_id: &'a str,
+        id: Uuid,
+    },
+    Comp {
+        org_id: &'a str,
+        id: Uuid,
+    },
     /// A first page: `list` names the list, `query` fingerprints its parameters.
     FirstPage {
         org_id: &'a str,
@@ -251,7 +257,15 @@ impl ViewCache {
     pub async fn get(&self, key: &ViewKey<'_>) -> (CacheOutcome, Option<CachedView>) {
         let key = self.key(key);
         let found: Option<(Option<String>, Option<String>, Option<String>)> = self
-            .call(|mut c| async move { redis::cmd("HMGET").arg(&key).arg("v").arg("e").arg("b").query_async(&mut c).await })
+            .call(|mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("v")
+                    .arg("e")
+                    .arg("b")
+                    .query_async(&mut c)
+                    .await
+            })
             .await;
         match found {
             None => (CacheOutcome::Unavailable, None),
@@ -353,7 +367,11 @@ impl ViewCache {
 
     /// Refreshes up to `limit` views named in the outbox; returns how many. Rows stay
     /// in the outbox when Redis does not take the refresh, for the next pass.
-    pub async fn refresh_from_outbox(&self, pool: &PgPool, limit: i64) -> Result<usize, ProjectionError> {
+    pub async fn refresh_from_outbox(
+        &self,
+        pool: &PgPool,
+        limit: i64,
+    ) -> Result<usize, ProjectionError> {
         let mut tx = pool.begin().await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT org_id, view, view_id FROM cache_refresh_outbox

@@ -73,21 +73,28 @@ async fn order(
     id: Uuid,
     event: &LoggedEvent,
 ) -> Result<Order, ProjectionError> {
-    let stored: Option<i64> = sqlx::query_scalar(&format!("SELECT version FROM {table} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let stored: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT version FROM {table} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     match stored {
         None if event.sequence == 1 => Ok(Order::Apply),
         None => Err(unapplicable(
             event,
-            format!("no {table} row for version {} to follow", event.sequence - 1),
+            format!(
+                "no {table} row for version {} to follow",
+                event.sequence - 1
+            ),
         )),
         Some(version) if version >= event.sequence => Ok(Order::AlreadyApplied),
         Some(version) if version == event.sequence - 1 => Ok(Order::Apply),
         Some(version) => Err(unapplicable(
             event,
-            format!("{table} row is at version {version}; versions before {} are missing", event.sequence),
+            format!(
+                "{table} row is at version {version}; versions before {} are missing",
+                event.sequence
+            ),
         )),
     }
 }
@@ -268,12 +275,14 @@ impl CatalogBatch {
                     .await?;
             }
             CompEvent::CompVerified {} => {
-                sqlx::query("UPDATE comps SET verified = true, version = $2, updated_at = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(version)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE comps SET verified = true, version = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(version)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
             }
             CompEvent::CompRetracted { reason } => {
                 sqlx::query(
@@ -316,7 +325,11 @@ impl CatalogBatch {
     }
 
     /// Marks the market cell a comp is in now (before and after a change).
-    async fn touch_comp_cell(&mut self, conn: &mut PgConnection, comp: Uuid) -> Result<(), ProjectionError> {
+    async fn touch_comp_cell(
+        &mut self,
+        conn: &mut PgConnection,
+        comp: Uuid,
+    ) -> Result<(), ProjectionError> {
         let cells: Vec<MarketCell> = sqlx::query_as(
             "SELECT c.org_id, coalesce(b.submarket, '') AS submarket, b.property_type,
                     date_trunc('quarter', c.deal_date)::date AS quarter_start
@@ -563,7 +576,10 @@ fn months_before(date: NaiveDate, months: u32) -> NaiveDate {
 /// Count, and the average and median net effective rent of the leases that commenced
 /// in the [`RENT_WINDOW_MONTHS`] up to the building's latest lease; a building
 /// without live comps has no row.
-async fn recompute_building_stats(conn: &mut PgConnection, building: Uuid) -> Result<(), sqlx::Error> {
+async fn recompute_building_stats(
+    conn: &mut PgConnection,
+    building: Uuid,
+) -> Result<(), sqlx::Error> {
     let comps: Vec<(String, String, NaiveDate, Option<Decimal>)> = sqlx::query_as(
         "SELECT org_id, kind, deal_date, net_effective_rent_psf
            FROM comps WHERE building_id = $1 AND NOT retracted",
@@ -621,7 +637,10 @@ async fn recompute_building_stats(conn: &mut PgConnection, building: Uuid) -> Re
 }
 
 /// Recomputes one market cell from the live comps in it; an empty cell has no row.
-async fn recompute_market_cell(conn: &mut PgConnection, cell: &MarketCell) -> Result<(), sqlx::Error> {
+async fn recompute_market_cell(
+    conn: &mut PgConnection,
+    cell: &MarketCell,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "DELETE FROM market_stats
           WHERE org_id = $1 AND submarket = $2 AND property_type = $3 AND quarter_start = $4",

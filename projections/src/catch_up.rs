@@ -151,7 +151,8 @@ async fn one_batch(
     lock(&mut tx, projection, Some(options.lock_timeout)).await?;
     let horizon = log::horizon(&mut tx).await?;
     let checkpoint = checkpoint::load(&mut tx, projection.name()).await?;
-    let events = log::read_after(&mut tx, &checkpoint.cursor(), &horizon, options.batch_size).await?;
+    let events =
+        log::read_after(&mut tx, &checkpoint.cursor(), &horizon, options.batch_size).await?;
     let held_back = if (events.len() as i64) < options.batch_size {
         log::held_back(&mut tx, &horizon).await?
     } else {
@@ -165,7 +166,10 @@ async fn one_batch(
         });
     }
     apply(&mut tx, projection, &events).await?;
-    let last = events.last().map(LoggedEvent::cursor).unwrap_or_else(LogCursor::start);
+    let last = events
+        .last()
+        .map(LoggedEvent::cursor)
+        .unwrap_or_else(LogCursor::start);
     let last_at = events.last().map(|e| e.recorded_at).unwrap_or_default();
     checkpoint::advance(&mut tx, projection.name(), &last, events.len(), last_at).await?;
     tx.commit().await?;
@@ -241,7 +245,14 @@ pub async fn rebuild(
         let Some(last) = events.last() else { break };
         apply(&mut tx, projection, &events).await?;
         cursor = last.cursor();
-        checkpoint::advance(&mut tx, projection.name(), &cursor, events.len(), last.recorded_at).await?;
+        checkpoint::advance(
+            &mut tx,
+            projection.name(),
+            &cursor,
+            events.len(),
+            last.recorded_at,
+        )
+        .await?;
         applied += events.len() as u64;
     }
     sqlx::query("UPDATE projection_checkpoints SET events_applied = $2 WHERE name = $1")

@@ -93,10 +93,12 @@ pub async fn read_after(
 /// Whether events exist that the horizon holds back (their transaction is at or above
 /// it): a reader that found nothing new should look again shortly.
 pub async fn held_back(conn: &mut PgConnection, horizon: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id >= $1::text::xid8)")
-        .bind(horizon)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id >= $1::text::xid8)",
+    )
+    .bind(horizon)
+    .fetch_one(conn)
+    .await
 }
 
 /// How far `after` is behind the log: events not yet applied (an index range scan over

@@ -7,8 +7,12 @@ use rust_decimal::{Decimal, RoundingStrategy};
 /// Places kept in derived money figures (per-square-foot amounts): cents.
 const MONEY_PLACES: u32 = 2;
 
+/// Rounds to cents, half away from zero, and always shows two places (`50.00`).
 fn round_money(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(MONEY_PLACES, RoundingStrategy::MidpointAwayFromZero)
+    let mut rounded =
+        value.round_dp_with_strategy(MONEY_PLACES, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(MONEY_PLACES);
+    rounded
 }
 
 /// The lease terms the net effective rent depends on.
@@ -104,28 +108,43 @@ mod tests {
 
     #[test]
     fn a_flat_lease_without_concessions_nets_its_rent() {
-        assert_eq!(net_effective_rent_psf(&lease("50", 60, 0, "0", "0")), d("50.00"));
+        assert_eq!(
+            net_effective_rent_psf(&lease("50", 60, 0, "0", "0")),
+            d("50.00")
+        );
     }
 
     #[test]
     fn free_rent_and_ti_reduce_the_net_effective_rent() {
         // 10 years at $60, 12 months free, $40 TI: (9 × 60 − 40) / 10 = 50.
-        assert_eq!(net_effective_rent_psf(&lease("60", 120, 12, "40", "0")), d("50.00"));
+        assert_eq!(
+            net_effective_rent_psf(&lease("60", 120, 12, "40", "0")),
+            d("50.00")
+        );
     }
 
     #[test]
     fn escalations_compound_at_each_anniversary() {
         // 3 years at $100 rising 10 % a year: (100 + 110 + 121) / 3 = 110.333…
-        assert_eq!(net_effective_rent_psf(&lease("100", 36, 0, "0", "10")), d("110.33"));
+        assert_eq!(
+            net_effective_rent_psf(&lease("100", 36, 0, "0", "10")),
+            d("110.33")
+        );
         // A 6-month free period in year one only removes year-one rent.
         // (50 + 110 + 121) / 3 = 93.666…
-        assert_eq!(net_effective_rent_psf(&lease("100", 36, 6, "0", "10")), d("93.67"));
+        assert_eq!(
+            net_effective_rent_psf(&lease("100", 36, 6, "0", "10")),
+            d("93.67")
+        );
     }
 
     #[test]
     fn a_partial_final_year_counts_by_the_month() {
         // 18 months: 12 at $24, 6 at $24 × 1.05 = 25.2 → (24 + 12.6) / 1.5 = 24.4.
-        assert_eq!(net_effective_rent_psf(&lease("24", 18, 0, "0", "5")), d("24.40"));
+        assert_eq!(
+            net_effective_rent_psf(&lease("24", 18, 0, "0", "5")),
+            d("24.40")
+        );
     }
 
     #[test]

@@ -90,7 +90,11 @@ impl WorkerSettings {
             redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
             concurrency,
             batch_size,
-            backstop_interval: Duration::from_millis(number(&get, "PROJECTION_BACKSTOP_MS", 1000u64)?),
+            backstop_interval: Duration::from_millis(number(
+                &get,
+                "PROJECTION_BACKSTOP_MS",
+                1000u64,
+            )?),
             poll_interval: Duration::from_millis(number(&get, "JOB_POLL_MS", 50u64)?),
         })
     }

@@ -74,7 +74,11 @@ impl Delivery {
     /// Refreshes the cache views the outbox names; Redis trouble leaves them queued.
     pub async fn refresh_cache(&self) {
         loop {
-            match self.cache.refresh_from_outbox(&self.pool, REFRESH_BATCH).await {
+            match self
+                .cache
+                .refresh_from_outbox(&self.pool, REFRESH_BATCH)
+                .await
+            {
                 Ok(n) if n as i64 == REFRESH_BATCH => continue,
                 Ok(_) => break,
                 Err(error) => {
@@ -90,7 +94,9 @@ impl Delivery {
         let outcome = projections::rebuild(&self.pool, projection, self.options.batch_size).await?;
         tracing::info!(projection.name = %projection, events = outcome.applied, "projection rebuilt");
         if !self.cache.purge().await {
-            tracing::warn!("cache views could not be purged after the rebuild; they expire by themselves");
+            tracing::warn!(
+                "cache views could not be purged after the rebuild; they expire by themselves"
+            );
         }
         Ok(outcome.applied)
     }

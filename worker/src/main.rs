@@ -29,9 +29,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("replay") => {
             let name = args.get(1).context(USAGE)?;
-            let projection = Projection::parse(name).with_context(|| {
-                format!("no projection named {name:?}: catalog or audit")
-            })?;
+            let projection = Projection::parse(name)
+                .with_context(|| format!("no projection named {name:?}: catalog or audit"))?;
             let pool = connect_database(&settings).await?;
             let cache = ViewCache::new(
                 settings.redis_url.expose(),
@@ -54,13 +53,14 @@ async fn main() -> anyhow::Result<()> {
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => {
-            let _ = interrupt.await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
     tokio::select! {
         _ = interrupt => {},
         _ = terminate.recv() => {},

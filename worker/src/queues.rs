@@ -26,7 +26,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const DONE_KEPT: i64 = 1000;
 
 async fn handle_catch_up(job: CatchUp, delivery: Data<Arc<Delivery>>) -> Result<(), BoxDynError> {
-    tracing::debug!(request.id = job.request_id.as_deref().unwrap_or("-"), "catch-up job");
+    tracing::debug!(
+        request.id = job.request_id.as_deref().unwrap_or("-"),
+        "catch-up job"
+    );
     delivery.catch_up_all().await?;
     Ok(())
 }
@@ -48,7 +51,11 @@ fn queue_config(queue: String, settings: &WorkerSettings) -> Config {
 }
 
 /// Runs the queue workers until `shutdown` turns true, reconnecting after failures.
-pub async fn run(settings: WorkerSettings, delivery: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    settings: WorkerSettings,
+    delivery: Arc<Delivery>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let boot = uuid::Uuid::new_v4().simple().to_string();
     let mut generation = 0u32;
     while !*shutdown.borrow() {

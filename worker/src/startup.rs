@@ -41,7 +41,9 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,7 +118,11 @@ impl Worker {
 /// Catches up every `interval` whatever the queues do: lost jobs, a flushed Redis or a
 /// dead worker only delay projections. Shutdown drops a catch-up in progress, which
 /// rolls its batch back.
-async fn backstop(delivery: Arc<Delivery>, interval: Duration, mut stopping: watch::Receiver<bool>) {
+async fn backstop(
+    delivery: Arc<Delivery>,
+    interval: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -147,8 +153,11 @@ fn health() -> Json<serde_json::Value> {
 async fn ready(pool: Data<&PgPool>, redis_url: Data<&String>) -> Response {
     let postgres = sqlx::query("SELECT 1").execute(*pool).await.is_ok();
     let redis = async {
-        let mut connection = projections::cache::connect_redis(&redis_url, Duration::from_secs(1)).await?;
-        redis::cmd("PING").query_async::<String>(&mut connection).await
+        let mut connection =
+            projections::cache::connect_redis(&redis_url, Duration::from_secs(1)).await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
     }
     .await
     .is_ok();
@@ -156,7 +165,11 @@ async fn ready(pool: Data<&PgPool>, redis_url: Data<&String>) -> Response {
         { "name": "postgres", "ok": postgres },
         { "name": "redis", "ok": redis },
     ]);
-    let status = if postgres && redis { "ready" } else { "not_ready" };
+    let status = if postgres && redis {
+        "ready"
+    } else {
+        "not_ready"
+    };
     let code = if postgres && redis {
         StatusCode::OK
     } else {

@@ -42,7 +42,11 @@ impl BuildingQueriesApi {
     /// keeps a map viewport. Sorts: `name`, `registered_at`, `rentable_area_sqft`
     /// (prefix `-` for descending), `distance`. Pages follow `next_cursor`, which never
     /// repeats or skips a building while others are added.
-    #[oai(path = "/v1/buildings", method = "get", operation_id = "list_buildings")]
+    #[oai(
+        path = "/v1/buildings",
+        method = "get",
+        operation_id = "list_buildings"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -75,7 +79,8 @@ impl BuildingQueriesApi {
                 near,
                 bbox: BoundingBox::parse(bbox.0.as_deref()).map_err(query_error)?,
             };
-            let sort = BuildingSort::parse(sort.0.as_deref(), near.is_some()).map_err(query_error)?;
+            let sort =
+                BuildingSort::parse(sort.0.as_deref(), near.is_some()).map_err(query_error)?;
             let limit = page_size(limit.0).map_err(query_error)?;
             let org_id = auth.0.org_id.as_str();
             let normalised = format!("{filter:?}|{sort:?}|{limit}");
@@ -86,7 +91,16 @@ impl BuildingQueriesApi {
                     &normalised,
                     cursor.0.is_none(),
                     if_none_match.0.as_deref(),
-                    || buildings::list(&views.pool, org_id, &filter, sort, limit, cursor.0.as_deref()),
+                    || {
+                        buildings::list(
+                            &views.pool,
+                            org_id,
+                            &filter,
+                            sort,
+                            limit,
+                            cursor.0.as_deref(),
+                        )
+                    },
                 )
                 .await
         }
@@ -101,7 +115,11 @@ impl BuildingQueriesApi {
     /// With its comp statistics. `min_version=N` (the version a command returned)
     /// waits up to 2 s for the read side to reflect it; if it does not, the answer is
     /// what the read side has, with `Projection-Lagging: true`.
-    #[oai(path = "/v1/buildings/:id", method = "get", operation_id = "get_building")]
+    #[oai(
+        path = "/v1/buildings/:id",
+        method = "get",
+        operation_id = "get_building"
+    )]
     async fn detail(
         &self,
         auth: BearerAuth,
@@ -128,7 +146,11 @@ impl BuildingQueriesApi {
     ///
     /// Every event of the building, oldest first: who (user), when, in which request,
     /// what.
-    #[oai(path = "/v1/buildings/:id/history", method = "get", operation_id = "building_history")]
+    #[oai(
+        path = "/v1/buildings/:id/history",
+        method = "get",
+        operation_id = "building_history"
+    )]
     async fn history(
         &self,
         auth: BearerAuth,

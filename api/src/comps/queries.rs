@@ -60,7 +60,10 @@ impl CompQueriesApi {
                 None => None,
                 Some(k @ ("lease" | "sale")) => Some(k.to_owned()),
                 Some(_) => {
-                    return Err(query_error(QueryError::invalid("kind", "must be lease or sale")))
+                    return Err(query_error(QueryError::invalid(
+                        "kind",
+                        "must be lease or sale",
+                    )))
                 }
             };
             let near = Near::parse(near.0.as_deref(), radius_m.0).map_err(query_error)?;
@@ -86,7 +89,16 @@ impl CompQueriesApi {
                     &normalised,
                     cursor.0.is_none(),
                     if_none_match.0.as_deref(),
-                    || comps::list(&views.pool, org_id, &filter, sort, limit, cursor.0.as_deref()),
+                    || {
+                        comps::list(
+                            &views.pool,
+                            org_id,
+                            &filter,
+                            sort,
+                            limit,
+                            cursor.0.as_deref(),
+                        )
+                    },
                 )
                 .await
         }

@@ -75,7 +75,8 @@ pub async fn list(
             .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
         qb.push(" AND position < ").push_bind(position);
     }
-    qb.push(" ORDER BY position DESC LIMIT ").push_bind(limit + 1);
+    qb.push(" ORDER BY position DESC LIMIT ")
+        .push_bind(limit + 1);
     let mut rows: Vec<AuditEntryView> = qb.build_query_as().fetch_all(pool).await?;
     let next_cursor = page_end(&mut rows, limit, |last| {
         Cursor {

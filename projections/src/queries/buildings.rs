@@ -94,7 +94,11 @@ impl BuildingSort {
 
     pub fn parse(raw: Option<&str>, near: bool) -> Result<Self, QueryError> {
         let Some(raw) = raw else {
-            return Ok(if near { Self::Distance } else { Self::Name(Direction::Ascending) });
+            return Ok(if near {
+                Self::Distance
+            } else {
+                Self::Name(Direction::Ascending)
+            });
         };
         let (direction, field) = Direction::split(raw);
         match field {
@@ -102,8 +106,14 @@ impl BuildingSort {
             "registered_at" => Ok(Self::RegisteredAt(direction)),
             "rentable_area_sqft" => Ok(Self::RentableArea(direction)),
             "distance" if direction == Direction::Ascending && near => Ok(Self::Distance),
-            "distance" => Err(QueryError::invalid("sort", "distance needs near and radius_m, nearest first")),
-            _ => Err(QueryError::invalid("sort", format!("must be one of: {}", Self::CHOICES))),
+            "distance" => Err(QueryError::invalid(
+                "sort",
+                "distance needs near and radius_m, nearest first",
+            )),
+            _ => Err(QueryError::invalid(
+                "sort",
+                format!("must be one of: {}", Self::CHOICES),
+            )),
         }
     }
 
@@ -258,8 +268,10 @@ pub async fn list(
             qb.push(", NULL::float8 AS distance_m");
         }
     }
-    qb.push(" FROM buildings b WHERE b.org_id = ").push_bind(org_id);
-    qb.push(" AND b.archived = ").push_bind(filter.archived.unwrap_or(false));
+    qb.push(" FROM buildings b WHERE b.org_id = ")
+        .push_bind(org_id);
+    qb.push(" AND b.archived = ")
+        .push_bind(filter.archived.unwrap_or(false));
     if let Some(property_type) = &filter.property_type {
         qb.push(" AND b.property_type = ").push_bind(property_type);
     }
@@ -267,10 +279,14 @@ pub async fn list(
         qb.push(" AND b.building_class = ").push_bind(class);
     }
     if let Some(city) = &filter.city {
-        qb.push(" AND lower(b.city) = lower(").push_bind(city).push(")");
+        qb.push(" AND lower(b.city) = lower(")
+            .push_bind(city)
+            .push(")");
     }
     if let Some(submarket) = &filter.submarket {
-        qb.push(" AND lower(b.submarket) = lower(").push_bind(submarket).push(")");
+        qb.push(" AND lower(b.submarket) = lower(")
+            .push_bind(submarket)
+            .push(")");
     }
     if let Some(text) = &filter.text {
         for word in text.split_whitespace() {
@@ -306,7 +322,9 @@ pub async fn list(
         }
     }
     qb.push(") b");
-    qb.push(format_args!(", LATERAL (SELECT ({key})::text AS sort_key) k"));
+    qb.push(format_args!(
+        ", LATERAL (SELECT ({key})::text AS sort_key) k"
+    ));
     if let Some(after) = &after {
         let id = Uuid::parse_str(&after.id)
             .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
@@ -413,7 +431,10 @@ mod tests {
 
     #[test]
     fn distance_sort_needs_near() {
-        assert_eq!(BuildingSort::parse(None, true).ok(), Some(BuildingSort::Distance));
+        assert_eq!(
+            BuildingSort::parse(None, true).ok(),
+            Some(BuildingSort::Distance)
+        );
         assert!(BuildingSort::parse(Some("distance"), false).is_err());
         assert_eq!(
             BuildingSort::parse(Some("-registered_at"), false).ok(),

@@ -152,8 +152,14 @@ impl CompSort {
             Some("deal_date") => Ok(Self::DealDate(Direction::Ascending)),
             Some("-deal_date") => Ok(Self::DealDate(Direction::Descending)),
             Some("distance") if near => Ok(Self::Distance),
-            Some("distance") => Err(QueryError::invalid("sort", "distance needs near and radius_m")),
-            Some(_) => Err(QueryError::invalid("sort", "must be one of: deal_date, -deal_date, distance")),
+            Some("distance") => Err(QueryError::invalid(
+                "sort",
+                "distance needs near and radius_m",
+            )),
+            Some(_) => Err(QueryError::invalid(
+                "sort",
+                "must be one of: deal_date, -deal_date, distance",
+            )),
         }
     }
 
@@ -249,7 +255,9 @@ pub async fn list(
             .push_bind(near.radius_m)
             .push(")");
     }
-    qb.push(format_args!(") c, LATERAL (SELECT ({key})::text AS sort_key) k"));
+    qb.push(format_args!(
+        ") c, LATERAL (SELECT ({key})::text AS sort_key) k"
+    ));
     if let Some(after) = &after {
         let id = Uuid::parse_str(&after.id)
             .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
@@ -285,7 +293,10 @@ pub async fn list(
         None
     };
     Ok(Page {
-        items: rows.into_iter().map(|row| row.comp.view(row.distance_m)).collect(),
+        items: rows
+            .into_iter()
+            .map(|row| row.comp.view(row.distance_m))
+            .collect(),
         next_cursor,
     })
 }

@@ -64,7 +64,10 @@ mod tests {
             query: fingerprint("sort=name"),
         };
         let raw = cursor.encode();
-        assert_eq!(Cursor::decode(&raw, &fingerprint("sort=name")).ok(), Some(cursor));
+        assert_eq!(
+            Cursor::decode(&raw, &fingerprint("sort=name")).ok(),
+            Some(cursor)
+        );
         assert!(Cursor::decode(&raw, &fingerprint("sort=-name")).is_err());
         assert!(Cursor::decode("not-a-cursor", &fingerprint("sort=name")).is_err());
     }

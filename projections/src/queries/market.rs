@@ -54,13 +54,16 @@ pub async fn stats(
     );
     qb.push_bind(org_id);
     if let Some(submarket) = &filter.submarket {
-        qb.push(" AND lower(submarket) = lower(").push_bind(submarket).push(")");
+        qb.push(" AND lower(submarket) = lower(")
+            .push_bind(submarket)
+            .push(")");
     }
     if let Some(property_type) = &filter.property_type {
         qb.push(" AND property_type = ").push_bind(property_type);
     }
     if let Some(from) = filter.from {
-        qb.push(" AND quarter_start >= ").push_bind(quarter_start(from));
+        qb.push(" AND quarter_start >= ")
+            .push_bind(quarter_start(from));
     }
     if let Some(to) = filter.to {
         qb.push(" AND quarter_start <= ").push_bind(to);

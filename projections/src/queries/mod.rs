@@ -72,7 +72,9 @@ fn coordinate(field: &str, raw: &str, limit: f64) -> Result<f64, QueryError> {
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && v.abs() <= limit)
-        .ok_or_else(|| QueryError::invalid(field, format!("must be a number from -{limit} to {limit}")))
+        .ok_or_else(|| {
+            QueryError::invalid(field, format!("must be a number from -{limit} to {limit}"))
+        })
 }
 
 impl Near {
@@ -80,12 +82,19 @@ impl Near {
     pub fn parse(near: Option<&str>, radius_m: Option<f64>) -> Result<Option<Self>, QueryError> {
         let (near, radius_m) = match (near, radius_m) {
             (None, None) => return Ok(None),
-            (Some(_), None) => return Err(QueryError::invalid("radius_m", "is required with near")),
-            (None, Some(_)) => return Err(QueryError::invalid("near", "is required with radius_m")),
+            (Some(_), None) => {
+                return Err(QueryError::invalid("radius_m", "is required with near"))
+            }
+            (None, Some(_)) => {
+                return Err(QueryError::invalid("near", "is required with radius_m"))
+            }
             (Some(near), Some(radius)) => (near, radius),
         };
         let Some((lat, lon)) = near.split_once(',') else {
-            return Err(QueryError::invalid("near", "must be lat,lon, e.g. 40.75,-73.98"));
+            return Err(QueryError::invalid(
+                "near",
+                "must be lat,lon, e.g. 40.75,-73.98",
+            ));
         };
         let lat = coordinate("near", lat, 90.0)?;
         let lon = coordinate("near", lon, 180.0)?;
@@ -114,7 +123,10 @@ impl BoundingBox {
         let Some(raw) = raw else { return Ok(None) };
         let parts: Vec<&str> = raw.split(',').collect();
         let [min_lon, min_lat, max_lon, max_lat] = parts.as_slice() else {
-            return Err(QueryError::invalid("bbox", "must be min_lon,min_lat,max_lon,max_lat"));
+            return Err(QueryError::invalid(
+                "bbox",
+                "must be min_lon,min_lat,max_lon,max_lat",
+            ));
         };
         let bbox = Self {
             min_lon: coordinate("bbox", min_lon, 180.0)?,
@@ -123,7 +135,10 @@ impl BoundingBox {
             max_lat: coordinate("bbox", max_lat, 90.0)?,
         };
         if bbox.min_lat > bbox.max_lat {
-            return Err(QueryError::invalid("bbox", "min_lat must not be above max_lat"));
+            return Err(QueryError::invalid(
+                "bbox",
+                "min_lat must not be above max_lat",
+            ));
         }
         Ok(Some(bbox))
     }
@@ -163,7 +178,8 @@ impl Direction {
 /// Where the catalog projection stands: compared by the cache so that an older read
 /// never replaces a newer one. Zero-padded text of (transaction id, position), which
 /// sorts as the log's order.
-pub(crate) const CATALOG_STAMP_SQL: &str = "(SELECT lpad(transaction_id::text, 20, '0') || lpad(position::text, 20, '0')
+pub(crate) const CATALOG_STAMP_SQL: &str =
+    "(SELECT lpad(transaction_id::text, 20, '0') || lpad(position::text, 20, '0')
      FROM projection_checkpoints WHERE name = 'catalog')";
 
 #[cfg(test)]
@@ -173,7 +189,14 @@ mod tests {
     #[test]
     fn near_needs_a_point_and_a_sane_radius() {
         let near = Near::parse(Some("40.75,-73.98"), Some(500.0)).expect("valid");
-        assert_eq!(near, Some(Near { lat: 40.75, lon: -73.98, radius_m: 500.0 }));
+        assert_eq!(
+            near,
+            Some(Near {
+                lat: 40.75,
+                lon: -73.98,
+                radius_m: 500.0
+            })
+        );
         assert!(Near::parse(Some("40.75"), Some(500.0)).is_err());
         assert!(Near::parse(Some("91,0"), Some(500.0)).is_err());
         assert!(Near::parse(Some("40,0"), None).is_err());
@@ -183,7 +206,9 @@ mod tests {
 
     #[test]
     fn a_bounding_box_has_four_coordinates() {
-        assert!(BoundingBox::parse(Some("-74.1,40.6,-73.8,40.9")).expect("valid").is_some());
+        assert!(BoundingBox::parse(Some("-74.1,40.6,-73.8,40.9"))
+            .expect("valid")
+            .is_some());
         assert!(BoundingBox::parse(Some("-74.1,40.6,-73.8")).is_err());
         assert!(BoundingBox::parse(Some("-74.1,41,-73.8,40")).is_err());
     }

@@ -12,7 +12,11 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     let worker = system.spawn_worker_process(3);
     let mut ids = Vec::new();
     for i in 0..60 {
-        ids.push(system.register(&building_body(&format!("Killed {i:02}"), 40.0, -73.0)).await);
+        ids.push(
+            system
+                .register(&building_body(&format!("Killed {i:02}"), 40.0, -73.0))
+                .await,
+        );
         if i == 30 {
             // In the middle of the flow, with small batches in hand.
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -38,7 +42,9 @@ async fn flushing_redis_while_commands_flow_loses_nothing() {
     .await;
     system.start_worker().await;
     for i in 0..40 {
-        system.register(&building_body(&format!("Flushed {i:02}"), 40.0, -73.0)).await;
+        system
+            .register(&building_body(&format!("Flushed {i:02}"), 40.0, -73.0))
+            .await;
         if i % 10 == 5 {
             redis.flushall();
         }
@@ -47,6 +53,10 @@ async fn flushing_redis_while_commands_flow_loses_nothing() {
     assert_eq!(system.count("SELECT count(*) FROM buildings").await, 40);
     let (status, page) = system.get("/v1/buildings?limit=100").await;
     assert_eq!(status, 200);
-    assert_eq!(page["items"].as_array().map(Vec::len), Some(40), "lists are fresh after the flush");
+    assert_eq!(
+        page["items"].as_array().map(Vec::len),
+        Some(40),
+        "lists are fresh after the flush"
+    );
     system.assert_projections_equal_rebuild().await;
 }

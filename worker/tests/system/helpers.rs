@@ -33,7 +33,8 @@ fn signing_key() -> PathBuf {
 fn jwks_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("prism-system-jwks-{}.json", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("prism-system-jwks-{}.json", std::process::id()));
         let jwks = dev::jwks(&signing_key()).expect("test key makes a JWKS");
         std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write JWKS");
         path
@@ -143,7 +144,9 @@ impl System {
             ("CLERK_JWKS_FILE", jwks.as_str()),
         ];
         let settings = Settings::from_lookup(|name| {
-            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
         })
         .expect("api settings");
         let app = Application::build(settings).await.expect("the api builds");
@@ -162,7 +165,10 @@ impl System {
             client: reqwest::Client::new(),
             pool,
             redis_url,
-            api: Some(Stoppable { stop: Some(stop), task }),
+            api: Some(Stoppable {
+                stop: Some(stop),
+                task,
+            }),
             worker: None,
             namespace,
             db,
@@ -188,7 +194,9 @@ impl System {
     pub async fn start_worker(&mut self) {
         let vars = self.worker_vars("500");
         let settings = WorkerSettings::from_lookup(|name| {
-            vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
         })
         .expect("worker settings");
         let worker = Worker::build(settings).await.expect("the worker builds");
@@ -200,7 +208,10 @@ impl System {
                 })
                 .await;
         });
-        self.worker = Some(Stoppable { stop: Some(stop), task });
+        self.worker = Some(Stoppable {
+            stop: Some(stop),
+            task,
+        });
     }
 
     /// Stops the in-process worker gracefully.
@@ -225,7 +236,12 @@ impl System {
         WorkerProcess(command.spawn().expect("prism-worker starts"))
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         self.call_as(&token(), method, path, body).await
     }
 
@@ -246,7 +262,10 @@ impl System {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -262,7 +281,11 @@ impl System {
 
     pub async fn record_lease(&self, building_id: &str) -> String {
         let (status, reply) = self
-            .call(Method::POST, "/v1/comps/lease", Some(&lease_body(building_id)))
+            .call(
+                Method::POST,
+                "/v1/comps/lease",
+                Some(&lease_body(building_id)),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{reply:#}");
         reply["id"].as_str().expect("id").to_owned()
@@ -270,7 +293,11 @@ impl System {
 
     pub async fn record_sale(&self, building_id: &str) -> String {
         let (status, reply) = self
-            .call(Method::POST, "/v1/comps/sale", Some(&sale_body(building_id)))
+            .call(
+                Method::POST,
+                "/v1/comps/sale",
+                Some(&sale_body(building_id)),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{reply:#}");
         reply["id"].as_str().expect("id").to_owned()
@@ -292,7 +319,14 @@ impl System {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "projections still lagging: {:?}",
-                statuses.iter().map(|s| (s.checkpoint.name.clone(), s.lag_events, s.checkpoint.last_error.clone())).collect::<Vec<_>>()
+                statuses
+                    .iter()
+                    .map(|s| (
+                        s.checkpoint.name.clone(),
+                        s.lag_events,
+                        s.checkpoint.last_error.clone()
+                    ))
+                    .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -305,7 +339,10 @@ impl System {
             ("buildings", "id"),
             ("comps", "id"),
             ("building_comp_stats", "building_id"),
-            ("market_stats", "org_id, submarket, property_type, quarter_start"),
+            (
+                "market_stats",
+                "org_id, submarket, property_type, quarter_start",
+            ),
             ("audit_log", "position"),
         ] {
             let rows: Value = sqlx::query_scalar(&format!(
@@ -333,7 +370,10 @@ impl System {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
     }
 }
 
@@ -399,7 +439,16 @@ impl PrivateRedis {
         let dir = std::env::temp_dir().join(format!("prism-redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -423,7 +472,9 @@ impl PrivateRedis {
         let mut connection = redis::Client::open(self.url.as_str())
             .and_then(|c| c.get_connection())
             .expect("private redis");
-        let _: () = redis::cmd("FLUSHALL").query(&mut connection).expect("FLUSHALL");
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut connection)
+            .expect("FLUSHALL");
     }
 }
 

@@ -14,14 +14,20 @@ use crate::helpers::{building_body, token_with, System, ALL_SCOPES, OTHER_ORG};
 async fn commands_show_up_in_every_query() {
     let mut system = System::start().await;
     system.start_worker().await;
-    let building = system.register(&building_body("Tower One", 40.7527, -73.9787)).await;
+    let building = system
+        .register(&building_body("Tower One", 40.7527, -73.9787))
+        .await;
     let lease = system.record_lease(&building).await;
     let sale = system.record_sale(&building).await;
-    let (status, verified) = system.call(Method::POST, &format!("/v1/comps/{lease}/verify"), None).await;
+    let (status, verified) = system
+        .call(Method::POST, &format!("/v1/comps/{lease}/verify"), None)
+        .await;
     assert_eq!(status, 200, "{verified:#}");
 
     // Read-your-writes: the version the command returned.
-    let (status, comp) = system.get(&format!("/v1/comps/{lease}?min_version=2")).await;
+    let (status, comp) = system
+        .get(&format!("/v1/comps/{lease}?min_version=2"))
+        .await;
     assert_eq!(status, 200, "{comp:#}");
     assert_eq!(comp["verified"], true);
     assert_eq!(comp["version"], 2);
@@ -31,38 +37,69 @@ async fn commands_show_up_in_every_query() {
 
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let (_, sale_view) = system.get(&format!("/v1/comps/{sale}")).await;
-    assert_eq!(sale_view["sale"]["price_psf"], "250.00", "25,000,000 / 100,000 sq ft");
+    assert_eq!(
+        sale_view["sale"]["price_psf"], "250.00",
+        "25,000,000 / 100,000 sq ft"
+    );
 
     let (status, detail) = system.get(&format!("/v1/buildings/{building}")).await;
     assert_eq!(status, 200);
     assert_eq!(detail["comp_stats"]["comp_count"], 2);
-    assert_eq!(detail["comp_stats"]["rent_window"]["avg_effective_rent_psf"], "50.00");
+    assert_eq!(
+        detail["comp_stats"]["rent_window"]["avg_effective_rent_psf"],
+        "50.00"
+    );
     assert_eq!(detail["comp_stats"]["latest_comp_date"], "2026-02-01");
 
     let (_, list) = system.get("/v1/buildings?q=tower").await;
     assert_eq!(list["items"][0]["id"], building.as_str());
-    let (_, comps) = system.get(&format!("/v1/comps?building_id={building}&kind=lease")).await;
+    let (_, comps) = system
+        .get(&format!("/v1/comps?building_id={building}&kind=lease"))
+        .await;
     assert_eq!(comps["items"].as_array().map(Vec::len), Some(1));
     let (_, ranged) = system.get("/v1/comps?rent_min=70").await;
-    assert_eq!(ranged["items"].as_array().map(Vec::len), Some(0), "starting rent 60 < 70");
+    assert_eq!(
+        ranged["items"].as_array().map(Vec::len),
+        Some(0),
+        "starting rent 60 < 70"
+    );
     let (_, market) = system.get("/v1/market/stats?submarket=midtown").await;
     let cells = market["items"].as_array().expect("cells");
     assert_eq!(cells.len(), 2, "{market:#}");
-    assert!(cells.iter().any(|c| c["quarter"] == "2026-Q1" && c["lease_count"] == 1));
-    assert!(cells.iter().any(|c| c["quarter"] == "2025-Q2" && c["sale_count"] == 1));
-    let (_, history) = system.get(&format!("/v1/buildings/{building}/history")).await;
+    assert!(cells
+        .iter()
+        .any(|c| c["quarter"] == "2026-Q1" && c["lease_count"] == 1));
+    assert!(cells
+        .iter()
+        .any(|c| c["quarter"] == "2025-Q2" && c["sale_count"] == 1));
+    let (_, history) = system
+        .get(&format!("/v1/buildings/{building}/history"))
+        .await;
     assert_eq!(history["items"][0]["event_type"], "BuildingRegistered");
     assert_eq!(history["items"][0]["user_id"], "user_alice");
     let (_, audit) = system.get("/v1/audit").await;
-    assert_eq!(audit["items"].as_array().map(Vec::len), Some(4), "register, two comps, verify");
+    assert_eq!(
+        audit["items"].as_array().map(Vec::len),
+        Some(4),
+        "register, two comps, verify"
+    );
     let (status, _) = system
-        .call_as(&token_with(crate::helpers::ORG, "buildings:read"), Method::GET, "/v1/audit", None)
+        .call_as(
+            &token_with(crate::helpers::ORG, "buildings:read"),
+            Method::GET,
+            "/v1/audit",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "audit needs audit:read");
 
     // Retracting drops the comp from statistics and lists.
     let (status, _) = system
-        .call(Method::POST, &format!("/v1/comps/{sale}/retract"), Some(&json!({"reason": "duplicate"})))
+        .call(
+            Method::POST,
+            &format!("/v1/comps/{sale}/retract"),
+            Some(&json!({"reason": "duplicate"})),
+        )
         .await;
     assert_eq!(status, 200);
     system.wait_until_quiet(Duration::from_secs(15)).await;
@@ -81,7 +118,12 @@ async fn near_finds_buildings_at_known_distances() {
     }
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let names = |page: &serde_json::Value| -> Vec<String> {
-        page["items"].as_array().expect("items").iter().map(|b| b["name"].as_str().unwrap_or_default().to_owned()).collect()
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|b| b["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
     };
     let (status, page) = system.get("/v1/buildings?near=0,0&radius_m=1000").await;
     assert_eq!(status, 200, "{page:#}");
@@ -108,7 +150,11 @@ async fn cursor_pages_never_repeat_or_skip_while_buildings_are_added() {
     system.start_worker().await;
     let mut originals = HashSet::new();
     for i in 0..30 {
-        originals.insert(system.register(&building_body(&format!("M{i:02}"), 40.0, -73.0)).await);
+        originals.insert(
+            system
+                .register(&building_body(&format!("M{i:02}"), 40.0, -73.0))
+                .await,
+        );
     }
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let mut seen = Vec::new();
@@ -125,8 +171,12 @@ async fn cursor_pages_never_repeat_or_skip_while_buildings_are_added() {
             seen.push(item["id"].as_str().expect("id").to_owned());
         }
         // Inserts before and after the cursor's place, while paging.
-        system.register(&building_body(&format!("A{added:02}"), 40.0, -73.0)).await;
-        system.register(&building_body(&format!("Z{added:02}"), 40.0, -73.0)).await;
+        system
+            .register(&building_body(&format!("A{added:02}"), 40.0, -73.0))
+            .await;
+        system
+            .register(&building_body(&format!("Z{added:02}"), 40.0, -73.0))
+            .await;
         added += 1;
         system.wait_until_quiet(Duration::from_secs(15)).await;
         match page["next_cursor"].as_str() {
@@ -136,8 +186,17 @@ async fn cursor_pages_never_repeat_or_skip_while_buildings_are_added() {
     }
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no building twice");
-    assert!(originals.iter().all(|id| unique.contains(id)), "no original building skipped");
-    let (status, _) = system.get("/v1/buildings?limit=7&sort=-name&cursor=".to_owned().as_str()).await;
+    assert!(
+        originals.iter().all(|id| unique.contains(id)),
+        "no original building skipped"
+    );
+    let (status, _) = system
+        .get(
+            "/v1/buildings?limit=7&sort=-name&cursor="
+                .to_owned()
+                .as_str(),
+        )
+        .await;
     assert_eq!(status, 400, "an empty cursor is refused");
 }
 
@@ -155,7 +214,10 @@ async fn organisations_never_see_each_other() {
         async move { system.call_as(&rival, Method::GET, &path, None).await }
     };
     assert_eq!(get(format!("/v1/buildings/{building}")).await.0, 404);
-    assert_eq!(get(format!("/v1/buildings/{building}/history")).await.0, 404);
+    assert_eq!(
+        get(format!("/v1/buildings/{building}/history")).await.0,
+        404
+    );
     assert_eq!(get(format!("/v1/comps/{comp}")).await.0, 404);
     for path in [
         "/v1/buildings".to_owned(),
@@ -167,7 +229,11 @@ async fn organisations_never_see_each_other() {
     ] {
         let (status, body) = get(path.clone()).await;
         assert_eq!(status, 200, "{path}: {body:#}");
-        assert_eq!(body["items"].as_array().map(Vec::len), Some(0), "{path} leaks: {body:#}");
+        assert_eq!(
+            body["items"].as_array().map(Vec::len),
+            Some(0),
+            "{path} leaks: {body:#}"
+        );
     }
 }
 
@@ -178,11 +244,21 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
     let building = system.register(&building_body("Cached", 40.0, -73.0)).await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let url = format!("{}/v1/buildings/{building}", system.address);
-    let first = system.client.get(&url).bearer_auth(crate::helpers::token()).send().await.expect("get");
+    let first = system
+        .client
+        .get(&url)
+        .bearer_auth(crate::helpers::token())
+        .send()
+        .await
+        .expect("get");
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().expect("etag").to_owned();
     assert!(
-        system.namespace.keys().iter().any(|k| k.contains(":view:building:")),
+        system
+            .namespace
+            .keys()
+            .iter()
+            .any(|k| k.contains(":view:building:")),
         "the detail is cached in the namespace"
     );
     let again = system
@@ -197,7 +273,11 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
 
     // A change refreshes the view: the old tag no longer matches.
     let (status, _) = system
-        .call(Method::PATCH, &format!("/v1/buildings/{building}"), Some(&json!({"name": "Renamed"})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/buildings/{building}"),
+            Some(&json!({"name": "Renamed"})),
+        )
         .await;
     assert_eq!(status, 200);
     system.wait_until_quiet(Duration::from_secs(15)).await;
@@ -214,11 +294,21 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
     assert_eq!(body["name"], "Renamed");
 
     // An api whose Redis is unreachable still reads, from Postgres.
-    let blind = System::start_with(projections::testing::TestNamespace::new(), crate::helpers::ApiRedis::Unreachable).await;
-    let building = blind.register(&building_body("Uncached", 40.0, -73.0)).await;
-    projections::catch_up(&blind.pool, projections::Projection::Catalog, &projections::CatchUpOptions::default())
-        .await
-        .expect("catch up");
+    let blind = System::start_with(
+        projections::testing::TestNamespace::new(),
+        crate::helpers::ApiRedis::Unreachable,
+    )
+    .await;
+    let building = blind
+        .register(&building_body("Uncached", 40.0, -73.0))
+        .await;
+    projections::catch_up(
+        &blind.pool,
+        projections::Projection::Catalog,
+        &projections::CatchUpOptions::default(),
+    )
+    .await
+    .expect("catch up");
     let (status, body) = blind.get(&format!("/v1/buildings/{building}")).await;
     assert_eq!(status, 200, "{body:#}");
     let (status, _) = blind.get("/v1/buildings").await;
@@ -228,11 +318,19 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
 #[tokio::test]
 async fn min_version_waits_and_then_says_the_read_is_lagging() {
     let system = System::start().await;
-    let building = system.register(&building_body("Waiting", 40.0, -73.0)).await;
+    let building = system
+        .register(&building_body("Waiting", 40.0, -73.0))
+        .await;
     let options = projections::CatchUpOptions::default();
-    projections::catch_up(&system.pool, projections::Projection::Catalog, &options).await.expect("catch up");
+    projections::catch_up(&system.pool, projections::Projection::Catalog, &options)
+        .await
+        .expect("catch up");
     let (status, _) = system
-        .call(Method::PATCH, &format!("/v1/buildings/{building}"), Some(&json!({"floors": 12})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/buildings/{building}"),
+            Some(&json!({"floors": 12})),
+        )
         .await;
     assert_eq!(status, 200);
 
@@ -240,20 +338,36 @@ async fn min_version_waits_and_then_says_the_read_is_lagging() {
     let started = std::time::Instant::now();
     let reply = system
         .client
-        .get(format!("{}/v1/buildings/{building}?min_version=2", system.address))
+        .get(format!(
+            "{}/v1/buildings/{building}?min_version=2",
+            system.address
+        ))
         .bearer_auth(crate::helpers::token())
         .send()
         .await
         .expect("get");
     assert_eq!(reply.status(), 200);
-    assert_eq!(reply.headers().get("projection-lagging").map(|v| v.to_str().unwrap_or_default()), Some("true"));
-    assert!(started.elapsed() >= Duration::from_millis(1900), "waited for the projection");
+    assert_eq!(
+        reply
+            .headers()
+            .get("projection-lagging")
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("true")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "waited for the projection"
+    );
     let body: serde_json::Value = reply.json().await.expect("json");
     assert_eq!(body["version"], 1);
 
     // With the projection caught up, the same read answers at once.
-    projections::catch_up(&system.pool, projections::Projection::Catalog, &options).await.expect("catch up");
-    let (status, body) = system.get(&format!("/v1/buildings/{building}?min_version=2")).await;
+    projections::catch_up(&system.pool, projections::Projection::Catalog, &options)
+        .await
+        .expect("catch up");
+    let (status, body) = system
+        .get(&format!("/v1/buildings/{building}?min_version=2"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["floors"], 12);
 }
@@ -262,29 +376,53 @@ async fn min_version_waits_and_then_says_the_read_is_lagging() {
 async fn an_operator_rebuilds_a_projection_through_the_api() {
     let mut system = System::start().await;
     system.start_worker().await;
-    let building = system.register(&building_body("Rebuilt", 40.0, -73.0)).await;
+    let building = system
+        .register(&building_body("Rebuilt", 40.0, -73.0))
+        .await;
     system.record_lease(&building).await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let before = system.read_models().await;
-    let (status, body) = system.call(Method::POST, "/v1/admin/projections/catalog/replay", None).await;
+    let (status, body) = system
+        .call(Method::POST, "/v1/admin/projections/catalog/replay", None)
+        .await;
     assert_eq!(status, 202, "{body:#}");
-    let (status, _) = system.call(Method::POST, "/v1/admin/projections/nonsense/replay", None).await;
+    let (status, _) = system
+        .call(Method::POST, "/v1/admin/projections/nonsense/replay", None)
+        .await;
     assert_eq!(status, 404);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (_, list) = system.get("/v1/admin/projections").await;
-        let catalog = list["items"].as_array().expect("items").iter().find(|p| p["name"] == "catalog").cloned().expect("catalog");
+        let catalog = list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|p| p["name"] == "catalog")
+            .cloned()
+            .expect("catalog");
         if !catalog["rebuilt_at"].is_null() {
             assert_eq!(catalog["state"], "running");
             assert_eq!(catalog["events_applied"], 2);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the rebuild never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rebuild never ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(system.read_models().await, before, "a rebuild yields the live rows");
+    assert_eq!(
+        system.read_models().await,
+        before,
+        "a rebuild yields the live rows"
+    );
     let (status, _) = system
-        .call_as(&token_with(crate::helpers::ORG, "buildings:read"), Method::GET, "/v1/admin/projections", None)
+        .call_as(
+            &token_with(crate::helpers::ORG, "buildings:read"),
+            Method::GET,
+            "/v1/admin/projections",
+            None,
+        )
         .await;
     assert_eq!(status, 403);
 }
