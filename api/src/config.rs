@@ -2,30 +2,11 @@
 //! Nothing else in the api reads environment variables. Every variable is documented
 //! on its field and in `docs/configuration.md`.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-/// A value that must never reach a log: `Debug` and `Display` print a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
+pub use telemetry::Secret;
 
 /// Where the api runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

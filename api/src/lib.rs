@@ -16,8 +16,9 @@
 //! - `views`: serving read models from the cache or the projections, ETags,
 //!   `min_version`; `read_types`: the documented shapes of read responses;
 //! - `jobs`: wake-up and rebuild jobs pushed to the worker through Redis;
-//! - `dev`: local signing keys and tokens for development;
-//! - `telemetry`: logging setup.
+//! - `dev`: local signing keys and tokens for development.
+//!
+//! Logging is set up by the shared `telemetry` crate.
 
 mod admin;
 mod audit;
@@ -36,7 +37,6 @@ mod ops;
 mod problem;
 mod read_types;
 mod startup;
-pub mod telemetry;
 mod views;
 
 pub use startup::{connect_database, openapi, Application};

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use api::config::{Environment, Settings};
-use api::{dev, telemetry, Application};
+use api::{dev, Application};
+use telemetry::LogFormat;
 
 mod migrate;
 
@@ -25,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             let action = migrate::Action::parse(&args[1..])?;
             let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
             let production = matches!(std::env::var("ENV").as_deref(), Ok("production" | "prod"));
-            telemetry::init(Environment::Development);
+            telemetry::init(LogFormat::Text);
             migrate::run(&url, action, production).await
         }
         Some("openapi") => {
@@ -43,7 +44,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    telemetry::init(settings.environment);
+    telemetry::init(match settings.environment {
+        Environment::Production => LogFormat::Json,
+        Environment::Development | Environment::Test => LogFormat::Text,
+    });
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "prism-api listening");
     app.run_until(shutdown_signal()).await?;

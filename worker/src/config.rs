@@ -5,21 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-/// A value that must never reach a log: `Debug` prints a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
+pub use telemetry::Secret;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -84,9 +70,9 @@ impl WorkerSettings {
             production,
             host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
             port: number(&get, "WORKER_PORT", 8081u16)?,
-            database_url: Secret(get("DATABASE_URL").context("DATABASE_URL is required")?),
+            database_url: Secret::new(get("DATABASE_URL").context("DATABASE_URL is required")?),
             database_max_connections: number(&get, "DATABASE_MAX_CONNECTIONS", 10u32)?,
-            redis_url: Secret(get("REDIS_URL").context("REDIS_URL is required")?),
+            redis_url: Secret::new(get("REDIS_URL").context("REDIS_URL is required")?),
             redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
             concurrency,
             batch_size,

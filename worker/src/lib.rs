@@ -7,14 +7,14 @@
 //! - `config`: the typed settings, read once from the environment;
 //! - `startup`: the [`Worker`] (queues, backstop, health server) and its pool;
 //! - `queues`: apalis workers on the `projections` and `rebuilds` queues;
-//! - `delivery`: catch-up, cache refresh and rebuild, whoever asked;
-//! - `telemetry`: logging setup.
+//! - `delivery`: catch-up, cache refresh and rebuild, whoever asked.
+//!
+//! Logging is set up by the shared `telemetry` crate.
 
 pub mod config;
 mod delivery;
 mod queues;
 mod startup;
-pub mod telemetry;
 
 pub use delivery::Delivery;
 pub use startup::{connect_database, Worker};

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use projections::cache::ViewCache;
 use projections::Projection;
+use telemetry::LogFormat;
 use worker::config::WorkerSettings;
-use worker::{connect_database, telemetry, Delivery, Worker};
+use worker::{connect_database, Delivery, Worker};
 
 const USAGE: &str = "usage:
   prism-worker [run]                 run the projection workers; /health, /ready on $WORKER_PORT
@@ -18,7 +19,11 @@ const USAGE: &str = "usage:
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = WorkerSettings::from_env()?;
-    telemetry::init(settings.production);
+    telemetry::init(if settings.production {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
     match args.first().map(String::as_str) {
         None | Some("run") => {
             let worker = Worker::build(settings).await?;
