@@ -27,9 +27,27 @@ use crate::ProjectionError;
 pub const RENT_WINDOW_MONTHS: u32 = 24;
 
 /// One market-statistics cell.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct MarketCell {
     org_id: String,
+    submarket: String,
+    property_type: String,
+    quarter_start: NaiveDate,
+}
+
+/// Whose market cells to mark.
+#[derive(Debug, Clone, Copy)]
+enum Cells {
+    OfComp(Uuid),
+    /// Every comp of the building.
+    OfBuilding(Uuid),
+}
+
+/// A comp's building and market cell, as `touch_cells` finds them.
+#[derive(Debug, sqlx::FromRow)]
+struct CompCell {
+    org_id: String,
+    building_id: Uuid,
     submarket: String,
     property_type: String,
     quarter_start: NaiveDate,
@@ -175,12 +193,11 @@ impl CatalogBatch {
                 .bind(at)
                 .execute(&mut *conn)
                 .await?;
-                self.orgs.insert(org_id.as_str().to_owned());
             }
             BuildingEvent::BuildingDetailsUpdated { details } => {
-                self.touch_building_cells(conn, id).await?;
+                self.touch_cells(conn, Cells::OfBuilding(id)).await?;
                 update_details(conn, id, version, &details, at).await?;
-                self.touch_building_cells(conn, id).await?;
+                self.touch_cells(conn, Cells::OfBuilding(id)).await?;
                 self.resized.insert(id);
                 self.stats.insert(id);
             }
@@ -233,7 +250,10 @@ impl CatalogBatch {
             }
         }
         self.buildings.insert(id);
-        self.note_org_of_building(conn, id).await?;
+        let org_id = event
+            .meta("org_id")
+            .ok_or_else(|| unapplicable(event, "the event's metadata names no organisation"))?;
+        self.orgs.insert(org_id.to_owned());
         Ok(())
     }
 
@@ -267,12 +287,8 @@ impl CatalogBatch {
                 write_terms(conn, id, version, &CompTerms::Sale(terms), at).await?;
             }
             CompEvent::CompAmended { terms } => {
-                self.touch_comp_cell(conn, id).await?;
+                self.touch_cells(conn, Cells::OfComp(id)).await?;
                 write_terms(conn, id, version, &terms, at).await?;
-                sqlx::query("UPDATE comps SET verified = false WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
             }
             CompEvent::CompVerified {} => {
                 sqlx::query(
@@ -298,68 +314,47 @@ impl CatalogBatch {
                 .await?;
             }
         }
-        self.touch_comp_cell(conn, id).await?;
-        let (org_id, building_id): (String, Uuid) =
-            sqlx::query_as("SELECT org_id, building_id FROM comps WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await?;
+        let Some(cell) = self.touch_cells(conn, Cells::OfComp(id)).await?.pop() else {
+            return Err(unapplicable(
+                event,
+                "the comp's building is not in the projection",
+            ));
+        };
         self.comps.insert(id);
-        self.stats.insert(building_id);
-        self.buildings.insert(building_id);
-        self.orgs.insert(org_id);
+        self.stats.insert(cell.building_id);
+        self.buildings.insert(cell.building_id);
+        self.orgs.insert(cell.org_id);
         Ok(())
     }
 
-    async fn note_org_of_building(
+    /// Marks the market cells the comps are in now (call before and after a change
+    /// that may move them); returns one row per cell.
+    async fn touch_cells(
         &mut self,
         conn: &mut PgConnection,
-        id: Uuid,
-    ) -> Result<(), ProjectionError> {
-        let org: String = sqlx::query_scalar("SELECT org_id FROM buildings WHERE id = $1")
-            .bind(id)
-            .fetch_one(conn)
-            .await?;
-        self.orgs.insert(org);
-        Ok(())
-    }
-
-    /// Marks the market cell a comp is in now (before and after a change).
-    async fn touch_comp_cell(
-        &mut self,
-        conn: &mut PgConnection,
-        comp: Uuid,
-    ) -> Result<(), ProjectionError> {
-        let cells: Vec<MarketCell> = sqlx::query_as(
-            "SELECT c.org_id, coalesce(b.submarket, '') AS submarket, b.property_type,
-                    date_trunc('quarter', c.deal_date)::date AS quarter_start
+        which: Cells,
+    ) -> Result<Vec<CompCell>, ProjectionError> {
+        let (comp, building) = match which {
+            Cells::OfComp(id) => (Some(id), None),
+            Cells::OfBuilding(id) => (None, Some(id)),
+        };
+        let found: Vec<CompCell> = sqlx::query_as(
+            "SELECT DISTINCT c.org_id, c.building_id, coalesce(b.submarket, '') AS submarket,
+                    b.property_type, date_trunc('quarter', c.deal_date)::date AS quarter_start
                FROM comps c JOIN buildings b ON b.id = c.building_id
-              WHERE c.id = $1",
+              WHERE c.id = $1 OR b.id = $2",
         )
         .bind(comp)
-        .fetch_all(conn)
-        .await?;
-        self.cells.extend(cells);
-        Ok(())
-    }
-
-    /// Marks every market cell a building's comps are in now.
-    async fn touch_building_cells(
-        &mut self,
-        conn: &mut PgConnection,
-        building: Uuid,
-    ) -> Result<(), ProjectionError> {
-        let cells: Vec<MarketCell> = sqlx::query_as(
-            "SELECT DISTINCT c.org_id, coalesce(b.submarket, '') AS submarket, b.property_type,
-                    date_trunc('quarter', c.deal_date)::date AS quarter_start
-               FROM comps c JOIN buildings b ON b.id = c.building_id
-              WHERE b.id = $1",
-        )
         .bind(building)
         .fetch_all(conn)
         .await?;
-        self.cells.extend(cells);
-        Ok(())
+        self.cells.extend(found.iter().map(|found| MarketCell {
+            org_id: found.org_id.clone(),
+            submarket: found.submarket.clone(),
+            property_type: found.property_type.clone(),
+            quarter_start: found.quarter_start,
+        }));
+        Ok(found)
     }
 
     /// Recomputes what the batch's events affect, and queues the cache views to
@@ -479,7 +474,8 @@ async fn insert_comp(
     Ok(())
 }
 
-/// Writes a comp's complete terms and what is derived from them.
+/// Writes a comp's complete terms and what is derived from them; new terms are not
+/// verified (an amendment clears verification).
 async fn write_terms(
     conn: &mut PgConnection,
     id: Uuid,
@@ -514,7 +510,7 @@ async fn write_lease(
                 free_rent_months = $10, ti_allowance_psf = $11, escalation_pct = $12,
                 net_effective_rent_psf = $13,
                 sale_price = NULL, buyer = NULL, seller = NULL, cap_rate_pct = NULL,
-                price_psf = NULL, version = $2, updated_at = $14
+                price_psf = NULL, verified = false, version = $2, updated_at = $14
           WHERE id = $1",
     )
     .bind(id)
@@ -551,7 +547,7 @@ async fn write_sale(
                 tenant = NULL, suite = NULL, leased_area_sqft = NULL, starting_rent_psf = NULL,
                 lease_type = NULL, term_months = NULL, free_rent_months = NULL,
                 ti_allowance_psf = NULL, escalation_pct = NULL, net_effective_rent_psf = NULL,
-                version = $2, updated_at = $8
+                verified = false, version = $2, updated_at = $8
           WHERE id = $1",
     )
     .bind(id)
