@@ -255,11 +255,6 @@ pub async fn rebuild(
         .await?;
         applied += events.len() as u64;
     }
-    sqlx::query("UPDATE projection_checkpoints SET events_applied = $2 WHERE name = $1")
-        .bind(projection.name())
-        .bind(i64::try_from(applied).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(RebuildOutcome { applied })
 }

@@ -36,12 +36,8 @@ const COLUMNS: &str = "name, transaction_id::text AS transaction_id, position, e
     last_batch_size, last_event_at, updated_at, rebuilt_at, failing_since, failed_position,
     last_error";
 
-/// The checkpoint of `name`, created at the start of the log if missing.
+/// The checkpoint of `name` (each projection's row is made by its migration).
 pub async fn load(conn: &mut PgConnection, name: &str) -> Result<Checkpoint, sqlx::Error> {
-    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM projection_checkpoints WHERE name = $1"
     ))
@@ -78,13 +74,12 @@ pub async fn advance(
 
 /// Back to the start of the log (a rebuild, inside its transaction).
 pub async fn reset(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
-    load(&mut *conn, name).await?;
     sqlx::query(
-        "UPDATE projection_checkpoints
+        "INSERT INTO projection_checkpoints (name, rebuilt_at) VALUES ($1, now())
+         ON CONFLICT (name) DO UPDATE
             SET transaction_id = '0', position = 0, events_applied = 0, last_batch_size = 0,
                 last_event_at = NULL, updated_at = now(), rebuilt_at = now(),
-                failing_since = NULL, failed_position = NULL, last_error = NULL
-          WHERE name = $1",
+                failing_since = NULL, failed_position = NULL, last_error = NULL",
     )
     .bind(name)
     .execute(conn)
