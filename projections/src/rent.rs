@@ -54,14 +54,6 @@ pub fn net_effective_rent_psf(lease: &LeaseEconomics) -> Decimal {
     round_money((paid - lease.ti_allowance_psf) / years)
 }
 
-/// Sale price per square foot of the building's rentable area, rounded to cents.
-pub fn price_psf(sale_price: Decimal, rentable_area_sqft: Decimal) -> Option<Decimal> {
-    if rentable_area_sqft <= Decimal::ZERO {
-        return None;
-    }
-    Some(round_money(sale_price / rentable_area_sqft))
-}
-
 /// Arithmetic mean, rounded to cents; `None` for no values.
 pub fn mean(values: &[Decimal]) -> Option<Decimal> {
     if values.is_empty() {
@@ -145,12 +137,6 @@ mod tests {
             net_effective_rent_psf(&lease("24", 18, 0, "0", "5")),
             d("24.40")
         );
-    }
-
-    #[test]
-    fn price_per_square_foot_rounds_to_cents() {
-        assert_eq!(price_psf(d("125000000"), d("1750000")), Some(d("71.43")));
-        assert_eq!(price_psf(d("1"), d("0")), None);
     }
 
     #[test]
