@@ -48,14 +48,3 @@ pub enum ProjectionError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
-
-impl From<queries::QueryError> for ProjectionError {
-    fn from(error: queries::QueryError) -> Self {
-        match error {
-            queries::QueryError::Database(error) => Self::Database(error),
-            queries::QueryError::Invalid { field, message } => {
-                Self::Database(sqlx::Error::Protocol(format!("{field} {message}")))
-            }
-        }
-    }
-}

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::cursor::{fingerprint, Cursor};
-use super::{Page, QueryError};
+use super::{page_end, Page, QueryError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuditEntryView {
@@ -138,14 +138,4 @@ pub async fn building_history(
         items: rows,
         next_cursor,
     }))
-}
-
-/// Trims the look-ahead row and makes the next cursor from the last row kept.
-fn page_end<T>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
-    if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(cursor)
-    } else {
-        None
-    }
 }

@@ -8,7 +8,10 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
-use super::{BoundingBox, Direction, Near, Page, QueryError, CATALOG_STAMP_SQL};
+use super::{
+    page_end, push_distance, push_keyset, push_within, BoundingBox, Direction, Near, Page,
+    QueryError, SortKey, CATALOG_STAMP_SQL,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AddressView {
@@ -117,19 +120,18 @@ impl BuildingSort {
         }
     }
 
-    /// (key expression, its SQL type, direction)
-    fn key(self) -> (&'static str, &'static str, Direction) {
-        match self {
+    fn key(self) -> SortKey {
+        let (expression, sql_type, direction) = match self {
             Self::Name(d) => ("b.name", "text", d),
             Self::RegisteredAt(d) => ("b.registered_at", "timestamptz", d),
             Self::RentableArea(d) => ("b.rentable_area_sqft", "numeric", d),
-            Self::Distance => ("distance_m", "float8", Direction::Ascending),
+            Self::Distance => ("b.distance_m", "float8", Direction::Ascending),
+        };
+        SortKey {
+            expression,
+            sql_type,
+            direction,
         }
-    }
-
-    fn label(self) -> String {
-        let (key, _, direction) = self.key();
-        format!("{key}:{}", direction.sql())
     }
 }
 
@@ -152,7 +154,7 @@ pub struct BuildingFilter {
 
 impl BuildingFilter {
     fn normalised(&self, sort: BuildingSort) -> String {
-        format!("{self:?}|{}", sort.label())
+        format!("{self:?}|{sort:?}")
     }
 }
 
@@ -252,22 +254,10 @@ pub async fn list(
     let after = cursor
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
-    let (key, key_type, direction) = sort.key();
 
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
     qb.push(BUILDING_COLUMNS);
-    match filter.near {
-        Some(near) => {
-            qb.push(", ST_Distance(b.location, ST_SetSRID(ST_MakePoint(")
-                .push_bind(near.lon)
-                .push(", ")
-                .push_bind(near.lat)
-                .push("), 4326)::geography) AS distance_m");
-        }
-        None => {
-            qb.push(", NULL::float8 AS distance_m");
-        }
-    }
+    push_distance(&mut qb, filter.near);
     qb.push(" FROM buildings b WHERE b.org_id = ")
         .push_bind(org_id);
     qb.push(" AND b.archived = ")
@@ -294,15 +284,7 @@ pub async fn list(
                 .push_bind(like_pattern(&word.to_lowercase()));
         }
     }
-    if let Some(near) = filter.near {
-        qb.push(" AND ST_DWithin(b.location, ST_SetSRID(ST_MakePoint(")
-            .push_bind(near.lon)
-            .push(", ")
-            .push_bind(near.lat)
-            .push("), 4326)::geography, ")
-            .push_bind(near.radius_m)
-            .push(")");
-    }
+    push_within(&mut qb, filter.near);
     if let Some(bbox) = filter.bbox {
         qb.push(" AND b.lat BETWEEN ")
             .push_bind(bbox.min_lat)
@@ -321,37 +303,17 @@ pub async fn list(
                 .push(")");
         }
     }
-    qb.push(") b");
-    qb.push(format_args!(
-        ", LATERAL (SELECT ({key})::text AS sort_key) k"
-    ));
-    if let Some(after) = &after {
-        let id = Uuid::parse_str(&after.id)
-            .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
-        qb.push(format_args!(" WHERE ({key}, b.id) {} (", direction.after()))
-            .push_bind(after.key.clone())
-            .push(format_args!("::{key_type}, "))
-            .push_bind(id)
-            .push(")");
-    }
-    let order = direction.sql();
-    qb.push(format_args!(" ORDER BY {key} {order}, b.id {order} LIMIT "))
-        .push_bind(limit + 1);
+    push_keyset(&mut qb, "b", sort.key(), after.as_ref(), limit)?;
 
     let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(pool).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|last| {
-            Cursor {
-                key: last.sort_key.clone(),
-                id: last.building.id.to_string(),
-                query: query_fingerprint.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page_end(&mut rows, limit, |last| {
+        Cursor {
+            key: last.sort_key.clone(),
+            id: last.building.id.to_string(),
+            query: query_fingerprint.clone(),
+        }
+        .encode()
+    });
     Ok(Page {
         items: rows
             .into_iter()
@@ -382,7 +344,7 @@ pub async fn detail(
     pool: &PgPool,
     org_id: &str,
     id: Uuid,
-) -> Result<Option<(BuildingView, String)>, QueryError> {
+) -> Result<Option<(BuildingView, String)>, sqlx::Error> {
     let row: Option<DetailRow> = sqlx::query_as(&format!(
         "SELECT {BUILDING_COLUMNS}, s.comp_count, s.lease_count, s.sale_count, s.latest_comp_date,
                 s.rent_window_start, s.rent_window_end, s.rent_window_count,

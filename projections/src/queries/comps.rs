@@ -8,7 +8,10 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
-use super::{Direction, Near, Page, QueryError, CATALOG_STAMP_SQL};
+use super::{
+    page_end, push_distance, push_keyset, push_within, Direction, Near, Page, QueryError, SortKey,
+    CATALOG_STAMP_SQL,
+};
 
 /// A lease comp's terms and what is derived from them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,10 +166,15 @@ impl CompSort {
         }
     }
 
-    fn key(self) -> (&'static str, &'static str, Direction) {
-        match self {
+    fn key(self) -> SortKey {
+        let (expression, sql_type, direction) = match self {
             Self::DealDate(d) => ("c.deal_date", "date", d),
             Self::Distance => ("c.distance_m", "float8", Direction::Ascending),
+        };
+        SortKey {
+            expression,
+            sql_type,
+            direction,
         }
     }
 }
@@ -204,22 +212,10 @@ pub async fn list(
     let after = cursor
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
-    let (key, key_type, direction) = sort.key();
 
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
     qb.push(COMP_COLUMNS);
-    match filter.near {
-        Some(near) => {
-            qb.push(", ST_Distance(b.location, ST_SetSRID(ST_MakePoint(")
-                .push_bind(near.lon)
-                .push(", ")
-                .push_bind(near.lat)
-                .push("), 4326)::geography) AS distance_m");
-        }
-        None => {
-            qb.push(", NULL::float8 AS distance_m");
-        }
-    }
+    push_distance(&mut qb, filter.near);
     qb.push(" FROM comps c JOIN buildings b ON b.id = c.building_id WHERE c.org_id = ")
         .push_bind(org_id);
     if let Some(building_id) = filter.building_id {
@@ -246,30 +242,8 @@ pub async fn list(
     if !filter.include_retracted {
         qb.push(" AND NOT c.retracted");
     }
-    if let Some(near) = filter.near {
-        qb.push(" AND ST_DWithin(b.location, ST_SetSRID(ST_MakePoint(")
-            .push_bind(near.lon)
-            .push(", ")
-            .push_bind(near.lat)
-            .push("), 4326)::geography, ")
-            .push_bind(near.radius_m)
-            .push(")");
-    }
-    qb.push(format_args!(
-        ") c, LATERAL (SELECT ({key})::text AS sort_key) k"
-    ));
-    if let Some(after) = &after {
-        let id = Uuid::parse_str(&after.id)
-            .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
-        qb.push(format_args!(" WHERE ({key}, c.id) {} (", direction.after()))
-            .push_bind(after.key.clone())
-            .push(format_args!("::{key_type}, "))
-            .push_bind(id)
-            .push(")");
-    }
-    let order = direction.sql();
-    qb.push(format_args!(" ORDER BY {key} {order}, c.id {order} LIMIT "))
-        .push_bind(limit + 1);
+    push_within(&mut qb, filter.near);
+    push_keyset(&mut qb, "c", sort.key(), after.as_ref(), limit)?;
 
     #[derive(sqlx::FromRow)]
     struct ListRow {
@@ -279,19 +253,14 @@ pub async fn list(
         sort_key: Option<String>,
     }
     let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(pool).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|last| {
-            Cursor {
-                key: last.sort_key.clone(),
-                id: last.comp.id.to_string(),
-                query: query_fingerprint.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page_end(&mut rows, limit, |last| {
+        Cursor {
+            key: last.sort_key.clone(),
+            id: last.comp.id.to_string(),
+            query: query_fingerprint.clone(),
+        }
+        .encode()
+    });
     Ok(Page {
         items: rows
             .into_iter()
@@ -306,7 +275,7 @@ pub async fn detail(
     pool: &PgPool,
     org_id: &str,
     id: Uuid,
-) -> Result<Option<(CompView, String)>, QueryError> {
+) -> Result<Option<(CompView, String)>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct DetailRow {
         #[sqlx(flatten)]

@@ -10,6 +10,10 @@ pub mod cursor;
 pub mod market;
 
 use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use cursor::Cursor;
 
 /// Largest page any list returns.
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -172,6 +176,102 @@ impl Direction {
             Self::Ascending => ">",
             Self::Descending => "<",
         }
+    }
+}
+
+/// The keyset plumbing building and comp lists share. A list query is
+/// `SELECT * FROM (SELECT … FROM … b …) <alias>, LATERAL (<sort key>) k WHERE <after
+/// cursor> ORDER BY <key>, id LIMIT <limit + 1>`; the extra row says whether there is a
+/// next page.
+///
+/// `, ST_Distance(b.location, <near>) AS distance_m` (NULL without `near`); `b` is the
+/// buildings table of the inner query.
+pub(crate) fn push_distance(qb: &mut QueryBuilder<'_, Postgres>, near: Option<Near>) {
+    match near {
+        Some(near) => {
+            qb.push(", ST_Distance(b.location, ST_SetSRID(ST_MakePoint(")
+                .push_bind(near.lon)
+                .push(", ")
+                .push_bind(near.lat)
+                .push("), 4326)::geography) AS distance_m");
+        }
+        None => {
+            qb.push(", NULL::float8 AS distance_m");
+        }
+    }
+}
+
+/// ` AND ST_DWithin(b.location, <near>, <radius>)`: uses the geography's GIST index.
+pub(crate) fn push_within(qb: &mut QueryBuilder<'_, Postgres>, near: Option<Near>) {
+    if let Some(near) = near {
+        qb.push(" AND ST_DWithin(b.location, ST_SetSRID(ST_MakePoint(")
+            .push_bind(near.lon)
+            .push(", ")
+            .push_bind(near.lat)
+            .push("), 4326)::geography, ")
+            .push_bind(near.radius_m)
+            .push(")");
+    }
+}
+
+/// The sort key of a list: an expression over the outer alias, its SQL type, and the
+/// direction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SortKey {
+    pub expression: &'static str,
+    pub sql_type: &'static str,
+    pub direction: Direction,
+}
+
+/// Closes the inner query as `alias`, selects its sort key as text (for the cursor),
+/// keeps rows strictly after `after`, orders by (key, id) and asks for one row more
+/// than `limit`.
+pub(crate) fn push_keyset(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    alias: &str,
+    key: SortKey,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<(), QueryError> {
+    let SortKey {
+        expression,
+        sql_type,
+        direction,
+    } = key;
+    qb.push(format_args!(
+        ") {alias}, LATERAL (SELECT ({expression})::text AS sort_key) k"
+    ));
+    if let Some(after) = after {
+        let id = Uuid::parse_str(&after.id)
+            .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))?;
+        qb.push(format_args!(
+            " WHERE ({expression}, {alias}.id) {} (",
+            direction.after()
+        ))
+        .push_bind(after.key.clone())
+        .push(format_args!("::{sql_type}, "))
+        .push_bind(id)
+        .push(")");
+    }
+    let order = direction.sql();
+    qb.push(format_args!(
+        " ORDER BY {expression} {order}, {alias}.id {order} LIMIT "
+    ))
+    .push_bind(limit + 1);
+    Ok(())
+}
+
+/// Trims the look-ahead row and makes the next cursor from the last row kept.
+pub(crate) fn page_end<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+) -> Option<String> {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor)
+    } else {
+        None
     }
 }
 
