@@ -211,11 +211,7 @@ pub async fn connect_redis(url: &str, timeout: Duration) -> redis::RedisResult<C
 }
 
 impl ViewCache {
-    /// A cache on `url` under `namespace`; nothing is connected until first used.
-    pub fn new(url: impl Into<String>, namespace: impl Into<String>, timeout: Duration) -> Self {
-        Self::with_link(RedisLink::new(url, timeout), namespace)
-    }
-
+    /// A cache on `link` under `namespace`; nothing is connected until first used.
     pub fn with_link(link: RedisLink, namespace: impl Into<String>) -> Self {
         Self {
             link,
@@ -316,9 +312,16 @@ impl ViewCache {
     pub async fn list_generation(&self, org_id: &str) -> Option<String> {
         let key = self.generation_key(org_id);
         let fresh = Uuid::new_v4().simple().to_string();
+        // One round trip: SET … NX GET answers the current token, or nil when it set ours.
         self.call(|mut c| async move {
-            let _: bool = c.set_nx(&key, &fresh).await?;
-            c.get::<_, String>(&key).await
+            let current: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&fresh)
+                .arg("NX")
+                .arg("GET")
+                .query_async(&mut c)
+                .await?;
+            Ok(current.unwrap_or(fresh))
         })
         .await
     }
