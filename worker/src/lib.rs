@@ -17,4 +17,4 @@ mod queues;
 mod startup;
 
 pub use delivery::Delivery;
-pub use startup::{connect_database, Worker};
+pub use startup::{connect, Worker};

@@ -1,15 +1,11 @@
 //! `prism-worker`: run the workers (default), or `prism-worker replay <projection>` to
 //! rebuild one projection from the event log and exit.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::{bail, Context};
-use projections::cache::ViewCache;
 use projections::Projection;
 use telemetry::LogFormat;
 use worker::config::WorkerSettings;
-use worker::{connect_database, Delivery, Worker};
+use worker::{connect, Worker};
 
 const USAGE: &str = "usage:
   prism-worker [run]                 run the projection workers; /health, /ready on $WORKER_PORT
@@ -36,13 +32,7 @@ async fn main() -> anyhow::Result<()> {
             let name = args.get(1).context(USAGE)?;
             let projection = Projection::parse(name)
                 .with_context(|| format!("no projection named {name:?}: catalog or audit"))?;
-            let pool = connect_database(&settings).await?;
-            let cache = ViewCache::new(
-                settings.redis_url.expose(),
-                settings.redis_namespace.clone(),
-                Duration::from_secs(2),
-            );
-            let delivery = Arc::new(Delivery::new(pool, cache, settings.batch_size));
+            let (_, _, delivery) = connect(&settings).await?;
             let applied = delivery.rebuild(projection).await?;
             println!("{projection}: rebuilt from {applied} events");
             Ok(())

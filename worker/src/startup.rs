@@ -11,7 +11,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::web::{Data, Json};
 use poem::{get, handler, http::StatusCode, EndpointExt, IntoResponse, Response, Route, Server};
-use projections::cache::ViewCache;
+use projections::cache::{RedisLink, ViewCache};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -20,6 +20,19 @@ use tokio::sync::watch;
 use crate::config::WorkerSettings;
 use crate::delivery::Delivery;
 use crate::queues;
+
+/// How long a worker's Redis call (cache refresh, readiness) may take.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every way of running the worker needs: the pool, and delivery over it and the
+/// cache (also `prism-worker replay`).
+pub async fn connect(settings: &WorkerSettings) -> anyhow::Result<(PgPool, RedisLink, Delivery)> {
+    let pool = connect_database(settings).await?;
+    let redis = RedisLink::new(settings.redis_url.expose(), REDIS_TIMEOUT);
+    let cache = ViewCache::with_link(redis.clone(), settings.redis_namespace.clone());
+    let delivery = Delivery::new(pool.clone(), cache, settings.batch_size);
+    Ok((pool, redis, delivery))
+}
 
 /// The Postgres pool of the worker.
 pub async fn connect_database(settings: &WorkerSettings) -> anyhow::Result<PgPool> {
@@ -34,6 +47,7 @@ pub async fn connect_database(settings: &WorkerSettings) -> anyhow::Result<PgPoo
 pub struct Worker {
     settings: WorkerSettings,
     pool: PgPool,
+    redis: RedisLink,
     delivery: Arc<Delivery>,
     acceptor: TcpAcceptor,
     port: u16,
@@ -49,13 +63,8 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub async fn build(settings: WorkerSettings) -> anyhow::Result<Self> {
-        let pool = connect_database(&settings).await?;
-        let cache = ViewCache::new(
-            settings.redis_url.expose(),
-            settings.redis_namespace.clone(),
-            Duration::from_secs(2),
-        );
-        let delivery = Arc::new(Delivery::new(pool.clone(), cache, settings.batch_size));
+        let (pool, redis, delivery) = connect(&settings).await?;
+        let delivery = Arc::new(delivery);
         let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
             .into_acceptor()
             .await
@@ -68,6 +77,7 @@ impl Worker {
         Ok(Self {
             settings,
             pool,
+            redis,
             delivery,
             acceptor,
             port,
@@ -95,7 +105,7 @@ impl Worker {
             .at("/health", get(health))
             .at("/ready", get(ready))
             .data(self.pool.clone())
-            .data(self.settings.redis_url.expose().to_owned());
+            .data(self.redis.clone());
         let mut http_stopping = stopping.clone();
         let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
             routes,
@@ -150,17 +160,12 @@ fn health() -> Json<serde_json::Value> {
 
 /// 200 when Postgres and Redis answer; else 503 naming the failing check.
 #[handler]
-async fn ready(pool: Data<&PgPool>, redis_url: Data<&String>) -> Response {
+async fn ready(pool: Data<&PgPool>, redis: Data<&RedisLink>) -> Response {
     let postgres = sqlx::query("SELECT 1").execute(*pool).await.is_ok();
-    let redis = async {
-        let mut connection =
-            projections::cache::connect_redis(&redis_url, Duration::from_secs(1)).await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-    }
-    .await
-    .is_ok();
+    let redis = redis
+        .call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+        .await
+        .is_some();
     let checks = json!([
         { "name": "postgres", "ok": postgres },
         { "name": "redis", "ok": redis },
