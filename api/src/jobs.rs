@@ -27,14 +27,22 @@ impl JobQueue {
         }
     }
 
-    /// Tells the worker that events were committed; never fails the caller.
-    pub async fn announce_commit(&self, request_id: &str) {
-        let job = CatchUp {
-            request_id: Some(request_id.to_owned()),
-        };
-        if !self.push(jobs::catch_up_queue(&self.namespace), job).await {
-            tracing::warn!(request.id = %request_id, "catch-up job not pushed; the backstop will apply the events");
-        }
+    /// Tells the worker that events were committed, off the request's path: the
+    /// response does not wait for Redis, and a failed push is only logged.
+    pub fn announce_commit(&self, request_id: &str) {
+        let queue = self.clone();
+        let request_id = request_id.to_owned();
+        tokio::spawn(async move {
+            let job = CatchUp {
+                request_id: Some(request_id.clone()),
+            };
+            if !queue
+                .push(jobs::catch_up_queue(&queue.namespace), job)
+                .await
+            {
+                tracing::warn!(request.id = %request_id, "catch-up job not pushed; the backstop will apply the events");
+            }
+        });
     }
 
     /// Queues a rebuild; `false` when Redis did not take it.

@@ -208,7 +208,7 @@ impl WriteSide {
         }
         let (result, appended) = self.decide(store, services, id, command, context).await;
         if appended {
-            self.jobs.announce_commit(context.request_id.as_str()).await;
+            self.jobs.announce_commit(context.request_id.as_str());
         }
         // A keyed duplicate that raced the first request past the check above now
         // sees the first request's state (a no-op or a refusal): answer it with the
