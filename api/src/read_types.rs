@@ -71,21 +71,8 @@ pub struct CompStatsOut {
 /// A building with its comp statistics.
 #[derive(Debug, Object)]
 pub struct BuildingDetailOut {
-    pub id: Uuid,
-    pub version: i64,
-    pub name: String,
-    pub address: AddressOut,
-    pub location: LocationOut,
-    pub property_type: String,
-    pub building_class: Option<String>,
-    pub rentable_area_sqft: String,
-    pub year_built: Option<i32>,
-    pub floors: Option<i32>,
-    pub submarket: Option<String>,
-    pub archived: bool,
-    pub archive_reason: Option<String>,
-    pub registered_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    #[oai(flatten)]
+    pub building: BuildingOut,
     pub comp_stats: CompStatsOut,
 }
 
