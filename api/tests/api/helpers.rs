@@ -35,7 +35,7 @@ pub fn attacker_key() -> PathBuf {
 }
 
 /// The JWKS of the test key, written once per test process.
-fn jwks_file() -> &'static Path {
+pub fn jwks_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
         let path =

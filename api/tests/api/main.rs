@@ -5,6 +5,7 @@ mod auth;
 mod buildings;
 mod comps;
 mod concurrency;
+mod crash;
 mod helpers;
 mod idempotency;
 mod ops;

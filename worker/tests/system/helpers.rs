@@ -332,6 +332,25 @@ impl System {
         }
     }
 
+    /// Catches every projection up in this process, as a worker would, until none
+    /// lags (another test's open transaction may hold the horizon back a moment).
+    pub async fn catch_up_now(&self) {
+        let options = projections::CatchUpOptions::default();
+        for _ in 0..500 {
+            for projection in Projection::ALL {
+                projections::catch_up(&self.pool, projection, &options)
+                    .await
+                    .expect("catch up");
+            }
+            let statuses = projections::status(&self.pool).await.expect("status");
+            if statuses.iter().all(|s| s.lag_events == 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("projections did not catch up");
+    }
+
     /// Every read-model row, as JSON, in a stable order.
     pub async fn read_models(&self) -> Value {
         let mut all = serde_json::Map::new();

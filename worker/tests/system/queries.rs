@@ -302,13 +302,7 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
     let building = blind
         .register(&building_body("Uncached", 40.0, -73.0))
         .await;
-    projections::catch_up(
-        &blind.pool,
-        projections::Projection::Catalog,
-        &projections::CatchUpOptions::default(),
-    )
-    .await
-    .expect("catch up");
+    blind.catch_up_now().await;
     let (status, body) = blind.get(&format!("/v1/buildings/{building}")).await;
     assert_eq!(status, 200, "{body:#}");
     let (status, _) = blind.get("/v1/buildings").await;
@@ -321,10 +315,7 @@ async fn min_version_waits_and_then_says_the_read_is_lagging() {
     let building = system
         .register(&building_body("Waiting", 40.0, -73.0))
         .await;
-    let options = projections::CatchUpOptions::default();
-    projections::catch_up(&system.pool, projections::Projection::Catalog, &options)
-        .await
-        .expect("catch up");
+    system.catch_up_now().await;
     let (status, _) = system
         .call(
             Method::PATCH,
@@ -362,9 +353,7 @@ async fn min_version_waits_and_then_says_the_read_is_lagging() {
     assert_eq!(body["version"], 1);
 
     // With the projection caught up, the same read answers at once.
-    projections::catch_up(&system.pool, projections::Projection::Catalog, &options)
-        .await
-        .expect("catch up");
+    system.catch_up_now().await;
     let (status, body) = system
         .get(&format!("/v1/buildings/{building}?min_version=2"))
         .await;
