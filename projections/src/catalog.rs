@@ -376,16 +376,6 @@ impl CatalogBatch {
         .bind(&resized)
         .execute(&mut *conn)
         .await?;
-        if !resized.is_empty() {
-            sqlx::query(
-                "INSERT INTO cache_refresh_outbox (org_id, view, view_id)
-                 SELECT org_id, 'comp', id::text FROM comps WHERE building_id = ANY($1)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&resized)
-            .execute(&mut *conn)
-            .await?;
-        }
         for building in &self.stats {
             recompute_building_stats(conn, *building).await?;
         }
@@ -394,17 +384,21 @@ impl CatalogBatch {
         }
         let buildings: Vec<Uuid> = self.buildings.iter().copied().collect();
         let orgs: Vec<String> = self.orgs.into_iter().collect();
+        // A request already queued is renewed, not skipped: if a refresh is reading it
+        // right now (row locked), this waits for that refresh to finish and queues the
+        // view again, so the refresh that read the older rows is never the last one.
         sqlx::query(
             "INSERT INTO cache_refresh_outbox (org_id, view, view_id)
              SELECT org_id, 'building', id::text FROM buildings WHERE id = ANY($1)
-             UNION ALL
-             SELECT org_id, 'comp', id::text FROM comps WHERE id = ANY($2)
-             UNION ALL
-             SELECT org, 'lists', org FROM unnest($3::text[]) AS org
-             ON CONFLICT DO NOTHING",
+             UNION
+             SELECT org_id, 'comp', id::text FROM comps WHERE id = ANY($2) OR building_id = ANY($3)
+             UNION
+             SELECT org, 'lists', org FROM unnest($4::text[]) AS org
+             ON CONFLICT (view, view_id, org_id) DO UPDATE SET created_at = EXCLUDED.created_at",
         )
         .bind(&buildings)
         .bind(&comps)
+        .bind(&resized)
         .bind(&orgs)
         .execute(&mut *conn)
         .await?;
