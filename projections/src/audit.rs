@@ -7,8 +7,9 @@ use sqlx::PgConnection;
 use crate::log::LoggedEvent;
 use crate::ProjectionError;
 
-/// Appends a batch's events to the audit log.
+/// Appends a batch's events to the audit log in one statement.
 pub async fn apply(conn: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), ProjectionError> {
+    let mut orgs = Vec::with_capacity(events.len());
     for event in events {
         let Some(org_id) = event.meta("org_id") else {
             return Err(ProjectionError::Unapplicable {
@@ -17,28 +18,32 @@ pub async fn apply(conn: &mut PgConnection, events: &[LoggedEvent]) -> Result<()
                 reason: "the event's metadata names no organisation".into(),
             });
         };
-        sqlx::query(
-            "INSERT INTO audit_log (position, org_id, aggregate_type, aggregate_id, sequence,
-                 event_type, event_version, user_id, request_id, idempotency_key, recorded_at,
-                 payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (position) DO NOTHING",
-        )
-        .bind(event.position)
-        .bind(org_id)
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .bind(event.sequence)
-        .bind(&event.event_type)
-        .bind(&event.event_version)
-        .bind(event.meta("user_id"))
-        .bind(event.meta("request_id"))
-        .bind(event.meta("idempotency_key"))
-        .bind(event.recorded_at)
-        .bind(&event.payload)
-        .execute(&mut *conn)
-        .await?;
+        orgs.push(org_id);
     }
+    let column = |f: fn(&LoggedEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO audit_log (position, org_id, aggregate_type, aggregate_id, sequence,
+             event_type, event_version, user_id, request_id, idempotency_key, recorded_at,
+             payload)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+             $12::jsonb[])
+         ON CONFLICT (position) DO NOTHING",
+    )
+    .bind(events.iter().map(|e| e.position).collect::<Vec<_>>())
+    .bind(orgs)
+    .bind(column(|e| Some(e.aggregate_type.as_str())))
+    .bind(column(|e| Some(e.aggregate_id.as_str())))
+    .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
+    .bind(column(|e| Some(e.event_type.as_str())))
+    .bind(column(|e| Some(e.event_version.as_str())))
+    .bind(column(|e| e.meta("user_id")))
+    .bind(column(|e| e.meta("request_id")))
+    .bind(column(|e| e.meta("idempotency_key")))
+    .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
