@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -51,6 +51,10 @@ migrate-status:
 ## token: a development token for Swagger UI (after `make start` made .dev/).
 token:
 	@cargo run --quiet --bin prism-api -- dev token --key .dev/jwt-private.pem
+
+## bench-projections: catch-up throughput and commit-to-visible lag beside a raw-insert baseline (docs/performance.md).
+bench-projections: services
+	cargo bench --quiet -p worker --bench projections
 
 ## replay: rebuild a projection from the event log, e.g. make replay P=catalog.
 P ?= catalog
