@@ -10,7 +10,9 @@
 //! - `m20261124_000004_command_idempotency`: first results of keyed commands;
 //! - `m20261124_000005_roles`: the `authenticated` and `prism_app` roles;
 //! - `m20261125_000006_read_models`: projection checkpoints, the read models (buildings,
-//!   comps, comp and market statistics, audit log) and the cache-refresh outbox.
+//!   comps, comp and market statistics, audit log) and the cache-refresh outbox;
+//! - `m20261125_000007_row_level_security`: per-organisation policies on the read
+//!   models for the `prism_app` role the api's queries run as.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -20,6 +22,7 @@ mod m20261124_000003_event_global_order;
 mod m20261124_000004_command_idempotency;
 mod m20261124_000005_roles;
 mod m20261125_000006_read_models;
+mod m20261125_000007_row_level_security;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -37,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_command_idempotency::Migration),
             Box::new(m20261124_000005_roles::Migration),
             Box::new(m20261125_000006_read_models::Migration),
+            Box::new(m20261125_000007_row_level_security::Migration),
         ]
     }
 }

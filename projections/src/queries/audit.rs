@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::cursor::{fingerprint, Cursor};
 use super::{page_end, Page, QueryError};
@@ -37,7 +37,7 @@ pub struct AuditFilter {
 
 /// A page of `org_id`'s audit log, newest first.
 pub async fn list(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     filter: &AuditFilter,
     limit: i64,
@@ -77,7 +77,7 @@ pub async fn list(
     }
     qb.push(" ORDER BY position DESC LIMIT ")
         .push_bind(limit + 1);
-    let mut rows: Vec<AuditEntryView> = qb.build_query_as().fetch_all(pool).await?;
+    let mut rows: Vec<AuditEntryView> = qb.build_query_as().fetch_all(db).await?;
     let next_cursor = page_end(&mut rows, limit, |last| {
         Cursor {
             key: None,
@@ -95,7 +95,7 @@ pub async fn list(
 /// One building's history: its events, oldest first. `None` when the organisation
 /// has no such building.
 pub async fn building_history(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     building_id: &str,
     limit: i64,
@@ -121,7 +121,7 @@ pub async fn building_history(
     .bind(building_id)
     .bind(after_version)
     .bind(limit + 1)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     if rows.is_empty() && after_version == 0 {
         return Ok(None);

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
@@ -243,7 +243,7 @@ pub(crate) fn like_pattern(text: &str) -> String {
 
 /// A page of `org_id`'s buildings.
 pub async fn list(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     filter: &BuildingFilter,
     sort: BuildingSort,
@@ -305,7 +305,7 @@ pub async fn list(
     }
     push_keyset(&mut qb, "b", sort.key(), after.as_ref(), limit)?;
 
-    let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(pool).await?;
+    let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(db).await?;
     let next_cursor = page_end(&mut rows, limit, |last| {
         Cursor {
             key: last.sort_key.clone(),
@@ -341,7 +341,7 @@ struct DetailRow {
 
 /// One building of `org_id` with its comp statistics, and the catalog stamp it was read at.
 pub async fn detail(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     id: Uuid,
 ) -> Result<Option<(BuildingView, String)>, sqlx::Error> {
@@ -355,7 +355,7 @@ pub async fn detail(
     ))
     .bind(id)
     .bind(org_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.map(|row| {
         let rent_window = match (row.rent_window_start, row.rent_window_end) {

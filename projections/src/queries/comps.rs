@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
@@ -201,7 +201,7 @@ pub struct CompFilter {
 
 /// A page of `org_id`'s comps.
 pub async fn list(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     filter: &CompFilter,
     sort: CompSort,
@@ -252,7 +252,7 @@ pub async fn list(
         distance_m: Option<f64>,
         sort_key: Option<String>,
     }
-    let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(pool).await?;
+    let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(db).await?;
     let next_cursor = page_end(&mut rows, limit, |last| {
         Cursor {
             key: last.sort_key.clone(),
@@ -272,7 +272,7 @@ pub async fn list(
 
 /// One comp of `org_id` (retracted ones too), and the catalog stamp it was read at.
 pub async fn detail(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     id: Uuid,
 ) -> Result<Option<(CompView, String)>, sqlx::Error> {
@@ -288,7 +288,7 @@ pub async fn detail(
     ))
     .bind(id)
     .bind(org_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.map(|row| (row.comp.view(None), row.stamp.unwrap_or_default())))
 }

@@ -3,7 +3,7 @@
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::QueryError;
 
@@ -41,7 +41,7 @@ pub struct MarketFilter {
 
 /// `org_id`'s market cells, newest quarter first.
 pub async fn stats(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     org_id: &str,
     filter: &MarketFilter,
 ) -> Result<Vec<MarketCellView>, QueryError> {
@@ -70,7 +70,7 @@ pub async fn stats(
     }
     qb.push(" ORDER BY quarter_start DESC, submarket, property_type LIMIT ")
         .push_bind(MAX_CELLS);
-    Ok(qb.build_query_as().fetch_all(pool).await?)
+    Ok(qb.build_query_as().fetch_all(db).await?)
 }
 
 /// The first day of `date`'s quarter.

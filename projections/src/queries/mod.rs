@@ -10,10 +10,28 @@ pub mod cursor;
 pub mod market;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use cursor::Cursor;
+
+/// Opens a read transaction as `org_id`: role `prism_app` and `prism.org_id` set for
+/// this transaction only, so the read models' row-level security shows nothing of
+/// another organisation even to a query that forgets its filter. One round trip
+/// beyond `BEGIN`; dropping the transaction ends it.
+pub async fn begin_as(
+    pool: &PgPool,
+    org_id: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('role', 'prism_app', true), set_config('prism.org_id', $1, true)",
+    )
+    .bind(org_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}
 
 /// Largest page any list returns.
 pub const MAX_PAGE_SIZE: i64 = 100;
