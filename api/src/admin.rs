@@ -11,7 +11,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use projections::Projection;
 
-use crate::auth::{require_scope, BearerAuth, Scope};
+use crate::auth::{BearerAuth, Scope};
 use crate::edge::RequestId;
 use crate::jobs::JobQueue;
 use crate::problem::{ApiError, ProblemResponse};
@@ -36,11 +36,16 @@ pub struct ProjectionOut {
     /// Age of the oldest of them.
     pub lag_seconds: f64,
     pub last_batch_size: i32,
+    #[oai(nullable)]
     pub last_event_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub rebuilt_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub failing_since: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub failed_position: Option<i64>,
+    #[oai(nullable)]
     pub last_error: Option<String>,
 }
 
@@ -90,7 +95,7 @@ impl AdminApi {
         request_id: Data<&RequestId>,
     ) -> Result<ProjectionsResponse, ProblemResponse> {
         let result = async {
-            require_scope(&auth.0, Scope::ProjectionsAdmin)?;
+            auth.0.require(Scope::ProjectionsAdmin)?;
             let statuses = projections::status(&views.pool)
                 .await
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?;
@@ -137,7 +142,7 @@ impl AdminApi {
         name: Path<String>,
     ) -> Result<RebuildResponse, ProblemResponse> {
         let result = async {
-            require_scope(&auth.0, Scope::ProjectionsAdmin)?;
+            auth.0.require(Scope::ProjectionsAdmin)?;
             let projection = Projection::parse(&name.0).ok_or(ApiError::NotFound)?;
             if !jobs
                 .request_rebuild(projection.name(), auth.0.user_id.as_str())

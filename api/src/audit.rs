@@ -8,7 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use projections::queries::audit::{self, AuditFilter};
 use projections::queries::page_size;
 
-use crate::auth::{require_scope, BearerAuth, Scope};
+use crate::auth::{BearerAuth, Scope};
 use crate::edge::RequestId;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::AuditPageOut;
@@ -48,7 +48,7 @@ impl AuditApi {
         cursor: Query<Option<String>>,
     ) -> Result<AuditResponse, ProblemResponse> {
         let result = async {
-            require_scope(&auth.0, Scope::AuditRead)?;
+            auth.0.require(Scope::AuditRead)?;
             let filter = AuditFilter {
                 aggregate_type: aggregate_type.0,
                 aggregate_id: aggregate_id.0,
@@ -57,8 +57,12 @@ impl AuditApi {
                 to: to.0,
             };
             let limit = page_size(limit.0).map_err(query_error)?;
+            let mut tx = views
+                .read_as(auth.0.org_id.as_str())
+                .await
+                .map_err(query_error)?;
             let page = audit::list(
-                &views.pool,
+                &mut *tx,
                 auth.0.org_id.as_str(),
                 &filter,
                 limit,

@@ -1,39 +1,104 @@
-//! Who is calling: Clerk session tokens (RS256 JWTs) verified against a JWKS, turned
-//! into an [`Actor`] — the user (`sub`), the organisation (`org_id`, or `o.id` in
-//! Clerk's v2 tokens) every command and query is scoped to, and the token's scopes.
+//! Who is calling: Clerk session tokens (RS256 JWTs) verified against Clerk's keys,
+//! turned into an [`Actor`] — the user (`sub`), the organisation (`org_id`, or `o.id`
+//! in Clerk's v2 tokens) every command and query is scoped to, and the token's scopes.
 //!
 //! Only RS256 is accepted, whatever the token's header claims; the key is chosen by
 //! `kid`; `exp`/`nbf` are checked with a small leeway; `iss` must equal
 //! `CLERK_ISSUER` when set; `azp`, when present, must be an authorised party.
+//!
+//! Keys come from one of three places ([`KeySource`]): Clerk's JWKS URL (production:
+//! cached, refetched when a token names a `kid` not in the cache — key rotation needs
+//! no restart — but at most once per `CLERK_JWKS_MIN_REFETCH_SECONDS`, so a stream of
+//! made-up `kid`s cannot make Prism hammer Clerk), Clerk's PEM public key
+//! (`CLERK_JWT_KEY`, networkless), or a JWKS file (development and tests only).
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use domain::values::{OrgId, UserId};
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 use serde::Deserialize;
 
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, KeySetting};
+use crate::problem::ApiError;
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 5;
+
+/// How long one JWKS download may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the cached JWKS is refreshed even when every `kid` is known, so that a
+/// key Clerk withdrew stops verifying without a restart.
+pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// What a token may be used for. With `STRICT_CLERK_SCOPES=true` a token must carry
+/// each scope it uses; otherwise every organisation member has the `*:read` and
+/// `*:write` scopes, but never `audit:read` or `projections:admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    BuildingsRead,
+    BuildingsWrite,
+    CompsRead,
+    CompsWrite,
+    AuditRead,
+    ProjectionsAdmin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BuildingsRead => "buildings:read",
+            Self::BuildingsWrite => "buildings:write",
+            Self::CompsRead => "comps:read",
+            Self::CompsWrite => "comps:write",
+            Self::AuditRead => "audit:read",
+            Self::ProjectionsAdmin => "projections:admin",
+        }
+    }
+
+    /// The scopes an organisation member has without asking, when scopes are not strict.
+    const MEMBER: [Scope; 4] = [
+        Self::BuildingsRead,
+        Self::BuildingsWrite,
+        Self::CompsRead,
+        Self::CompsWrite,
+    ];
+}
 
 /// The verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub user_id: UserId,
     pub org_id: OrgId,
+    /// The scopes the caller has: the token's, plus the member scopes when scopes are
+    /// not strict.
     pub scopes: Vec<String>,
 }
 
+impl Actor {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| s == scope.as_str())
+    }
+
+    /// Refuses (403, naming the scope) a caller without `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope.as_str()))
+        }
+    }
+}
+
 /// Why a token was refused; the text is safe to send to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthRejected {
     #[error("the token is malformed")]
     Malformed,
@@ -55,11 +120,36 @@ pub enum AuthRejected {
     NoOrganisation,
     #[error("the token's subject or organisation is not a valid id")]
     BadIdentity,
+    /// Not the caller's fault: Clerk's keys could not be loaded (503).
+    #[error("the keys that verify tokens are unavailable; retry shortly")]
+    KeysUnavailable,
+}
+
+impl AuthRejected {
+    /// A short stable name for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::AlgorithmNotAllowed => "algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "issuer",
+            Self::UnauthorisedParty => "azp",
+            Self::NoOrganisation => "no_organisation",
+            Self::BadIdentity => "identity",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
 }
 
 impl poem::error::ResponseError for AuthRejected {
     fn status(&self) -> poem::http::StatusCode {
-        poem::http::StatusCode::UNAUTHORIZED
+        match self {
+            Self::KeysUnavailable => poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            _ => poem::http::StatusCode::UNAUTHORIZED,
+        }
     }
 }
 
@@ -82,42 +172,173 @@ struct ClerkClaims {
     azp: Option<String>,
 }
 
-/// Verifies tokens against a fixed set of keys.
+type KeyMap = Arc<HashMap<String, DecodingKey>>;
+
+/// The RSA keys of a JWKS document, by `kid`; other key types are ignored.
+fn rsa_keys(jwks: &JwkSet) -> HashMap<String, DecodingKey> {
+    jwks.keys
+        .iter()
+        .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+        })
+        .collect()
+}
+
+/// Clerk's JWKS endpoint, cached.
+pub struct RemoteJwks {
+    url: String,
+    client: reqwest::Client,
+    keys: RwLock<KeyMap>,
+    /// When the last download was tried; held while one runs, so downloads never overlap.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    min_refetch: Duration,
+}
+
+impl std::fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.url)
+            .field("min_refetch", &self.min_refetch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteJwks {
+    fn new(url: String, min_refetch: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(JWKS_FETCH_TIMEOUT)
+            .build()
+            .context("cannot build the JWKS HTTP client")?;
+        Ok(Self {
+            url,
+            client,
+            keys: RwLock::new(Arc::default()),
+            last_fetch: tokio::sync::Mutex::new(None),
+            min_refetch,
+        })
+    }
+
+    fn cached(&self) -> KeyMap {
+        self.keys
+            .read()
+            .map(|keys| Arc::clone(&keys))
+            .unwrap_or_default()
+    }
+
+    async fn download(&self) -> anyhow::Result<HashMap<String, DecodingKey>> {
+        let jwks: JwkSet = self
+            .client
+            .get(&self.url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let keys = rsa_keys(&jwks);
+        anyhow::ensure!(!keys.is_empty(), "the JWKS holds no RSA key with a kid");
+        Ok(keys)
+    }
+
+    /// Downloads the key set unless one was tried less than `min_refetch` ago (or
+    /// `force`), replacing the cache on success. A failure keeps the old keys.
+    async fn refresh(&self, force: bool) {
+        let mut last = self.last_fetch.lock().await;
+        if !force && last.is_some_and(|at| at.elapsed() < self.min_refetch) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.download().await {
+            Ok(keys) => {
+                tracing::info!(kids = ?keys.keys().collect::<Vec<_>>(), "JWKS loaded");
+                if let Ok(mut cached) = self.keys.write() {
+                    *cached = Arc::new(keys);
+                }
+            }
+            Err(error) => tracing::warn!(%error, url = %self.url, "cannot load the JWKS"),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, AuthRejected> {
+        if let Some(key) = self.cached().get(kid) {
+            return Ok(key.clone());
+        }
+        // Unknown: perhaps Clerk rotated its keys. Refetch, at most once per interval;
+        // requests that waited for a download running meanwhile see its result.
+        let before = self.cached();
+        self.refresh(false).await;
+        let after = self.cached();
+        match after.get(kid) {
+            Some(key) => Ok(key.clone()),
+            None if after.is_empty() && Arc::ptr_eq(&before, &after) => {
+                Err(AuthRejected::KeysUnavailable)
+            }
+            None => Err(AuthRejected::UnknownKey),
+        }
+    }
+}
+
+/// Where the keys that verify tokens come from.
+#[derive(Debug)]
+pub enum KeySource {
+    /// Keys by `kid` (a JWKS file).
+    Fixed(KeyMap),
+    /// One PEM public key, whatever the `kid` (`CLERK_JWT_KEY`).
+    Single(Box<DecodingKey>),
+    /// Clerk's JWKS URL.
+    Remote(RemoteJwks),
+}
+
+/// Verifies tokens and builds the [`Actor`].
 pub struct TokenVerifier {
-    keys: HashMap<String, DecodingKey>,
+    keys: KeySource,
     validation: Validation,
     authorized_parties: Vec<String>,
+    strict_scopes: bool,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenVerifier")
-            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("keys", &self.keys)
+            .field("strict_scopes", &self.strict_scopes)
             .finish_non_exhaustive()
     }
 }
 
 impl TokenVerifier {
-    /// Builds the verifier from the settings (today: the JWKS file).
-    pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
-        let path = settings
-            .jwks_file
-            .as_deref()
-            .context("CLERK_JWKS_FILE is required")?;
-        Self::new(read_jwks(path)?, settings)
+    /// Builds the verifier from the settings. A JWKS URL is downloaded once here; if
+    /// that fails the api still starts and retries when the first token arrives.
+    pub async fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
+        let keys = match &settings.keys {
+            KeySetting::JwksFile(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read CLERK_JWKS_FILE {}", path.display()))?;
+                let jwks: JwkSet = serde_json::from_str(&text).with_context(|| {
+                    format!("CLERK_JWKS_FILE {} is not a JWKS document", path.display())
+                })?;
+                let keys = rsa_keys(&jwks);
+                anyhow::ensure!(
+                    !keys.is_empty(),
+                    "CLERK_JWKS_FILE holds no RSA key with a kid"
+                );
+                KeySource::Fixed(Arc::new(keys))
+            }
+            KeySetting::PublicKeyPem(pem) => KeySource::Single(Box::new(
+                DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .context("CLERK_JWT_KEY is not an RSA public key in PEM")?,
+            )),
+            KeySetting::JwksUrl(url) => {
+                let remote = RemoteJwks::new(url.clone(), settings.jwks_min_refetch)?;
+                remote.refresh(true).await;
+                KeySource::Remote(remote)
+            }
+        };
+        Ok(Self::new(keys, settings))
     }
 
-    pub fn new(jwks: JwkSet, settings: &AuthSettings) -> anyhow::Result<Self> {
-        let mut keys = HashMap::new();
-        for jwk in &jwks.keys {
-            let Some(kid) = jwk.common.key_id.clone() else {
-                continue;
-            };
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                keys.insert(kid, key);
-            }
-        }
-        anyhow::ensure!(!keys.is_empty(), "the JWKS holds no usable key with a kid");
+    pub fn new(keys: KeySource, settings: &AuthSettings) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = vec![Algorithm::RS256];
         validation.leeway = LEEWAY_SECONDS;
@@ -125,26 +346,58 @@ impl TokenVerifier {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         if let Some(issuer) = &settings.issuer {
+            // A token without `iss` would otherwise pass the issuer check.
+            validation.set_required_spec_claims(&["exp", "sub", "iss"]);
             validation.set_issuer(&[issuer]);
         }
-        Ok(Self {
+        Self {
             keys,
             validation,
             authorized_parties: settings.authorized_parties.clone(),
-        })
+            strict_scopes: settings.strict_scopes,
+        }
     }
 
-    pub fn verify(&self, token: &str) -> Result<Actor, AuthRejected> {
+    /// Refreshes a remote key set every [`JWKS_REFRESH_INTERVAL`] for as long as the
+    /// verifier lives; nothing to do for fixed keys.
+    pub fn spawn_refresh(self: &Arc<Self>) {
+        if !matches!(self.keys, KeySource::Remote(_)) {
+            return;
+        }
+        let verifier = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(JWKS_REFRESH_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(verifier) = verifier.upgrade() else {
+                    return;
+                };
+                if let KeySource::Remote(remote) = &verifier.keys {
+                    remote.refresh(true).await;
+                }
+            }
+        });
+    }
+
+    async fn key(&self, kid: Option<&str>) -> Result<DecodingKey, AuthRejected> {
+        match (&self.keys, kid) {
+            (KeySource::Single(key), _) => Ok((**key).clone()),
+            (_, None) => Err(AuthRejected::UnknownKey),
+            (KeySource::Fixed(keys), Some(kid)) => {
+                keys.get(kid).cloned().ok_or(AuthRejected::UnknownKey)
+            }
+            (KeySource::Remote(remote), Some(kid)) => remote.key(kid).await,
+        }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Actor, AuthRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthRejected::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthRejected::AlgorithmNotAllowed);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.get(kid))
-            .ok_or(AuthRejected::UnknownKey)?;
-        let claims = jsonwebtoken::decode::<ClerkClaims>(token, key, &self.validation)
+        let key = self.key(header.kid.as_deref()).await?;
+        let claims = jsonwebtoken::decode::<ClerkClaims>(token, &key, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
                 match e.kind() {
@@ -158,7 +411,7 @@ impl TokenVerifier {
             })?
             .claims;
         if let Some(azp) = &claims.azp {
-            if !self.authorized_parties.is_empty() && !self.authorized_parties.contains(azp) {
+            if !self.authorized_parties.contains(azp) {
                 return Err(AuthRejected::UnauthorisedParty);
             }
         }
@@ -166,48 +419,24 @@ impl TokenVerifier {
             .org_id
             .or(claims.o.map(|o| o.id))
             .ok_or(AuthRejected::NoOrganisation)?;
+        let mut scopes: Vec<String> = claims
+            .scope
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !self.strict_scopes {
+            for scope in Scope::MEMBER {
+                if !scopes.iter().any(|s| s == scope.as_str()) {
+                    scopes.push(scope.as_str().to_owned());
+                }
+            }
+        }
         Ok(Actor {
             user_id: UserId::parse(&claims.sub).map_err(|_| AuthRejected::BadIdentity)?,
             org_id: OrgId::parse(&org).map_err(|_| AuthRejected::BadIdentity)?,
-            scopes: claims
-                .scope
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            scopes,
         })
-    }
-}
-
-fn read_jwks(path: &Path) -> anyhow::Result<JwkSet> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read CLERK_JWKS_FILE {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("CLERK_JWKS_FILE {} is not a JWKS document", path.display()))
-}
-
-/// Scopes that are never implied: a token must carry them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    AuditRead,
-    ProjectionsAdmin,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AuditRead => "audit:read",
-            Self::ProjectionsAdmin => "projections:admin",
-        }
-    }
-}
-
-/// Refuses (403) an actor whose token does not carry `scope`.
-pub fn require_scope(actor: &Actor, scope: Scope) -> Result<(), crate::problem::ApiError> {
-    if actor.scopes.iter().any(|s| s == scope.as_str()) {
-        Ok(())
-    } else {
-        Err(crate::problem::ApiError::Forbidden(scope.as_str()))
     }
 }
 
@@ -223,8 +452,8 @@ async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor>
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
         )
     })?;
-    verifier.verify(&bearer.token).map_err(|rejected| {
-        tracing::info!(auth.failure = %rejected, "token refused");
+    verifier.verify(&bearer.token).await.map_err(|rejected| {
+        tracing::info!(auth.failure = rejected.reason(), "token refused");
         poem::Error::from(rejected)
     })
 }

@@ -10,7 +10,7 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object};
 use uuid::Uuid;
 
-use crate::auth::Actor;
+use crate::auth::{Actor, Scope};
 use crate::commands::{parse_if_match, CommandContext, Committed, Idempotency};
 use crate::edge::RequestId;
 use crate::problem::{ApiError, ProblemResponse};
@@ -46,6 +46,8 @@ pub enum CommandAccepted {
 #[derive(Debug)]
 pub struct CommandRequest<'a> {
     pub actor: Actor,
+    /// The scope the command needs.
+    pub scope: Scope,
     pub request_id: &'a RequestId,
     pub idempotency_key: Option<&'a str>,
     pub if_match: Option<&'a str>,
@@ -58,6 +60,7 @@ pub struct CommandRequest<'a> {
 impl<'a> CommandRequest<'a> {
     pub fn new(
         actor: Actor,
+        scope: Scope,
         request_id: &'a RequestId,
         idempotency_key: Option<&'a str>,
         if_match: Option<&'a str>,
@@ -65,6 +68,7 @@ impl<'a> CommandRequest<'a> {
     ) -> Self {
         Self {
             actor,
+            scope,
             request_id,
             idempotency_key,
             if_match,
@@ -80,6 +84,7 @@ impl<'a> CommandRequest<'a> {
     }
 
     fn context(self) -> Result<CommandContext, ApiError> {
+        self.actor.require(self.scope)?;
         let fingerprint = format!("{}\n{}", self.operation, self.body);
         Ok(CommandContext {
             actor: self.actor,

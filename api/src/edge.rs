@@ -1,17 +1,29 @@
-//! What every request passes through: a request id (a well-formed `X-Request-Id` is
-//! kept, else one is made), echoed in the response and carried by the request's
-//! span; same-origin requests (the bundled Swagger UI) kept out of CORS; errors that
-//! escaped the operations rendered as problems; one log line per request with its
-//! status and latency.
+//! What every request passes through, outermost first:
+//! - a request id (a well-formed `X-Request-Id` is kept, else one is made), echoed in
+//!   the response and carried by the request's span;
+//! - the client's address ([`ClientIp`]): `CF-Connecting-IP` when
+//!   `TRUST_CLOUDFLARE_HEADERS=true` (Cloudflare sets it and strips a client's own),
+//!   otherwise the socket's peer — the header is never read when the setting is off;
+//! - a per-client rate limit kept in Redis (429 with `Retry-After`; operations
+//!   endpoints are exempt; when Redis is unreachable requests are let through);
+//! - a request body limit (413), whether the body is sized or chunked;
+//! - same-origin requests (the bundled Swagger UI) kept out of CORS;
+//! - errors that escaped the operations rendered as problems;
+//! - security headers on every response;
+//! - one log line per request with its status and latency.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{header, HeaderValue};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::http::{header, HeaderValue, Method};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use projections::cache::RedisLink;
 use tracing::Instrument;
 
-use crate::problem;
+use crate::config::EdgeSettings;
+use crate::problem::{self, ApiError};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -63,44 +75,276 @@ fn is_same_origin(request: &Request) -> bool {
     authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host))
 }
 
-/// The middleware; install with `EndpointExt::around`, outside CORS.
-pub async fn around<E: Endpoint>(next: E, mut request: Request) -> poem::Result<Response> {
-    // CORS is for other origins; poem's refuses any origin not listed, which would
-    // refuse the API's own Swagger UI. A same-origin request needs no CORS headers.
-    if is_same_origin(&request) {
-        request.headers_mut().remove(header::ORIGIN);
-    }
-    let request_id = RequestId::from_header(request.headers().get(REQUEST_ID_HEADER))
-        .unwrap_or_else(RequestId::generate);
-    request.extensions_mut().insert(request_id.clone());
-    let span = tracing::info_span!(
-        "request",
-        request.id = %request_id,
-        http.method = %request.method(),
-        http.path = %request.uri().path(),
+/// The client's address, as [`Edge`] decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+const CF_CONNECTING_IP: &str = "cf-connecting-ip";
+
+/// Paths probes and scrapers call; never rate limited.
+fn is_operations_path(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
+/// The security headers every response carries. The API serves JSON only, so its
+/// content policy forbids everything; the Swagger UI at `/docs` needs its own scripts
+/// and styles and gets no content policy.
+fn add_security_headers(response: &mut Response, path: &str, hsts: bool) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
-    let started = Instant::now();
-    let mut response = async {
-        match next.call(request).await {
-            Ok(response) => response.into_response(),
-            // An operation's own error response (e.g. a problem) travels as an error.
-            Err(error) if error.is_from_response() => error.into_response(),
-            Err(error) => problem::from_poem_error(error, &request_id),
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-site"),
+    );
+    if !path.starts_with("/docs") {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+}
+
+/// Per-client fixed-window counters in Redis: the first request of a window starts a
+/// one-minute key, each request increments it, one round trip.
+#[derive(Debug, Clone)]
+struct RateLimiter {
+    redis: RedisLink,
+    prefix: String,
+    per_minute: u32,
+    script: Arc<redis::Script>,
+}
+
+/// What the limiter decided.
+enum Verdict {
+    Allowed,
+    Refused { retry_after_seconds: u64 },
+}
+
+const WINDOW_MS: u64 = 60_000;
+
+impl RateLimiter {
+    fn new(redis: RedisLink, namespace: &str, per_minute: u32) -> Self {
+        Self {
+            redis,
+            prefix: format!("{namespace}:ratelimit:"),
+            per_minute,
+            script: Arc::new(redis::Script::new(
+                r"local n = redis.call('INCR', KEYS[1])
+                  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+                  local ttl = redis.call('PTTL', KEYS[1])
+                  if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+                  return {n, ttl}",
+            )),
         }
     }
-    .instrument(span.clone())
-    .await;
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+
+    async fn check(&self, client: &str) -> Verdict {
+        let key = format!("{}{client}", self.prefix);
+        let script = Arc::clone(&self.script);
+        let counted: Option<(u64, u64)> = self
+            .redis
+            .call(|mut connection| async move {
+                script
+                    .key(key)
+                    .arg(WINDOW_MS)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await;
+        match counted {
+            Some((count, ttl_ms)) if count > u64::from(self.per_minute) => Verdict::Refused {
+                retry_after_seconds: ttl_ms.div_ceil(1000).max(1),
+            },
+            // Within the limit, or Redis unreachable: serving beats refusing everyone.
+            _ => Verdict::Allowed,
+        }
     }
-    span.in_scope(|| {
-        tracing::info!(
-            http.status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request served"
+}
+
+/// Renders an operation's result: an error that travels as one (a problem) becomes
+/// its response; any other error is rendered as a problem.
+fn render(result: poem::Result<Response>, request: &RequestId) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) if error.is_from_response() => error.into_response(),
+        Err(error) => problem::from_poem_error(error, request),
+    }
+}
+
+/// The outer middleware: request id, client address, the request's span and log line,
+/// security headers. Install with `EndpointExt::around`, outside everything else.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    trust_cloudflare_headers: bool,
+    hsts: bool,
+}
+
+impl Edge {
+    pub fn new(settings: &EdgeSettings) -> Self {
+        Self {
+            trust_cloudflare_headers: settings.trust_cloudflare_headers,
+            hsts: settings.hsts,
+        }
+    }
+
+    fn client_ip(&self, request: &Request) -> ClientIp {
+        let forwarded = self
+            .trust_cloudflare_headers
+            .then(|| request.headers().get(CF_CONNECTING_IP))
+            .flatten()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse::<IpAddr>().ok());
+        ClientIp(forwarded.or_else(|| {
+            request
+                .remote_addr()
+                .as_socket_addr()
+                .map(|addr| addr.ip().to_canonical())
+        }))
+    }
+
+    pub async fn handle<E: Endpoint>(
+        &self,
+        next: E,
+        mut request: Request,
+    ) -> poem::Result<Response> {
+        // CORS is for other origins; poem's refuses any origin not listed, which would
+        // refuse the API's own Swagger UI. A same-origin request needs no CORS headers.
+        if is_same_origin(&request) {
+            request.headers_mut().remove(header::ORIGIN);
+        }
+        let request_id = RequestId::from_header(request.headers().get(REQUEST_ID_HEADER))
+            .unwrap_or_else(RequestId::generate);
+        let client = self.client_ip(&request);
+        request.extensions_mut().insert(request_id.clone());
+        request.extensions_mut().insert(client);
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "request",
+            request.id = %request_id,
+            http.method = %request.method(),
+            http.path = %path,
+            client.ip = client.0.map(tracing::field::display),
         );
-    });
-    Ok(response)
+        let started = Instant::now();
+        let result = next
+            .call(request)
+            .instrument(span.clone())
+            .await
+            .map(IntoResponse::into_response);
+        let mut response = render(result, &request_id);
+        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        add_security_headers(&mut response, &path, self.hsts);
+        span.in_scope(|| {
+            tracing::info!(
+                http.status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request served"
+            );
+        });
+        Ok(response)
+    }
+}
+
+/// The inner middleware, inside CORS (so its refusals carry CORS headers the SPA can
+/// read): the rate limit, the body limit, and errors rendered as problems. Install
+/// with `EndpointExt::around` on the routes.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    max_body_bytes: u64,
+    limiter: Option<RateLimiter>,
+}
+
+impl Admission {
+    pub fn new(settings: &EdgeSettings, redis: RedisLink, namespace: &str) -> Self {
+        Self {
+            max_body_bytes: settings.max_body_bytes,
+            limiter: (settings.rate_limit_per_minute > 0)
+                .then(|| RateLimiter::new(redis, namespace, settings.rate_limit_per_minute)),
+        }
+    }
+
+    /// Refuses a body over the limit: by `Content-Length` at once, or, for a body
+    /// without one (chunked), by reading at most the limit.
+    async fn limit_body(&self, request: &mut Request) -> Result<(), ApiError> {
+        let too_large = ApiError::PayloadTooLarge {
+            limit: self.max_body_bytes,
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<u64>().ok());
+        match declared {
+            Some(length) if length > self.max_body_bytes => Err(too_large),
+            Some(_) => Ok(()),
+            None if request.headers().contains_key(header::TRANSFER_ENCODING) => {
+                let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+                match request.take_body().into_bytes_limit(limit).await {
+                    Ok(bytes) => {
+                        request.set_body(Body::from(bytes));
+                        Ok(())
+                    }
+                    Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large),
+                    Err(error) => Err(ApiError::MalformedRequest {
+                        detail: format!("the request body cannot be read: {error}"),
+                        errors: domain::values::FieldErrors::default(),
+                    }),
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn admit(&self, request: &mut Request) -> Result<(), ApiError> {
+        let client = request.extensions().get::<ClientIp>().and_then(|c| c.0);
+        if let (Some(limiter), Some(ip)) = (&self.limiter, client) {
+            if request.method() != Method::OPTIONS && !is_operations_path(request.uri().path()) {
+                if let Verdict::Refused {
+                    retry_after_seconds,
+                } = limiter.check(&ip.to_string()).await
+                {
+                    tracing::info!("rate limited");
+                    return Err(ApiError::RateLimited {
+                        retry_after_seconds,
+                    });
+                }
+            }
+        }
+        self.limit_body(request).await
+    }
+
+    pub async fn handle<E: Endpoint>(
+        &self,
+        next: E,
+        mut request: Request,
+    ) -> poem::Result<Response> {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(RequestId::generate);
+        if let Err(refused) = self.admit(&mut request).await {
+            return Ok(refused.into_problem(&request_id).into_response());
+        }
+        let result = next.call(request).await.map(IntoResponse::into_response);
+        Ok(render(result, &request_id))
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use projections::queries::market::{self, MarketCellView, MarketFilter};
 use serde::Serialize;
 
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, Scope};
 use crate::edge::RequestId;
 use crate::input::{Choice, IsoDate};
 use crate::problem::{ApiError, ProblemResponse};
@@ -63,7 +63,10 @@ impl MarketApi {
             to: to.0.map(|d| d.0),
         };
         let result = async {
-            let items = market::stats(&views.pool, auth.0.org_id.as_str(), &filter)
+            auth.0.require(Scope::CompsRead)?;
+            let org_id = auth.0.org_id.as_str();
+            let mut tx = views.read_as(org_id).await.map_err(query_error)?;
+            let items = market::stats(&mut *tx, org_id, &filter)
                 .await
                 .map_err(query_error)?;
             let body = serde_json::to_string(&Cells { items })

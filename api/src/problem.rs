@@ -42,7 +42,7 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     pub detail: Option<String>,
     /// Every refused field, when the problem is about fields.
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(skip_serializing_if_is_empty, default)]
     pub errors: Vec<FieldProblem>,
     /// The aggregate's current version, on a version conflict.
     #[oai(skip_serializing_if_is_none)]
@@ -70,12 +70,18 @@ pub enum ProblemResponse {
     /// The resource's state or version does not allow the command.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// The request body is larger than the api accepts (`MAX_REQUEST_BODY_BYTES`).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
     /// The request body is not JSON.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
     /// The values are well-formed but not acceptable.
     #[oai(status = 422, content_type = "application/problem+json")]
     UnprocessableEntity(Json<Problem>),
+    /// Too many requests from this client; retry after `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] String),
     /// Something failed on our side; the request id finds it in the logs.
     #[oai(status = 500, content_type = "application/problem+json")]
     InternalServerError(Json<Problem>),
@@ -102,6 +108,12 @@ pub enum ApiError {
     /// 405 `method-not-allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 413 `payload-too-large`: the body is over the limit (bytes).
+    #[error("payload too large")]
+    PayloadTooLarge { limit: u64 },
+    /// 429 `rate-limited`: the client sent too many requests; retry after the seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after_seconds: u64 },
     /// 415 `unsupported-media-type`: the body must be `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -198,6 +210,14 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
+            Self::PayloadTooLarge { .. } => kind(
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            Self::RateLimited { .. } => {
+                kind(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            }
             Self::UnsupportedMediaType => kind(
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -255,6 +275,14 @@ impl ApiError {
             Self::Unauthenticated(reason) => Some(reason.clone()),
             Self::Forbidden(scope) => Some(format!("this operation needs the {scope} scope")),
             Self::InvalidFields(_) => Some("one or more fields are not acceptable".into()),
+            Self::PayloadTooLarge { limit } => {
+                Some(format!("the request body must be at most {limit} bytes"))
+            }
+            Self::RateLimited {
+                retry_after_seconds,
+            } => Some(format!(
+                "too many requests from this client; retry in {retry_after_seconds} s"
+            )),
             Self::IdempotencyKeyReused => Some(
                 "this Idempotency-Key was first used with a different request; use a new key"
                     .into(),
@@ -316,6 +344,12 @@ impl ApiError {
             },
             request_id: Some(request_id.to_string()),
         });
+        if let Self::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            return ProblemResponse::TooManyRequests(problem, retry_after_seconds.to_string());
+        }
         match status {
             StatusCode::BAD_REQUEST => ProblemResponse::BadRequest(problem),
             StatusCode::UNAUTHORIZED => {
@@ -324,6 +358,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => ProblemResponse::Forbidden(problem),
             StatusCode::NOT_FOUND => ProblemResponse::NotFound(problem),
             StatusCode::CONFLICT => ProblemResponse::Conflict(problem),
+            StatusCode::PAYLOAD_TOO_LARGE => ProblemResponse::PayloadTooLarge(problem),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemResponse::UnsupportedMediaType(problem),
             StatusCode::UNPROCESSABLE_ENTITY => ProblemResponse::UnprocessableEntity(problem),
             StatusCode::SERVICE_UNAVAILABLE => ProblemResponse::ServiceUnavailable(problem),
@@ -350,7 +385,10 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
             errors: FieldErrors::single(param.name, param.reason.clone()),
         }
     } else if let Some(rejected) = error.downcast_ref::<AuthRejected>() {
-        ApiError::Unauthenticated(rejected.to_string())
+        match rejected {
+            AuthRejected::KeysUnavailable => ApiError::Unavailable(rejected.to_string()),
+            _ => ApiError::Unauthenticated(rejected.to_string()),
+        }
     } else {
         match error.status() {
             StatusCode::UNAUTHORIZED => {

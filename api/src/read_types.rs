@@ -10,7 +10,9 @@ use uuid::Uuid;
 pub struct AddressOut {
     pub street: String,
     pub city: String,
+    #[oai(nullable)]
     pub region: Option<String>,
+    #[oai(nullable)]
     pub postal_code: Option<String>,
     pub country: String,
 }
@@ -31,17 +33,23 @@ pub struct BuildingOut {
     pub address: AddressOut,
     pub location: LocationOut,
     pub property_type: String,
+    #[oai(nullable)]
     pub building_class: Option<String>,
     /// Decimal, as a string.
     pub rentable_area_sqft: String,
+    #[oai(nullable)]
     pub year_built: Option<i32>,
+    #[oai(nullable)]
     pub floors: Option<i32>,
+    #[oai(nullable)]
     pub submarket: Option<String>,
     pub archived: bool,
+    #[oai(nullable)]
     pub archive_reason: Option<String>,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Metres from `near`, in lists asked for near a point.
+    #[oai(nullable)]
     pub distance_m: Option<f64>,
 }
 
@@ -53,8 +61,10 @@ pub struct RentWindowOut {
     pub end: NaiveDate,
     pub lease_count: i32,
     /// Decimal, as a string.
+    #[oai(nullable)]
     pub avg_effective_rent_psf: Option<String>,
     /// Decimal, as a string.
+    #[oai(nullable)]
     pub median_effective_rent_psf: Option<String>,
 }
 
@@ -64,7 +74,9 @@ pub struct CompStatsOut {
     pub comp_count: i32,
     pub lease_count: i32,
     pub sale_count: i32,
+    #[oai(nullable)]
     pub latest_comp_date: Option<NaiveDate>,
+    #[oai(nullable)]
     pub rent_window: Option<RentWindowOut>,
 }
 
@@ -80,6 +92,7 @@ pub struct BuildingDetailOut {
 pub struct BuildingPageOut {
     pub items: Vec<BuildingOut>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -87,6 +100,7 @@ pub struct BuildingPageOut {
 #[derive(Debug, Object)]
 pub struct LeaseOut {
     pub tenant: String,
+    #[oai(nullable)]
     pub suite: Option<String>,
     pub leased_area_sqft: String,
     pub starting_rent_psf: String,
@@ -107,8 +121,10 @@ pub struct SaleOut {
     pub sale_date: NaiveDate,
     pub buyer: String,
     pub seller: String,
+    #[oai(nullable)]
     pub cap_rate_pct: Option<String>,
     /// Derived: sale price over the building's rentable area.
+    #[oai(nullable)]
     pub price_psf: Option<String>,
 }
 
@@ -121,20 +137,25 @@ pub struct CompOut {
     pub kind: String,
     /// Commencement date of a lease, sale date of a sale.
     pub deal_date: NaiveDate,
+    #[oai(nullable)]
     pub lease: Option<LeaseOut>,
+    #[oai(nullable)]
     pub sale: Option<SaleOut>,
     pub verified: bool,
     pub retracted: bool,
+    #[oai(nullable)]
     pub retract_reason: Option<String>,
     pub recorded_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Metres from `near` to the comp's building, in lists asked for near a point.
+    #[oai(nullable)]
     pub distance_m: Option<f64>,
 }
 
 #[derive(Debug, Object)]
 pub struct CompPageOut {
     pub items: Vec<CompOut>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -142,18 +163,25 @@ pub struct CompPageOut {
 #[derive(Debug, Object)]
 pub struct MarketCellOut {
     /// `null` for buildings without a submarket.
+    #[oai(nullable)]
     pub submarket: Option<String>,
     pub property_type: String,
     /// `2026-Q1`.
     pub quarter: String,
     pub quarter_start: NaiveDate,
     pub lease_count: i32,
+    #[oai(nullable)]
     pub leased_area_sqft: Option<String>,
+    #[oai(nullable)]
     pub avg_starting_rent_psf: Option<String>,
+    #[oai(nullable)]
     pub avg_effective_rent_psf: Option<String>,
     pub sale_count: i32,
+    #[oai(nullable)]
     pub sale_volume: Option<String>,
+    #[oai(nullable)]
     pub avg_price_psf: Option<String>,
+    #[oai(nullable)]
     pub avg_cap_rate_pct: Option<String>,
 }
 
@@ -173,7 +201,9 @@ pub struct AuditEntryOut {
     pub version: i64,
     pub event_type: String,
     pub event_version: String,
+    #[oai(nullable)]
     pub user_id: Option<String>,
+    #[oai(nullable)]
     pub request_id: Option<String>,
     pub recorded_at: DateTime<Utc>,
     /// The event's data (docs/events.md).
@@ -183,5 +213,6 @@ pub struct AuditEntryOut {
 #[derive(Debug, Object)]
 pub struct AuditPageOut {
     pub items: Vec<AuditEntryOut>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }

@@ -21,7 +21,7 @@ use crate::buildings::{BuildingQueriesApi, BuildingsApi};
 use crate::commands::WriteSide;
 use crate::comps::{CompQueriesApi, CompsApi};
 use crate::config::Settings;
-use crate::edge;
+use crate::edge::{Admission, Edge};
 use crate::jobs::JobQueue;
 use crate::market::MarketApi;
 use crate::ops::OpsApi;
@@ -97,7 +97,8 @@ impl std::fmt::Debug for Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = connect_database(&settings).await?;
-        let verifier = TokenVerifier::from_settings(&settings.auth)?;
+        let verifier = Arc::new(TokenVerifier::from_settings(&settings.auth).await?);
+        verifier.spawn_refresh();
         let endpoint = routes(pool, verifier, &settings);
         let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
             .into_acceptor()
@@ -129,7 +130,7 @@ impl Application {
 
 fn routes(
     pool: PgPool,
-    verifier: TokenVerifier,
+    verifier: Arc<TokenVerifier>,
     settings: &Settings,
 ) -> poem::endpoint::BoxEndpoint<'static> {
     let api = openapi();
@@ -154,20 +155,33 @@ fn routes(
         ])
         .expose_headers(["etag", "location", "idempotent-replayed", "x-request-id"])
         .max_age(600);
-    for origin in &settings.allowed_origins {
+    for origin in &settings.edge.allowed_origins {
         cors = cors.allow_origin(origin.as_str());
     }
+    let admission = Arc::new(Admission::new(
+        &settings.edge,
+        redis.clone(),
+        &settings.redis_namespace,
+    ));
+    let edge = Arc::new(Edge::new(&settings.edge));
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .around(move |next, request| {
+            let admission = Arc::clone(&admission);
+            async move { admission.handle(next, request).await }
+        })
         .with(cors)
         .data(Arc::new(WriteSide::new(pool, jobs.clone())))
         .data(Arc::new(views))
         .data(jobs)
         .data(redis)
-        .data(Arc::new(verifier))
+        .data(verifier)
         .data(database)
-        .around(edge::around)
+        .around(move |next, request| {
+            let edge = Arc::clone(&edge);
+            async move { edge.handle(next, request).await }
+        })
         .boxed()
 }

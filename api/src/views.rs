@@ -16,6 +16,7 @@ use projections::queries::{cursor, Page, QueryError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::auth::{Actor, Scope};
 use crate::problem::ApiError;
 
 /// The longest a detail read waits for `min_version`.
@@ -91,6 +92,16 @@ pub enum Detail {
     Comp(Uuid),
 }
 
+impl Detail {
+    /// The scope reading it needs.
+    fn scope(self) -> Scope {
+        match self {
+            Self::Building(_) => Scope::BuildingsRead,
+            Self::Comp(_) => Scope::CompsRead,
+        }
+    }
+}
+
 /// The read side as the endpoints use it.
 #[derive(Debug, Clone)]
 pub struct Views {
@@ -99,16 +110,27 @@ pub struct Views {
 }
 
 impl Views {
+    /// A read transaction as the caller's organisation, under row-level security
+    /// (see [`projections::queries::begin_as`]). Every read of the read models goes
+    /// through one.
+    pub async fn read_as(
+        &self,
+        org_id: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, QueryError> {
+        Ok(projections::queries::begin_as(&self.pool, org_id).await?)
+    }
+
     async fn load(
         &self,
         org_id: &str,
         detail: Detail,
     ) -> Result<Option<(CachedView, String)>, QueryError> {
+        let mut tx = self.read_as(org_id).await?;
         Ok(match detail {
-            Detail::Building(id) => projections::queries::buildings::detail(&self.pool, org_id, id)
+            Detail::Building(id) => projections::queries::buildings::detail(&mut *tx, org_id, id)
                 .await?
                 .map(|(view, stamp)| (CachedView::render(view.building.version, &view), stamp)),
-            Detail::Comp(id) => projections::queries::comps::detail(&self.pool, org_id, id)
+            Detail::Comp(id) => projections::queries::comps::detail(&mut *tx, org_id, id)
                 .await?
                 .map(|(view, stamp)| (CachedView::render(view.version, &view), stamp)),
         })
@@ -118,11 +140,13 @@ impl Views {
     /// `min_version`) and cached. `None` when the organisation has no such resource.
     pub async fn detail(
         &self,
-        org_id: &str,
+        actor: &Actor,
         detail: Detail,
         min_version: Option<u64>,
         if_none_match: Option<&str>,
     ) -> Result<Option<Read>, ApiError> {
+        actor.require(detail.scope())?;
+        let org_id = actor.org_id.as_str();
         let key = match detail {
             Detail::Building(id) => ViewKey::Building { org_id, id },
             Detail::Comp(id) => ViewKey::Comp { org_id, id },

@@ -67,6 +67,8 @@ async fn start_stack(db: &TestDatabase, redis: &TestNamespace, worker: bool) -> 
         ("REDIS_URL", redis.url().to_owned()),
         ("REDIS_NAMESPACE", redis.name().to_owned()),
         ("CLERK_JWKS_FILE", jwks.to_string_lossy().into_owned()),
+        // The benchmark drives commands from one address.
+        ("RATE_LIMIT_PER_MINUTE", "0".to_owned()),
     ];
     let app = Application::build(Settings::from_lookup(lookup(&api_vars)).expect("settings"))
         .await

@@ -15,7 +15,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, Scope};
 use crate::command_endpoint::{CommandAccepted, CommandRequest};
 use crate::commands::WriteSide;
 use crate::edge::RequestId;
@@ -271,6 +271,7 @@ impl BuildingsApi {
         let id = BuildingId::new();
         CommandRequest::new(
             auth.0,
+            Scope::BuildingsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             None,
@@ -307,6 +308,7 @@ impl BuildingsApi {
         let operation = format!("PATCH {BUILDINGS}/{}", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::BuildingsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),
@@ -342,6 +344,7 @@ impl BuildingsApi {
         let operation = format!("POST {BUILDINGS}/{}/relocate", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::BuildingsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),
@@ -377,6 +380,7 @@ impl BuildingsApi {
         let operation = format!("POST {BUILDINGS}/{}/archive", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::BuildingsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),
@@ -415,6 +419,7 @@ impl BuildingsApi {
         let operation = format!("POST {BUILDINGS}/{}/restore", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::BuildingsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),

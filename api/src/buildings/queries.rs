@@ -11,7 +11,7 @@ use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
 use projections::queries::{audit, page_size, BoundingBox, Near};
 use uuid::Uuid;
 
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, Scope};
 use crate::edge::RequestId;
 use crate::input::Choice;
 use crate::problem::{ApiError, ProblemResponse};
@@ -68,6 +68,7 @@ impl BuildingQueriesApi {
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<BuildingPageResponse, ProblemResponse> {
         let result = async {
+            auth.0.require(Scope::BuildingsRead)?;
             let near = Near::parse(near.0.as_deref(), radius_m.0).map_err(query_error)?;
             let filter = BuildingFilter {
                 property_type: property_type.0.map(|c| c.0.as_str().to_owned()),
@@ -91,15 +92,10 @@ impl BuildingQueriesApi {
                     &normalised,
                     cursor.0.is_none(),
                     if_none_match.0.as_deref(),
-                    || {
-                        buildings::list(
-                            &views.pool,
-                            org_id,
-                            &filter,
-                            sort,
-                            limit,
-                            cursor.0.as_deref(),
-                        )
+                    || async {
+                        let mut tx = views.read_as(org_id).await?;
+                        buildings::list(&mut *tx, org_id, &filter, sort, limit, cursor.0.as_deref())
+                            .await
                     },
                 )
                 .await
@@ -131,7 +127,7 @@ impl BuildingQueriesApi {
     ) -> Result<BuildingResponse, ProblemResponse> {
         views
             .detail(
-                auth.0.org_id.as_str(),
+                &auth.0,
                 Detail::Building(id.0),
                 min_version.0,
                 if_none_match.0.as_deref(),
@@ -161,9 +157,14 @@ impl BuildingQueriesApi {
         cursor: Query<Option<String>>,
     ) -> Result<HistoryResponse, ProblemResponse> {
         let result = async {
+            auth.0.require(Scope::BuildingsRead)?;
             let limit = page_size(limit.0).map_err(query_error)?;
+            let mut tx = views
+                .read_as(auth.0.org_id.as_str())
+                .await
+                .map_err(query_error)?;
             let page = audit::building_history(
-                &views.pool,
+                &mut *tx,
                 auth.0.org_id.as_str(),
                 &id.0.to_string(),
                 limit,

@@ -16,7 +16,7 @@ use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, Scope};
 use crate::command_endpoint::{CommandAccepted, CommandRequest};
 use crate::commands::WriteSide;
 use crate::edge::RequestId;
@@ -272,6 +272,7 @@ impl CompsApi {
         let id = CompId::new();
         CommandRequest::new(
             auth.0,
+            Scope::CompsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             None,
@@ -304,6 +305,7 @@ impl CompsApi {
         let id = CompId::new();
         CommandRequest::new(
             auth.0,
+            Scope::CompsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             None,
@@ -335,6 +337,7 @@ impl CompsApi {
         let operation = format!("PATCH {COMPS}/{}", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::CompsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),
@@ -368,6 +371,7 @@ impl CompsApi {
         let operation = format!("POST {COMPS}/{}/verify", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::CompsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),
@@ -403,6 +407,7 @@ impl CompsApi {
         let operation = format!("POST {COMPS}/{}/retract", id.0);
         CommandRequest::new(
             auth.0,
+            Scope::CompsWrite,
             &request_id,
             idempotency_key.0.as_deref(),
             if_match.0.as_deref(),

@@ -10,7 +10,7 @@ use projections::queries::comps::{self, CompFilter, CompSort};
 use projections::queries::{page_size, Near, QueryError};
 use uuid::Uuid;
 
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, Scope};
 use crate::edge::RequestId;
 use crate::input::{Exact, IsoDate};
 use crate::problem::{ApiError, ProblemResponse};
@@ -56,6 +56,7 @@ impl CompQueriesApi {
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<CompPageResponse, ProblemResponse> {
         let result = async {
+            auth.0.require(Scope::CompsRead)?;
             let kind = match kind.0.as_deref() {
                 None => None,
                 Some(k @ ("lease" | "sale")) => Some(k.to_owned()),
@@ -89,15 +90,10 @@ impl CompQueriesApi {
                     &normalised,
                     cursor.0.is_none(),
                     if_none_match.0.as_deref(),
-                    || {
-                        comps::list(
-                            &views.pool,
-                            org_id,
-                            &filter,
-                            sort,
-                            limit,
-                            cursor.0.as_deref(),
-                        )
+                    || async {
+                        let mut tx = views.read_as(org_id).await?;
+                        comps::list(&mut *tx, org_id, &filter, sort, limit, cursor.0.as_deref())
+                            .await
                     },
                 )
                 .await
@@ -124,7 +120,7 @@ impl CompQueriesApi {
     ) -> Result<CompResponse, ProblemResponse> {
         views
             .detail(
-                auth.0.org_id.as_str(),
+                &auth.0,
                 Detail::Comp(id.0),
                 min_version.0,
                 if_none_match.0.as_deref(),

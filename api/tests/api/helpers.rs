@@ -19,6 +19,10 @@ use tokio::sync::oneshot;
 pub const ORG: &str = "org_acme";
 pub const OTHER_ORG: &str = "org_rival";
 pub const USER: &str = "user_alice";
+/// The issuer test apps expect (`CLERK_ISSUER`).
+pub const ISSUER: &str = "https://clerk.prism.test";
+/// The SPA origin test apps allow (`ALLOWED_ORIGINS`, and so the authorised party).
+pub const ORIGIN: &str = "https://app.prism.test";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,22 +62,36 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with settings changed: `Some` sets a variable, `None` removes it.
+pub async fn spawn_app_with(overrides: &[(&str, Option<&str>)]) -> TestApp {
     let db = TestDatabase::migrated().await;
     let jwks = jwks_file().to_string_lossy().into_owned();
     let redis = TestNamespace::new();
     let namespace = redis.name().to_owned();
     let redis_url = redis.url().to_owned();
-    let vars = [
+    let mut vars = vec![
         ("ENV", "test"),
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
         ("DATABASE_URL", db.url()),
         ("DATABASE_MAX_CONNECTIONS", "5"),
         ("CLERK_JWKS_FILE", jwks.as_str()),
+        ("CLERK_ISSUER", ISSUER),
         ("REDIS_URL", redis_url.as_str()),
         ("REDIS_NAMESPACE", namespace.as_str()),
-        ("ALLOWED_ORIGINS", "https://app.prism.test"),
+        ("ALLOWED_ORIGINS", ORIGIN),
+        // Tests send many requests from one address; the rate-limit test turns it on.
+        ("RATE_LIMIT_PER_MINUTE", "0"),
     ];
+    for (name, value) in overrides {
+        vars.retain(|(k, _)| k != name);
+        if let Some(value) = value {
+            vars.push((name, value));
+        }
+    }
     let settings = Settings::from_lookup(|name| {
         vars.iter()
             .find(|(k, _)| *k == name)
@@ -113,15 +131,21 @@ impl Drop for TestApp {
     }
 }
 
-/// A token for `user` in `org`, signed with the test key.
+/// A token for `user` in `org`, signed with the test key, with no explicit scopes
+/// (a member's token: enough while scopes are not strict).
 pub fn token_for(org: &str, user: &str) -> String {
+    token_with_scopes(org, user, &[])
+}
+
+/// A token for `user` in `org` carrying `scopes`.
+pub fn token_with_scopes(org: &str, user: &str, scopes: &[&str]) -> String {
     dev::token(
         &signing_key(),
         &TokenRequest {
             user_id: user.into(),
             org_id: org.into(),
-            scopes: vec![],
-            issuer: None,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            issuer: Some(ISSUER.into()),
             ttl_seconds: 600,
         },
     )
@@ -332,5 +356,109 @@ impl TestApp {
             )
         })
         .collect()
+    }
+}
+
+/// A JWKS endpoint like Clerk's, served by the test on a free port: its key set can
+/// be replaced (rotation) and it counts how often it was fetched.
+pub struct JwksServer {
+    pub url: String,
+    keys: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// The JWKS of `private_key_pem`'s public half, published under `kid`.
+pub fn jwks_of(keys: &[(&Path, &str)]) -> Value {
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|(pem, kid)| {
+            let mut jwk =
+                serde_json::to_value(&dev::jwks(pem).expect("jwks").keys[0]).expect("jwk json");
+            jwk["kid"] = json!(kid);
+            jwk
+        })
+        .collect();
+    json!({ "keys": keys })
+}
+
+impl JwksServer {
+    pub async fn start(keys: Value) -> Self {
+        use poem::listener::{Acceptor, Listener};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let keys = Arc::new(Mutex::new(keys));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (served, counted) = (Arc::clone(&keys), Arc::clone(&fetches));
+        let endpoint = poem::Route::new().at(
+            "/.well-known/jwks.json",
+            poem::endpoint::make_sync(move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let body = served.lock().expect("keys").to_string();
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(body)
+            }),
+        );
+        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind the JWKS server");
+        let port = acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("a socket address")
+            .port();
+        let server = tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor)
+                .run(endpoint)
+                .await;
+        });
+        Self {
+            url: format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+            keys,
+            fetches,
+            _server: server,
+        }
+    }
+
+    /// Publishes another key set (Clerk rotating its keys).
+    pub fn publish(&self, keys: Value) {
+        *self.keys.lock().expect("keys") = keys;
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+/// Projects every committed event into the read models (the tests run no worker),
+/// retrying while other tests' open transactions hold the log back, until `done`.
+pub async fn project_until<F, Fut>(pool: &PgPool, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    use projections::{catch_up, CatchUpOptions, Projection};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        for projection in [Projection::Catalog, Projection::Audit] {
+            catch_up(pool, projection, &CatchUpOptions::default())
+                .await
+                .expect("catch-up");
+        }
+        if done().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read models did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

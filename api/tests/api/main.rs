@@ -6,6 +6,8 @@ mod buildings;
 mod comps;
 mod concurrency;
 mod crash;
+mod edge;
 mod helpers;
 mod idempotency;
 mod ops;
+mod tenancy;

@@ -142,6 +142,7 @@ impl System {
             ("REDIS_URL", api_redis_url.as_str()),
             ("REDIS_NAMESPACE", namespace.name()),
             ("CLERK_JWKS_FILE", jwks.as_str()),
+            ("RATE_LIMIT_PER_MINUTE", "0"),
         ];
         let settings = Settings::from_lookup(|name| {
             vars.iter()
