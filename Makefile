@@ -50,7 +50,8 @@ migrate-status:
 
 ## token: a development token for Swagger UI (after `make start` made .dev/).
 token:
-	@cargo run --quiet --bin prism-api -- dev token --key .dev/jwt-private.pem
+	@cargo run --quiet --bin prism-api -- dev token --key .dev/jwt-private.pem --org org_dev --user user_dev \
+	  --scopes "buildings:read buildings:write comps:read comps:write audit:read projections:admin"
 
 ## bench-projections: catch-up throughput and commit-to-visible lag beside a raw-insert baseline (docs/performance.md).
 bench-projections: services

@@ -71,5 +71,8 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { log "Redis is not reachable 
 
 # openssl makes the development signing key.
 command -v openssl >/dev/null || apt_install openssl
+# curl and a Python with venv drive the API fuzzing (scripts/fuzz.sh).
+command -v curl >/dev/null || apt_install curl
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 
 log "ready: PostgreSQL ${server_major} with PostGIS, Redis"

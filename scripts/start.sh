@@ -40,7 +40,8 @@ fi
 echo "[start] applying migrations"
 "$bin" migrate up
 
-token=$("$bin" dev token --key "$DEV_DIR/jwt-private.pem" --org org_dev --user user_dev)
+token=$("$bin" dev token --key "$DEV_DIR/jwt-private.pem" --org org_dev --user user_dev \
+  --scopes "buildings:read buildings:write comps:read comps:write audit:read projections:admin")
 cat <<MSG
 
   Prism API      http://localhost:$PORT

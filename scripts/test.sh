@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make test`'s test run: every crate's tests, then one closing line that totals them
-# ("tests: N passed, N failed, N ignored"), also written to
-# $CARGO_TARGET_DIR/test-summary.txt for CI to repeat as its last line.
+# `make test`'s test run: every crate's tests, then the API fuzzing, then closing lines
+# that total them ("tests: N passed, N failed, N ignored" and schemathesis's counts),
+# also written to $CARGO_TARGET_DIR/test-summary.txt for CI to repeat at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -18,5 +18,13 @@ summary=$(awk '/^test result:/ {
       if ($(i+1) ~ /^ignored;?$/) ignored += $i
     }
   } END { printf "tests: %d passed, %d failed, %d ignored\n", passed, failed, ignored }' "$log")
-echo "$summary" | tee "$target/test-summary.txt"
-exit "$status"
+
+# API fuzzing against the running api and worker (schemathesis; scripts/fuzz.sh).
+fuzz_log="$target/fuzz-output.log"
+scripts/fuzz.sh 2>&1 | tee "$fuzz_log"
+fuzz_status=${PIPESTATUS[0]}
+fuzz_cases=$(grep -Eo '[0-9]+ generated, [0-9]+ passed[^=]*' "$fuzz_log" | tail -n 1)
+fuzz_summary="schemathesis: exit $fuzz_status; ${fuzz_cases:-no cases run}"
+
+printf '%s\n%s\n' "$summary" "$fuzz_summary" | tee "$target/test-summary.txt"
+[ "$status" = 0 ] && [ "$fuzz_status" = 0 ]
