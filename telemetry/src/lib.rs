@@ -1,6 +1,9 @@
 //! Telemetry shared by `prism-api` and `prism-worker`: the global log subscriber, set up
 //! in one place (readable text in development, JSON lines in production, level from
-//! `RUST_LOG`), and [`Secret`], the wrapper that keeps passwords and tokens out of logs.
+//! `RUST_LOG`), [`metrics::Registry`] for each application's `/metrics`, and [`Secret`],
+//! the wrapper that keeps passwords and tokens out of logs.
+
+pub mod metrics;
 
 use std::fmt;
 
