@@ -454,6 +454,9 @@ async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor>
     })?;
     verifier.verify(&bearer.token).await.map_err(|rejected| {
         tracing::info!(auth.failure = rejected.reason(), "token refused");
+        if let Some(metrics) = request.data::<Arc<crate::metrics::ApiMetrics>>() {
+            metrics.auth_failure(rejected.reason());
+        }
         poem::Error::from(rejected)
     })
 }

@@ -23,6 +23,7 @@ use projections::cache::RedisLink;
 use tracing::Instrument;
 
 use crate::config::EdgeSettings;
+use crate::metrics::{ApiMetrics, Observed};
 use crate::problem::{self, ApiError};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -191,13 +192,15 @@ fn render(result: poem::Result<Response>, request: &RequestId) -> Response {
 pub struct Edge {
     trust_cloudflare_headers: bool,
     hsts: bool,
+    metrics: Arc<ApiMetrics>,
 }
 
 impl Edge {
-    pub fn new(settings: &EdgeSettings) -> Self {
+    pub fn new(settings: &EdgeSettings, metrics: Arc<ApiMetrics>) -> Self {
         Self {
             trust_cloudflare_headers: settings.trust_cloudflare_headers,
             hsts: settings.hsts,
+            metrics,
         }
     }
 
@@ -232,10 +235,19 @@ impl Edge {
         request.extensions_mut().insert(request_id.clone());
         request.extensions_mut().insert(client);
         let path = request.uri().path().to_owned();
+        let method = request.method().clone();
+        let (route, _) = self.metrics.route(&method, &path);
+        let request_bytes = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<u64>().ok())
+            .unwrap_or(0);
         let span = tracing::info_span!(
             "request",
             request.id = %request_id,
-            http.method = %request.method(),
+            http.method = %method,
+            http.route = route,
             http.path = %path,
             client.ip = client.0.map(tracing::field::display),
         );
@@ -250,6 +262,18 @@ impl Edge {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         add_security_headers(&mut response, &path, self.hsts);
+        // Bodies here are small JSON documents already in memory: measuring is cheap.
+        let body = response.take_body().into_bytes().await.unwrap_or_default();
+        let response_bytes = body.len() as u64;
+        response.set_body(body);
+        self.metrics.observe(&Observed {
+            method: &method,
+            path: &path,
+            status: response.status(),
+            elapsed: started.elapsed(),
+            request_bytes,
+            response_bytes,
+        });
         span.in_scope(|| {
             tracing::info!(
                 http.status = response.status().as_u16(),

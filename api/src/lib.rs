@@ -33,9 +33,11 @@ mod edge;
 mod input;
 mod jobs;
 mod market;
+pub mod metrics;
 mod ops;
 mod problem;
 mod read_types;
+pub mod spec;
 mod startup;
 mod views;
 

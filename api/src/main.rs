@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             migrate::run(&url, action, production).await
         }
         Some("openapi") => {
-            println!("{}", api::openapi().spec());
+            println!("{}", api::spec::document());
             Ok(())
         }
         Some("dev") => dev_command(&args[1..]),

@@ -20,13 +20,15 @@ use crate::auth::TokenVerifier;
 use crate::buildings::{BuildingQueriesApi, BuildingsApi};
 use crate::commands::WriteSide;
 use crate::comps::{CompQueriesApi, CompsApi};
-use crate::config::Settings;
+use crate::config::{Environment, Settings};
 use crate::edge::{Admission, Edge};
 use crate::jobs::JobQueue;
 use crate::market::MarketApi;
+use crate::metrics::{self, ApiMetrics, RouteTable, ScrapeGuard};
 use crate::ops::OpsApi;
 use crate::views::Views;
 use projections::cache::{RedisLink, ViewCache};
+use telemetry::metrics::Registry;
 
 /// How long a request waits for Redis before going on without it.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
@@ -134,14 +136,30 @@ fn routes(
     settings: &Settings,
 ) -> poem::endpoint::BoxEndpoint<'static> {
     let api = openapi();
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    // Served with duplicate paths merged (see `spec`): the UI embeds the document.
+    let document = crate::spec::document();
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), &document);
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(document.clone())
+    });
     let database: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
     let redis = RedisLink::new(settings.redis_url.expose(), REDIS_TIMEOUT);
     let jobs = JobQueue::new(redis.clone(), settings.redis_namespace.clone());
+    let metrics = Arc::new(ApiMetrics::new(
+        Registry::new(),
+        RouteTable::from_spec(&crate::spec::document()),
+    ));
+    let scrape_guard = Arc::new(ScrapeGuard::new(
+        settings.environment == Environment::Production,
+        settings.metrics_scrape_token.as_ref(),
+    ));
     let views = Views {
         pool: pool.clone(),
         cache: ViewCache::with_link(redis.clone(), settings.redis_namespace.clone()),
+        metrics: Arc::clone(&metrics),
     };
     let mut cors = Cors::new()
         .allow_methods(["GET", "POST", "PATCH", "OPTIONS"])
@@ -153,7 +171,14 @@ fn routes(
             "if-none-match",
             "x-request-id",
         ])
-        .expose_headers(["etag", "location", "idempotent-replayed", "x-request-id"])
+        .expose_headers([
+            "etag",
+            "location",
+            "idempotent-replayed",
+            "projection-lagging",
+            "retry-after",
+            "x-request-id",
+        ])
         .max_age(600);
     for origin in &settings.edge.allowed_origins {
         cors = cors.allow_origin(origin.as_str());
@@ -163,11 +188,12 @@ fn routes(
         redis.clone(),
         &settings.redis_namespace,
     ));
-    let edge = Arc::new(Edge::new(&settings.edge));
+    let edge = Arc::new(Edge::new(&settings.edge, Arc::clone(&metrics)));
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/metrics", poem::get(metrics::scrape))
+        .at("/docs", docs)
         .around(move |next, request| {
             let admission = Arc::clone(&admission);
             async move { admission.handle(next, request).await }
@@ -178,6 +204,8 @@ fn routes(
         .data(jobs)
         .data(redis)
         .data(verifier)
+        .data(metrics)
+        .data(scrape_guard)
         .data(database)
         .around(move |next, request| {
             let edge = Arc::clone(&edge);

@@ -4,6 +4,7 @@
 //! cached; [`JsonView`] documents its schema with the operation's output type.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::http::header;
@@ -17,6 +18,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::{Actor, Scope};
+use crate::metrics::ApiMetrics;
 use crate::problem::ApiError;
 
 /// The longest a detail read waits for `min_version`.
@@ -93,6 +95,14 @@ pub enum Detail {
 }
 
 impl Detail {
+    /// The view's name in metrics.
+    fn view(self) -> &'static str {
+        match self {
+            Self::Building(_) => "building",
+            Self::Comp(_) => "comp",
+        }
+    }
+
     /// The scope reading it needs.
     fn scope(self) -> Scope {
         match self {
@@ -107,6 +117,7 @@ impl Detail {
 pub struct Views {
     pub pool: PgPool,
     pub cache: ViewCache,
+    pub metrics: Arc<ApiMetrics>,
 }
 
 impl Views {
@@ -153,6 +164,7 @@ impl Views {
         };
         let wanted = min_version.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX));
         let (outcome, cached) = self.cache.get(&key).await;
+        self.metrics.cache(detail.view(), outcome);
         if let Some(view) = cached.filter(|view| view.version >= wanted) {
             return Ok(Some(conditional(view, false, if_none_match)));
         }
@@ -182,7 +194,7 @@ impl Views {
     pub async fn list<T, F, Fut>(
         &self,
         org_id: &str,
-        list: &str,
+        list: &'static str,
         normalised_query: &str,
         first_page: bool,
         if_none_match: Option<&str>,
@@ -206,7 +218,8 @@ impl Views {
                 list,
                 query: &fingerprint,
             };
-            let (_, cached) = self.cache.get(&key).await;
+            let (outcome, cached) = self.cache.get(&key).await;
+            self.metrics.cache(list, outcome);
             if let Some(view) = cached {
                 return Ok(conditional(view, false, if_none_match));
             }

@@ -9,5 +9,6 @@ mod crash;
 mod edge;
 mod helpers;
 mod idempotency;
+mod metrics;
 mod ops;
 mod tenancy;

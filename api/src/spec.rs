@@ -1,0 +1,125 @@
+//! The OpenAPI document as served and committed.
+//!
+//! poem-openapi writes one `paths` entry per API type, so a path served by two types
+//! (the commands and the queries of `/v1/buildings`) appears twice in its JSON, and
+//! every JSON reader keeps only the last: `POST /v1/buildings` vanished from Swagger
+//! UI and from clients' generators. [`document`] re-reads the JSON merging duplicate
+//! keys, so each path holds all its operations.
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// A JSON value read with duplicate object keys merged (objects recursively; for
+/// anything else the last value wins).
+struct Merged(Value);
+
+fn merge_into(target: &mut Map<String, Value>, key: String, value: Value) {
+    match (target.get_mut(&key), value) {
+        (Some(Value::Object(existing)), Value::Object(more)) => {
+            for (k, v) in more {
+                merge_into(existing, k, v);
+            }
+        }
+        (_, value) => {
+            target.insert(key, value);
+        }
+    }
+}
+
+struct MergingVisitor;
+
+impl<'de> Visitor<'de> for MergingVisitor {
+    type Value = Merged;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Merged, E> {
+        Ok(Merged(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Merged, E> {
+        Ok(Merged(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Merged, E> {
+        Ok(Merged(Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Merged, E> {
+        Ok(Merged(Value::from(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Merged, E> {
+        Ok(Merged(Value::String(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Merged, E> {
+        Ok(Merged(Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Merged, E> {
+        Ok(Merged(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Merged, E> {
+        Ok(Merged(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Merged, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Merged(item)) = seq.next_element::<Merged>()? {
+            items.push(item);
+        }
+        Ok(Merged(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Merged, A::Error> {
+        let mut object = Map::new();
+        while let Some((key, Merged(value))) = map.next_entry::<String, Merged>()? {
+            merge_into(&mut object, key, value);
+        }
+        Ok(Merged(Value::Object(object)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Merged {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MergingVisitor)
+    }
+}
+
+/// `raw` with duplicate keys merged, pretty-printed; `raw` itself if it is not JSON.
+pub fn merge_duplicate_keys(raw: &str) -> String {
+    serde_json::from_str::<Merged>(raw)
+        .ok()
+        .and_then(|Merged(value)| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| raw.to_owned())
+}
+
+/// The OpenAPI document of every operation.
+pub fn document() -> String {
+    merge_duplicate_keys(&crate::openapi().spec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_paths_keep_every_operation() {
+        let merged = merge_duplicate_keys(
+            r#"{"paths": {"/a": {"get": {"x": 1}}, "/a": {"post": {"y": [1, {"z": null}]}}}}"#,
+        );
+        let value: Value = serde_json::from_str(&merged).expect("json");
+        assert_eq!(value["paths"]["/a"]["get"]["x"], 1);
+        assert_eq!(value["paths"]["/a"]["post"]["y"][1]["z"], Value::Null);
+        let spec: Value = serde_json::from_str(&document()).expect("json");
+        let buildings = spec["paths"]["/v1/buildings"].as_object().expect("path");
+        assert!(buildings.contains_key("get") && buildings.contains_key("post"));
+        assert!(spec["paths"]["/v1/comps/{id}"]
+            .as_object()
+            .is_some_and(|ops| ops.contains_key("patch")));
+    }
+}
