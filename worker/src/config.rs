@@ -32,6 +32,12 @@ pub struct WorkerSettings {
     pub backstop_interval: Duration,
     /// `JOB_POLL_MS`: how often an idle queue is polled, default 50.
     pub poll_interval: Duration,
+    /// `METRICS_SCRAPE_TOKEN`: the bearer token `/metrics` needs in production
+    /// (required there, at least 32 characters).
+    pub metrics_scrape_token: Option<Secret>,
+    /// `METRICS_SAMPLE_MS`: how often queue depths and projection lag are sampled for
+    /// `/metrics`, default 5000.
+    pub metrics_sample_interval: Duration,
 }
 
 fn number<T: std::str::FromStr>(
@@ -66,6 +72,17 @@ impl WorkerSettings {
         if concurrency == 0 || !(1..=10_000).contains(&batch_size) {
             bail!("WORKER_CONCURRENCY must be at least 1 and PROJECTION_BATCH_SIZE 1 to 10000");
         }
+        let metrics_scrape_token = get("METRICS_SCRAPE_TOKEN");
+        if production
+            && metrics_scrape_token
+                .as_ref()
+                .is_none_or(|t| t.chars().count() < 32)
+        {
+            bail!(
+                "refusing to start with ENV=production: METRICS_SCRAPE_TOKEN is required \
+                 (at least 32 random characters)"
+            );
+        }
         Ok(Self {
             production,
             host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
@@ -82,6 +99,12 @@ impl WorkerSettings {
                 1000u64,
             )?),
             poll_interval: Duration::from_millis(number(&get, "JOB_POLL_MS", 50u64)?),
+            metrics_scrape_token: metrics_scrape_token.map(Secret::new),
+            metrics_sample_interval: Duration::from_millis(number(
+                &get,
+                "METRICS_SAMPLE_MS",
+                5000u64,
+            )?),
         })
     }
 }

@@ -8,6 +8,8 @@ use projections::cache::ViewCache;
 use projections::{CatchUpOptions, Projection, ProjectionError};
 use sqlx::PgPool;
 
+use crate::metrics::WorkerMetrics;
+
 /// How long a catch-up keeps looking for events held back by an older, still running
 /// transaction before leaving them to the backstop.
 const HELD_BACK_PATIENCE: Duration = Duration::from_secs(2);
@@ -20,6 +22,7 @@ pub struct Delivery {
     pool: PgPool,
     cache: ViewCache,
     options: CatchUpOptions,
+    metrics: WorkerMetrics,
 }
 
 impl Delivery {
@@ -31,7 +34,13 @@ impl Delivery {
                 batch_size,
                 ..CatchUpOptions::default()
             },
+            metrics: WorkerMetrics::new(),
         }
+    }
+
+    /// This process's metrics (jobs, queues, projections).
+    pub fn metrics(&self) -> &WorkerMetrics {
+        &self.metrics
     }
 
     /// Catches up every projection, then refreshes the cache; returns the events applied.

@@ -13,6 +13,7 @@
 
 pub mod config;
 mod delivery;
+pub mod metrics;
 mod queues;
 mod startup;
 

@@ -30,7 +30,10 @@ async fn handle_catch_up(job: CatchUp, delivery: Data<Arc<Delivery>>) -> Result<
         request.id = job.request_id.as_deref().unwrap_or("-"),
         "catch-up job"
     );
-    delivery.catch_up_all().await?;
+    delivery
+        .metrics()
+        .time("projections", delivery.catch_up_all())
+        .await?;
     Ok(())
 }
 
@@ -38,7 +41,10 @@ async fn handle_rebuild(job: Rebuild, delivery: Data<Arc<Delivery>>) -> Result<(
     let Some(projection) = Projection::parse(&job.projection) else {
         return Err(AbortError::new(format!("no projection named {:?}", job.projection)).into());
     };
-    delivery.rebuild(projection).await?;
+    delivery
+        .metrics()
+        .time("rebuilds", delivery.rebuild(projection))
+        .await?;
     Ok(())
 }
 

@@ -101,11 +101,29 @@ impl Worker {
             self.settings.backstop_interval,
             stopping.clone(),
         ));
+        let sampler = tokio::spawn(sample_metrics(
+            self.delivery.clone(),
+            self.redis.clone(),
+            self.pool.clone(),
+            self.settings.redis_namespace.clone(),
+            self.settings.metrics_sample_interval,
+            stopping.clone(),
+        ));
+        let scrape = Arc::new(ScrapeAccess {
+            token: self
+                .settings
+                .production
+                .then(|| self.settings.metrics_scrape_token.clone())
+                .flatten(),
+        });
         let routes = Route::new()
             .at("/health", get(health))
             .at("/ready", get(ready))
+            .at("/metrics", get(metrics))
             .data(self.pool.clone())
-            .data(self.redis.clone());
+            .data(self.redis.clone())
+            .data(self.delivery.clone())
+            .data(scrape);
         let mut http_stopping = stopping.clone();
         let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
             routes,
@@ -119,6 +137,7 @@ impl Worker {
         tracing::info!("prism-worker stopping");
         let _ = stop.send(true);
         let _ = backstop.await;
+        let _ = sampler.await;
         let _ = queues.await;
         let _ = server.await;
         Ok(())
@@ -151,6 +170,70 @@ async fn backstop(
             }
         }
     }
+}
+
+/// Samples queue depths and projection lag for `/metrics` until stopping.
+async fn sample_metrics(
+    delivery: Arc<Delivery>,
+    redis: RedisLink,
+    pool: PgPool,
+    namespace: String,
+    interval: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let queues = [
+        ("projections", projections::jobs::catch_up_queue(&namespace)),
+        ("rebuilds", projections::jobs::rebuild_queue(&namespace)),
+    ];
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => return,
+            _ = every.tick() => {}
+        }
+        delivery.metrics().sample(&redis, &pool, &queues).await;
+    }
+}
+
+/// Who may scrape: anyone, or in production the holder of `METRICS_SCRAPE_TOKEN`.
+#[derive(Debug)]
+struct ScrapeAccess {
+    token: Option<crate::config::Secret>,
+}
+
+impl ScrapeAccess {
+    fn admits(&self, authorization: Option<&str>) -> bool {
+        let Some(expected) = &self.token else {
+            return true;
+        };
+        let presented = authorization
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant time over the expected length: no early exit on a differing byte.
+        let (a, b) = (expected.expose().as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    }
+}
+
+#[handler]
+fn metrics(
+    request: &poem::Request,
+    delivery: Data<&Arc<Delivery>>,
+    access: Data<&Arc<ScrapeAccess>>,
+) -> Response {
+    let authorization = request
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !access.admits(authorization) {
+        return Json(json!({ "status": 401, "title": "Authentication required" }))
+            .with_status(StatusCode::UNAUTHORIZED)
+            .into_response();
+    }
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(delivery.metrics().render())
 }
 
 #[handler]

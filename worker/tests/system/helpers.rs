@@ -108,6 +108,8 @@ pub struct System {
     pub redis_url: String,
     api: Option<Stoppable>,
     worker: Option<Stoppable>,
+    /// Where the in-process worker serves `/health`, `/ready` and `/metrics`.
+    pub worker_port: Option<u16>,
     pub namespace: TestNamespace,
     db: TestDatabase,
 }
@@ -171,6 +173,7 @@ impl System {
                 task,
             }),
             worker: None,
+            worker_port: None,
             namespace,
             db,
         }
@@ -188,6 +191,7 @@ impl System {
             ("PROJECTION_BATCH_SIZE", batch_size.into()),
             ("PROJECTION_BACKSTOP_MS", "500".into()),
             ("JOB_POLL_MS", "20".into()),
+            ("METRICS_SAMPLE_MS", "100".into()),
         ]
     }
 
@@ -201,6 +205,7 @@ impl System {
         })
         .expect("worker settings");
         let worker = Worker::build(settings).await.expect("the worker builds");
+        self.worker_port = Some(worker.port());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = worker

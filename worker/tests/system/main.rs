@@ -6,4 +6,5 @@
 mod delivery;
 mod faults;
 mod helpers;
+mod metrics;
 mod queries;

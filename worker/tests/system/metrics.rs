@@ -1,0 +1,110 @@
+//! The worker's `/metrics`: queue-depth gauges follow jobs pushed and consumed, jobs
+//! are counted by outcome, and projection position and lag are reported.
+
+use std::time::Duration;
+
+use projections::cache::RedisLink;
+use reqwest::StatusCode;
+use worker::metrics::WorkerMetrics;
+
+use crate::helpers::*;
+
+/// The value of the series whose line starts with `series` (name and labels).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn queue_depth_follows_jobs_pushed_and_consumed() {
+    let mut system = System::start().await;
+    // No worker yet: each command's wake-up job waits in the queue.
+    for n in 0..3 {
+        system
+            .register(&building_body(&format!("Tower {n}"), 40.75, -73.98))
+            .await;
+    }
+    let sampler = WorkerMetrics::new();
+    let redis = RedisLink::new(system.redis_url.clone(), Duration::from_secs(2));
+    let queues = [(
+        "projections",
+        projections::jobs::catch_up_queue(system.namespace.name()),
+    )];
+    let pending = r#"prism_queue_jobs{queue="projections",state="pending"}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        sampler.sample(&redis, &system.pool, &queues).await;
+        let text = sampler.render();
+        if value(&text, pending) == Some(3.0) {
+            assert_eq!(
+                value(
+                    &text,
+                    r#"prism_queue_jobs{queue="projections",state="running"}"#
+                ),
+                Some(0.0)
+            );
+            assert_eq!(
+                value(
+                    &text,
+                    r#"prism_projection_lag_events{projection="catalog"}"#
+                ),
+                Some(3.0),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "three pending jobs expected: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A worker consumes them; its own /metrics shows the queue drained.
+    system.start_worker().await;
+    let url = format!(
+        "http://127.0.0.1:{}/metrics",
+        system.worker_port.expect("worker port")
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = system.client.get(&url).send().await.expect("scrape");
+        assert_eq!(reply.status(), StatusCode::OK);
+        let text = reply.text().await.expect("text");
+        let drained = value(&text, pending) == Some(0.0)
+            && value(
+                &text,
+                r#"prism_jobs_total{queue="projections",outcome="ok"}"#,
+            )
+            .is_some_and(|n| n >= 1.0)
+            && value(
+                &text,
+                r#"prism_projection_lag_events{projection="catalog"}"#,
+            ) == Some(0.0);
+        if drained {
+            assert_eq!(
+                value(&text, r#"prism_projection_position{projection="catalog"}"#),
+                value(&text, r#"prism_projection_position{projection="audit"}"#)
+            );
+            assert!(
+                value(&text, r#"prism_projection_position{projection="catalog"}"#)
+                    .is_some_and(|p| p >= 3.0),
+                "{text}"
+            );
+            assert!(text
+                .contains("prism_job_duration_seconds_bucket{queue=\"projections\",le=\"0.005\"}"));
+            assert!(text.contains("process_resident_memory_bytes"));
+            assert_eq!(
+                value(&text, r#"prism_projection_failing{projection="catalog"}"#),
+                Some(0.0)
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue did not drain: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
