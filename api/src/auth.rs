@@ -452,7 +452,12 @@ async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor>
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
         )
     })?;
-    verifier.verify(&bearer.token).await.map_err(|rejected| {
+    let verified = verifier.verify(&bearer.token).await;
+    if let Ok(actor) = &verified {
+        // Tags the request's Sentry events (its hub is bound by the edge).
+        sentry::configure_scope(|scope| scope.set_tag("org_id", actor.org_id.as_str()));
+    }
+    verified.map_err(|rejected| {
         tracing::info!(auth.failure = rejected.reason(), "token refused");
         if let Some(metrics) = request.data::<Arc<crate::metrics::ApiMetrics>>() {
             metrics.auth_failure(rejected.reason());

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+pub use telemetry::sentry::SentrySettings;
 pub use telemetry::Secret;
 
 /// Where the api runs.
@@ -18,6 +19,14 @@ pub enum Environment {
 }
 
 impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+
     fn parse(raw: &str) -> anyhow::Result<Self> {
         match raw {
             "development" | "dev" => Ok(Self::Development),
@@ -97,6 +106,8 @@ pub struct Settings {
     pub metrics_scrape_token: Option<Secret>,
     pub edge: EdgeSettings,
     pub auth: AuthSettings,
+    /// `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` (default 0.1).
+    pub sentry: SentrySettings,
 }
 
 fn list(raw: &str) -> Vec<String> {
@@ -225,6 +236,8 @@ impl Settings {
                 rate_limit_per_minute,
                 hsts: environment == Environment::Production,
             },
+            sentry: SentrySettings::from_lookup(get, environment.as_str())
+                .map_err(anyhow::Error::msg)?,
             auth: AuthSettings {
                 keys,
                 issuer,

@@ -20,6 +20,7 @@ use std::time::Instant;
 use poem::http::{header, HeaderValue, Method};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use projections::cache::RedisLink;
+use sentry::SentryFutureExt;
 use tracing::Instrument;
 
 use crate::config::EdgeSettings;
@@ -252,12 +253,30 @@ impl Edge {
             client.ip = client.0.map(tracing::field::display),
         );
         let started = Instant::now();
+        // A Sentry hub per request: what the request learns (its organisation) tags
+        // only its own events.
+        let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+        hub.configure_scope(|scope| {
+            scope.set_tag("request_id", request_id.as_str());
+            scope.set_tag("route", route);
+            scope.set_tag("http.method", method.as_str());
+        });
         let result = next
             .call(request)
             .instrument(span.clone())
+            .bind_hub(Arc::clone(&hub))
             .await
             .map(IntoResponse::into_response);
         let mut response = render(result, &request_id);
+        if response.status().is_server_error() {
+            hub.configure_scope(|scope| {
+                scope.set_tag("http.status", response.status().as_u16());
+            });
+            hub.capture_message(
+                &format!("{method} {route} answered {}", response.status().as_u16()),
+                sentry::Level::Error,
+            );
+        }
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }

@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
+    let _sentry = telemetry::sentry::init(&settings.sentry, None);
     telemetry::init(match settings.environment {
         Environment::Production => LogFormat::Json,
         Environment::Development | Environment::Test => LogFormat::Text,

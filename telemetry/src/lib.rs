@@ -4,10 +4,15 @@
 //! the wrapper that keeps passwords and tokens out of logs.
 
 pub mod metrics;
+pub mod sentry;
 
 use std::fmt;
 
-use tracing_subscriber::{fmt as format, EnvFilter};
+use ::sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer, SpanLayer};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt as format, EnvFilter, Layer};
 
 /// Default filter: `info`, with the chattier dependencies at `warn`.
 const DEFAULT_FILTER: &str =
@@ -22,16 +27,28 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; call once at the start of `main`. A second call
-/// keeps the first subscriber.
+/// Installs the global subscriber; call once at the start of `main`, after
+/// [`sentry::init`]. A second call keeps the first subscriber. Besides the log lines,
+/// Sentry's layers receive spans (performance traces), `ERROR` events (Sentry events)
+/// and `INFO`/`WARN` events (breadcrumbs); without a Sentry client they do nothing.
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = format::fmt().with_env_filter(filter).with_target(false);
-    let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let lines = match format {
+        LogFormat::Json => format::layer()
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .boxed(),
+        LogFormat::Text => format::layer().with_target(false).boxed(),
     };
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(SpanLayer::new().with_filter(LevelFilter::INFO))
+        .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
+        .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+        .try_init();
     drop(result);
 }
 

@@ -38,6 +38,8 @@ pub struct WorkerSettings {
     /// `METRICS_SAMPLE_MS`: how often queue depths and projection lag are sampled for
     /// `/metrics`, default 5000.
     pub metrics_sample_interval: Duration,
+    /// `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` (default 0.1).
+    pub sentry: telemetry::sentry::SentrySettings,
 }
 
 fn number<T: std::str::FromStr>(
@@ -100,6 +102,15 @@ impl WorkerSettings {
             )?),
             poll_interval: Duration::from_millis(number(&get, "JOB_POLL_MS", 50u64)?),
             metrics_scrape_token: metrics_scrape_token.map(Secret::new),
+            sentry: telemetry::sentry::SentrySettings::from_lookup(
+                get,
+                match get("ENV").as_deref() {
+                    Some("production" | "prod") => "production",
+                    Some("test") => "test",
+                    _ => "development",
+                },
+            )
+            .map_err(anyhow::Error::msg)?,
             metrics_sample_interval: Duration::from_millis(number(
                 &get,
                 "METRICS_SAMPLE_MS",

@@ -15,6 +15,7 @@ const USAGE: &str = "usage:
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = WorkerSettings::from_env()?;
+    let _sentry = telemetry::sentry::init(&settings.sentry, None);
     telemetry::init(if settings.production {
         LogFormat::Json
     } else {

@@ -11,4 +11,5 @@ mod helpers;
 mod idempotency;
 mod metrics;
 mod ops;
+mod sentry;
 mod tenancy;
