@@ -108,6 +108,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` (default 0.1).
     pub sentry: SentrySettings,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP collector (Grafana Alloy) traces go
+    /// to, e.g. `http://alloy:4318`; unset sends none.
+    pub otlp_endpoint: Option<String>,
 }
 
 fn list(raw: &str) -> Vec<String> {
@@ -238,6 +241,7 @@ impl Settings {
             },
             sentry: SentrySettings::from_lookup(get, environment.as_str())
                 .map_err(anyhow::Error::msg)?,
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             auth: AuthSettings {
                 keys,
                 issuer,

@@ -251,7 +251,11 @@ impl Edge {
             http.route = route,
             http.path = %path,
             client.ip = client.0.map(tracing::field::display),
+            trace.id = tracing::field::Empty,
         );
+        if let Some(trace_id) = telemetry::traces::trace_id(&span) {
+            span.record("trace.id", trace_id.as_str());
+        }
         let started = Instant::now();
         // A Sentry hub per request: what the request learns (its organisation) tags
         // only its own events.

@@ -32,9 +32,11 @@ impl JobQueue {
     pub fn announce_commit(&self, request_id: &str) {
         let queue = self.clone();
         let request_id = request_id.to_owned();
+        let traceparent = telemetry::traces::current_traceparent();
         tokio::spawn(async move {
             let job = CatchUp {
                 request_id: Some(request_id.clone()),
+                traceparent,
             };
             if !queue
                 .push(jobs::catch_up_queue(&queue.namespace), job)

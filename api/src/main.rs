@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             let action = migrate::Action::parse(&args[1..])?;
             let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
             let production = matches!(std::env::var("ENV").as_deref(), Ok("production" | "prod"));
-            telemetry::init(LogFormat::Text);
+            let _tracing = telemetry::init(LogFormat::Text, None);
             migrate::run(&url, action, production).await
         }
         Some("openapi") => {
@@ -45,10 +45,19 @@ async fn main() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let _sentry = telemetry::sentry::init(&settings.sentry, None);
-    telemetry::init(match settings.environment {
-        Environment::Production => LogFormat::Json,
-        Environment::Development | Environment::Test => LogFormat::Text,
-    });
+    let traces = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| telemetry::traces::otlp_provider(endpoint, "prism-api"))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let _tracing = telemetry::init(
+        match settings.environment {
+            Environment::Production => LogFormat::Json,
+            Environment::Development | Environment::Test => LogFormat::Text,
+        },
+        traces,
+    );
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "prism-api listening");
     app.run_until(shutdown_signal()).await?;

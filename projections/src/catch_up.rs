@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 
 use crate::audit;
 use crate::catalog::{self, CatalogBatch};
@@ -93,8 +94,19 @@ pub async fn catch_up(
 ) -> Result<CatchUpOutcome, ProjectionError> {
     let mut outcome = CatchUpOutcome::default();
     loop {
-        let batch = match one_batch(pool, projection, options).await {
-            Ok(batch) => batch,
+        let span = tracing::info_span!(
+            "projection batch",
+            projection = projection.name(),
+            events = tracing::field::Empty,
+        );
+        let batch = match one_batch(pool, projection, options)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(batch) => {
+                span.record("events", batch.applied);
+                batch
+            }
             Err(error) => {
                 remember_failure(pool, projection, &error).await;
                 return Err(error);

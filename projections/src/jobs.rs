@@ -21,6 +21,9 @@ pub struct CatchUp {
     /// The request whose commit pushed the job, for tracing.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of that request, so the job joins its trace.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// "Rebuild this projection from the log", asked for by an operator.

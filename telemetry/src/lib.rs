@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod sentry;
+pub mod traces;
 
 use std::fmt;
 
@@ -27,11 +28,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// Keeps the trace exporter running; dropping it flushes and stops it.
+#[derive(Debug, Default)]
+pub struct TracingGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
 /// Installs the global subscriber; call once at the start of `main`, after
-/// [`sentry::init`]. A second call keeps the first subscriber. Besides the log lines,
-/// Sentry's layers receive spans (performance traces), `ERROR` events (Sentry events)
-/// and `INFO`/`WARN` events (breadcrumbs); without a Sentry client they do nothing.
-pub fn init(format: LogFormat) {
+/// [`sentry::init`], and keep the guard. A second call keeps the first subscriber.
+/// Besides the log lines, Sentry's layers receive spans (performance traces), `ERROR`
+/// events (Sentry events) and `INFO`/`WARN` events (breadcrumbs) — without a Sentry
+/// client they do nothing — and with `traces` every span is also an OpenTelemetry span
+/// ([`traces::otlp_provider`]).
+pub fn init(
+    format: LogFormat,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> TracingGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let lines = match format {
@@ -48,8 +66,10 @@ pub fn init(format: LogFormat) {
         .with(SpanLayer::new().with_filter(LevelFilter::INFO))
         .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
         .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+        .with(traces.as_ref().map(traces::layer))
         .try_init();
     drop(result);
+    TracingGuard(traces)
 }
 
 /// A value that must never reach a log: `Debug` and `Display` print a placeholder.

@@ -40,6 +40,9 @@ pub struct WorkerSettings {
     pub metrics_sample_interval: Duration,
     /// `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` (default 0.1).
     pub sentry: telemetry::sentry::SentrySettings,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP collector traces go to; unset sends
+    /// none.
+    pub otlp_endpoint: Option<String>,
 }
 
 fn number<T: std::str::FromStr>(
@@ -111,6 +114,7 @@ impl WorkerSettings {
                 },
             )
             .map_err(anyhow::Error::msg)?,
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             metrics_sample_interval: Duration::from_millis(number(
                 &get,
                 "METRICS_SAMPLE_MS",

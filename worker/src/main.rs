@@ -16,11 +16,20 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = WorkerSettings::from_env()?;
     let _sentry = telemetry::sentry::init(&settings.sentry, None);
-    telemetry::init(if settings.production {
-        LogFormat::Json
-    } else {
-        LogFormat::Text
-    });
+    let traces = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| telemetry::traces::otlp_provider(endpoint, "prism-worker"))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let _tracing = telemetry::init(
+        if settings.production {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        },
+        traces,
+    );
     match args.first().map(String::as_str) {
         None | Some("run") => {
             let worker = Worker::build(settings).await?;

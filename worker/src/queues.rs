@@ -26,14 +26,21 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const DONE_KEPT: i64 = 1000;
 
 async fn handle_catch_up(job: CatchUp, delivery: Data<Arc<Delivery>>) -> Result<(), BoxDynError> {
-    tracing::debug!(
+    let span = tracing::info_span!(
+        "catch-up job",
         request.id = job.request_id.as_deref().unwrap_or("-"),
-        "catch-up job"
+        trace.id = tracing::field::Empty,
     );
-    delivery
+    if let Some(traceparent) = &job.traceparent {
+        telemetry::traces::continue_trace(&span, traceparent);
+    }
+    if let Some(trace_id) = telemetry::traces::trace_id(&span) {
+        span.record("trace.id", trace_id.as_str());
+    }
+    let job = delivery
         .metrics()
-        .time("projections", delivery.catch_up_all())
-        .await?;
+        .time("projections", delivery.catch_up_all());
+    tracing::Instrument::instrument(job, span).await?;
     Ok(())
 }
 

@@ -65,3 +65,107 @@ async fn a_server_error_becomes_a_sentry_event_without_the_token() {
         "a 4xx was reported"
     );
 }
+
+/// A stand-in for Grafana Alloy's OTLP/HTTP receiver: counts trace exports.
+async fn collector() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, usize)>>>,
+) {
+    use poem::listener::{Acceptor, Listener};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&received);
+    let endpoint = poem::Route::new().at(
+        "/v1/traces",
+        poem::post(poem::endpoint::make(move |request: poem::Request| {
+            let seen = std::sync::Arc::clone(&seen);
+            async move {
+                let content_type = request.content_type().unwrap_or_default().to_owned();
+                let body = request.into_body().into_bytes().await.unwrap_or_default();
+                seen.lock().expect("lock").push((content_type, body.len()));
+                poem::Response::builder().body(Vec::<u8>::new())
+            }
+        })),
+    );
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let port = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .expect("socket")
+        .port();
+    tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor)
+            .run(endpoint)
+            .await;
+    });
+    (format!("http://127.0.0.1:{port}"), received)
+}
+
+#[tokio::test]
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let (endpoint, received) = collector().await;
+    let db = migrations::testing::TestDatabase::migrated().await;
+    let redis = projections::testing::TestNamespace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_prism-api"))
+        .env_clear()
+        .env("ENV", "test")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", db.url())
+        .env("REDIS_URL", redis.url())
+        .env("REDIS_NAMESPACE", redis.name())
+        .env("CLERK_JWKS_FILE", jwks_file())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join("prism-otlp-test.log")).expect("log"),
+        )
+        .spawn()
+        .expect("prism-api starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(up, "prism-api did not start");
+    let reply = client
+        .post(format!("{base}/v1/buildings"))
+        .bearer_auth(token())
+        .json(&building_body())
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    // SIGTERM: the api stops gracefully and flushes its spans.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &api.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    // Wait without blocking this thread: the collector runs on it.
+    for _ in 0..400 {
+        if api.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let _ = api.kill();
+    let exports = received.lock().expect("lock").clone();
+    assert!(
+        exports
+            .iter()
+            .any(|(content_type, bytes)| content_type == "application/x-protobuf" && *bytes > 0),
+        "no OTLP export arrived: {exports:?}"
+    );
+}

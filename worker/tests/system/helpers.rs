@@ -197,7 +197,16 @@ impl System {
 
     /// Runs a worker in this process until the system drops or `stop_worker`.
     pub async fn start_worker(&mut self) {
-        let vars = self.worker_vars("500");
+        self.start_worker_with(&[]).await;
+    }
+
+    /// [`Self::start_worker`] with some settings changed.
+    pub async fn start_worker_with(&mut self, overrides: &[(&'static str, &str)]) {
+        let mut vars = self.worker_vars("500");
+        for (name, value) in overrides {
+            vars.retain(|(k, _)| k != name);
+            vars.push((name, (*value).to_owned()));
+        }
         let settings = WorkerSettings::from_lookup(|name| {
             vars.iter()
                 .find(|(k, _)| *k == name)

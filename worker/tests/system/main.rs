@@ -8,3 +8,4 @@ mod faults;
 mod helpers;
 mod metrics;
 mod queries;
+mod traces;
