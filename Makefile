@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: ops-check bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -64,3 +64,7 @@ replay:
 
 clean-dev:
 	rm -rf .dev
+
+## ops-check: a real Prometheus scrapes a running api and worker under traffic; every promised series and ops/ query must return data.
+ops-check: services
+	@scripts/ops-check.sh

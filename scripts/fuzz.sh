@@ -9,12 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/prism/target}"
 SCHEMATHESIS_VERSION=4.32.5
 VENV="${PRISM_VENV:-$HOME/.cache/prism/venv}"
 EXAMPLES="${FUZZ_EXAMPLES:-25}"
-ADMIN_URL="${PRISM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-REDIS_URL="${PRISM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+# shellcheck source=lib/stack.sh
+. scripts/lib/stack.sh
+trap stack_stop EXIT
 
 log() { printf '[fuzz] %s\n' "$*"; }
 
@@ -24,55 +24,11 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; the
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-cargo build --quiet --bin prism-api --bin prism-worker
-bin="$CARGO_TARGET_DIR/debug"
-
-work=$(mktemp -d)
-db="prism_fuzz_$$"
-namespace="prism-fuzz-$$"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$namespace:*" | xargs -r redis-cli -u "$REDIS_URL" DEL >/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-psql "$ADMIN_URL" -qc "CREATE DATABASE $db"
-export DATABASE_URL="${ADMIN_URL%/*}/$db"
-export REDIS_URL REDIS_NAMESPACE="$namespace" ENV=test HOST=127.0.0.1 RUST_LOG=warn
-"$bin/prism-api" migrate up >/dev/null
-
-openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
-"$bin/prism-api" dev jwks --key "$work/key.pem" > "$work/jwks.json"
-issuer="https://clerk.fuzz.test"
-token=$("$bin/prism-api" dev token --key "$work/key.pem" --org org_fuzz --user user_fuzz \
-  --issuer "$issuer" \
-  --scopes "buildings:read buildings:write comps:read comps:write audit:read projections:admin")
-
-port=$(free_port)
-WORKER_PORT=$(free_port) "$bin/prism-worker" > "$work/worker.log" 2>&1 &
-pids+=($!)
-PORT="$port" CLERK_JWKS_FILE="$work/jwks.json" CLERK_ISSUER="$issuer" \
-  STRICT_CLERK_SCOPES=true RATE_LIMIT_PER_MINUTE=0 \
-  "$bin/prism-api" > "$work/api.log" 2>&1 &
-pids+=($!)
-
+stack_start fuzz
 # Real resources for the operations on one building or comp (random ids only reach 404).
-base="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -fsS "$base/health" >/dev/null 2>&1 && break; sleep 0.2; done
-post() {
-  curl -fsS -X POST "$base$1" -H "Authorization: Bearer $token" -H 'content-type: application/json' -d "$2" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
-}
-building_id=$(post /v1/buildings '{"name":"Fuzz Tower","address":{"street":"1 Main St","city":"Austin","country":"US"},
-  "location":{"lat":30.2672,"lon":-97.7431},"property_type":"office","rentable_area_sqft":250000,"submarket":"CBD"}')
-comp_id=$(post /v1/comps/lease "{\"building_id\":\"$building_id\",\"tenant\":\"Acme\",\"leased_area_sqft\":10000,
-  \"starting_rent_psf\":\"55.00\",\"lease_type\":\"gross\",\"term_months\":60,\"commencement_date\":\"2026-01-01\"}")
+stack_seed
+building_id=$STACK_BUILDING comp_id=$STACK_COMP token=$STACK_TOKEN work=$STACK_DIR
+port=${STACK_API##*:}
 log "seeded building $building_id and comp $comp_id"
 
 cat > "$work/schemathesis.toml" <<TOML

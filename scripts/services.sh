@@ -71,7 +71,9 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { log "Redis is not reachable 
 
 # openssl makes the development signing key.
 command -v openssl >/dev/null || apt_install openssl
-# curl and a Python with venv drive the API fuzzing (scripts/fuzz.sh).
+# curl and a Python with venv drive the API fuzzing (scripts/fuzz.sh); Prometheus
+# (with promtool) checks the metrics and ops/ queries (scripts/ops-check.sh).
+command -v prometheus >/dev/null || apt_install prometheus
 command -v curl >/dev/null || apt_install curl
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 

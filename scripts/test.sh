@@ -26,5 +26,11 @@ fuzz_status=${PIPESTATUS[0]}
 fuzz_cases=$(grep -Eo '[0-9]+ generated, [0-9]+ passed[^=]*' "$fuzz_log" | tail -n 1)
 fuzz_summary="schemathesis: exit $fuzz_status; ${fuzz_cases:-no cases run}"
 
-printf '%s\n%s\n' "$summary" "$fuzz_summary" | tee "$target/test-summary.txt"
-[ "$status" = 0 ] && [ "$fuzz_status" = 0 ]
+# A real Prometheus scraping a running api and worker (scripts/ops-check.sh).
+ops_log="$target/ops-check-output.log"
+scripts/ops-check.sh 2>&1 | tee "$ops_log"
+ops_status=${PIPESTATUS[0]}
+ops_summary="ops-check: exit $ops_status; $(grep -Eo '[0-9]+ expressions, [0-9]+ failed' "$ops_log" | tail -n 1)"
+
+printf '%s\n%s\n%s\n' "$summary" "$fuzz_summary" "$ops_summary" | tee "$target/test-summary.txt"
+[ "$status" = 0 ] && [ "$fuzz_status" = 0 ] && [ "$ops_status" = 0 ]
