@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: ops-check bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: load-smoke ops-check bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -68,3 +68,7 @@ clean-dev:
 ## ops-check: a real Prometheus scrapes a running api and worker under traffic; every promised series and ops/ query must return data.
 ops-check: services
 	@scripts/ops-check.sh
+
+## load-smoke: the release gate — k6-smoke.js (or prism-loadtest without k6) against BASE_URL or a local release build; fails on a missed SLO.
+load-smoke: services
+	@scripts/load-smoke.sh

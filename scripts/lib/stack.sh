@@ -13,11 +13,17 @@ stack_pids=()
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# stack_start NAME [extra api env assignments...]
+# stack_start NAME [extra api env assignments...]; STACK_PROFILE=release builds
+# optimised binaries (load tests), the default is the debug build the tests use.
 stack_start() {
   local name="$1"; shift
-  cargo build --quiet --bin prism-api --bin prism-worker
-  local bin="$CARGO_TARGET_DIR/debug"
+  local profile="${STACK_PROFILE:-debug}"
+  if [ "$profile" = release ]; then
+    cargo build --quiet --release --bin prism-api --bin prism-worker
+  else
+    cargo build --quiet --bin prism-api --bin prism-worker
+  fi
+  local bin="$CARGO_TARGET_DIR/$profile"
   STACK_DIR=$(mktemp -d)
   STACK_DB="prism_${name}_$$"
   STACK_NAMESPACE="prism-${name}-$$"
