@@ -2,7 +2,6 @@
 //! its work — Postgres answers with every migration applied, and Redis answers.
 //! Neither needs a token.
 
-use migrations::{Migrator, MigratorTrait};
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -65,7 +64,7 @@ impl OpsApi {
     /// 503 with the failing check named.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self, db: Data<&DatabaseConnection>, redis: Data<&RedisLink>) -> ReadyResponse {
-        let database = match Migrator::get_pending_migrations(*db).await {
+        let database = match migrations::missing(&db).await {
             Ok(pending) if pending.is_empty() => Check {
                 name: "postgres".into(),
                 ok: true,

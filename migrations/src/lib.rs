@@ -45,6 +45,42 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// The migrations this build knows that the database has not applied, in order.
+/// Unlike sea-orm's status calls, a database that has applied *newer* migrations than
+/// this build knows (during a rolling deploy, the old instances) is not an error: the
+/// schema this build needs is there. Readiness probes use it.
+pub async fn missing(
+    db: &sea_orm_migration::sea_orm::DatabaseConnection,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let exists = db
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT to_regclass('seaql_migrations') IS NOT NULL AS present",
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "present"))
+        .transpose()?
+        .unwrap_or(false);
+    let applied: std::collections::HashSet<String> = if exists {
+        db.query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT version FROM seaql_migrations",
+        ))
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "version"))
+        .collect::<Result<_, _>>()?
+    } else {
+        Default::default()
+    };
+    Ok(Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .filter(|name| !applied.contains(name))
+        .collect())
+}
+
 /// Runs each statement of a migration step in order.
 async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
     let db = manager.get_connection();

@@ -244,12 +244,12 @@ fn health() -> Json<serde_json::Value> {
 /// 200 when Postgres and Redis answer; else 503 naming the failing check.
 #[handler]
 async fn ready(pool: Data<&PgPool>, redis: Data<&RedisLink>) -> Response {
-    use migrations::MigratorTrait;
-    // Postgres answers and every migration the worker was built with is applied.
+    // Postgres answers and every migration the worker was built with is applied
+    // (newer ones, from a deploy in progress, are fine).
     let database = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool((*pool).clone());
-    let postgres = migrations::Migrator::get_pending_migrations(&database)
+    let postgres = migrations::missing(&database)
         .await
-        .is_ok_and(|pending| pending.is_empty());
+        .is_ok_and(|missing| missing.is_empty());
     let redis = redis
         .call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
         .await

@@ -27,6 +27,24 @@ async fn readiness_fails_while_a_migration_is_missing() {
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["checks"][0]["name"], json!("postgres"));
     assert_eq!(ready.body["checks"][0]["ok"], json!(false));
+    assert_eq!(
+        ready.body["checks"][0]["detail"],
+        json!("1 migration(s) not applied")
+    );
+}
+
+#[tokio::test]
+async fn readiness_holds_when_the_database_is_ahead_of_this_build() {
+    // A rolling deploy: the new release migrated; this (older) instance still serves.
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_future', 0)",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("a newer migration");
+    let ready = app.send(app.request(Method::GET, "/ready")).await;
+    assert_eq!(ready.status, StatusCode::OK, "{:#}", ready.body);
 }
 
 #[tokio::test]
