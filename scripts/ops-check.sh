@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make ops-check`: a real Prometheus (Debian's `prometheus`) scrapes a running
 # prism-api and prism-worker while traffic flows, then every series Prism promises
-# (docs/observability.md) and every query in ops/ (Grafana dashboard targets, alert
-# rule expressions) is evaluated against it: each must parse and return data.
+# (docs/observability.md) and every dashboard query in ops/grafana must parse and
+# return data; every alert rule expression in ops/prometheus must parse and every
+# metric it selects must have data (a healthy stack fires no alert, so the alert
+# expressions themselves are rightly empty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,36 +73,101 @@ prism_projection_lag_seconds
 prism_projection_last_batch_size
 prism_projection_failing
 LIST
-python3 - "$exprs" <<'PY'
-import glob, json, sys
-out = open(sys.argv[1], "a")
-for path in sorted(glob.glob("ops/grafana/dashboards/*.json")):
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("expr"), str):
-                out.write(node["expr"].replace("\n", " ").replace("$__rate_interval", "1m").replace("$__interval", "1m") + "\n")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(json.load(open(path)))
-PY
+python="python3"
+python3 -c 'import yaml' 2>/dev/null || python="$HOME/.cache/prism/venv/bin/python"
+"$python" - "$exprs" "$PROM" > "$STACK_DIR/results.txt" <<'PY'
+"""Evaluates the expressions: promised series and dashboard queries must return data;
+alert rule expressions must parse and every series they select must return data (a
+healthy stack fires no alert, so the whole expression is empty by design)."""
+import glob, json, re, sys, urllib.parse, urllib.request
+import yaml
 
-failed=0; checked=0
-while IFS= read -r expr; do
-  [ -z "$expr" ] && continue
-  checked=$((checked + 1))
-  answer=$(curl -fsS --get "$PROM/api/v1/query" --data-urlencode "query=$expr" || echo '{"status":"error"}')
-  count=$(printf '%s' "$answer" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["data"]["result"]) if d.get("status")=="success" else -1)')
-  if [ "$count" -gt 0 ]; then
-    printf '  ok   %3d series  %s\n' "$count" "$expr"
-  else
-    printf '  FAIL %s (%s)\n' "$expr" "$( [ "$count" = -1 ] && echo "does not parse" || echo "no data")"
-    failed=$((failed + 1))
-  fi
-done < "$exprs"
+listed, prom = sys.argv[1], sys.argv[2]
+checks = [("series", line.strip()) for line in open(listed) if line.strip()]
+
+def dashboard_exprs(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("expr"), str):
+            yield node["expr"]
+        for value in node.values():
+            yield from dashboard_exprs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from dashboard_exprs(value)
+
+for path in sorted(glob.glob("ops/grafana/dashboards/*.json")):
+    for expr in dashboard_exprs(json.load(open(path))):
+        expr = expr.replace("$__rate_interval", "1m").replace("$__interval", "1m")
+        checks.append(("dashboard", " ".join(expr.split())))
+for path in sorted(glob.glob("ops/prometheus/*alerts*.yml")):
+    for group in yaml.safe_load(open(path))["groups"]:
+        for rule in group["rules"]:
+            checks.append(("alert " + rule.get("alert", rule.get("record", "?")), " ".join(rule["expr"].split())))
+
+def query(expr):
+    url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            answer = json.load(response)
+    except Exception:
+        return None
+    return len(answer["data"]["result"]) if answer.get("status") == "success" else None
+
+KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+            "unless", "offset", "inf", "nan", "le", "atan2",
+            # aggregation operators, which may take `by (…)` before their parenthesis
+            "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+            "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+TOKEN = re.compile(
+    r'"(?:[^"\\]|\\.)*"'                              # a string
+    r'|\[[^\]]*\]'                                    # a range or subquery window
+    r'|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)'  # label lists
+    r'|([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?'     # a name, maybe with matchers
+)
+
+def selectors(expr):
+    """The metric names an expression selects: names not followed by `(` (functions),
+    not keywords or aggregations, not a duration's unit. Names, not whole selectors:
+    a selector for errors (`status=~"5.."`) is rightly empty on a healthy stack, but
+    the metric itself must exist."""
+    found = set()
+    for match in TOKEN.finditer(expr):
+        name = match.group(1)
+        if not name or name in KEYWORDS:
+            continue
+        if match.start(1) > 0 and expr[match.start(1) - 1].isalnum():
+            continue
+        if expr[match.end():].lstrip().startswith("("):
+            continue
+        found.add(name)
+    return sorted(found)
+
+failed = 0
+for kind, expr in checks:
+    if kind.startswith("alert"):
+        if query(expr) is None:
+            print(f"  FAIL {kind}: does not parse: {expr}")
+            failed += 1
+            continue
+        empty = [s for s in selectors(expr) if not query(f'{{__name__="{s}"}}')]
+        if empty:
+            print(f"  FAIL {kind}: no data for {', '.join(empty)}")
+            failed += 1
+        else:
+            print(f"  ok   {kind}: {', '.join(selectors(expr))} have data")
+    else:
+        count = query(expr)
+        if count:
+            print(f"  ok   {count:3d} series  {expr}")
+        else:
+            print(f"  FAIL {kind}: {'does not parse' if count is None else 'no data'}: {expr}")
+            failed += 1
+print(f"RESULT {len(checks)} {failed}")
+PY
+grep -v '^RESULT' "$STACK_DIR/results.txt"
+read -r _ checked failed < <(grep '^RESULT' "$STACK_DIR/results.txt")
 log "$checked expressions, $failed failed"
+
 curl -fsS "$STACK_API/metrics" > "${CARGO_TARGET_DIR}/api-metrics-sample.txt"
 curl -fsS "$STACK_WORKER/metrics" > "${CARGO_TARGET_DIR}/worker-metrics-sample.txt"
 [ "$failed" = 0 ]

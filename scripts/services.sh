@@ -74,6 +74,7 @@ command -v openssl >/dev/null || apt_install openssl
 # curl and a Python with venv drive the API fuzzing (scripts/fuzz.sh); Prometheus
 # (with promtool) checks the metrics and ops/ queries (scripts/ops-check.sh).
 command -v prometheus >/dev/null || apt_install prometheus
+python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
 command -v curl >/dev/null || apt_install curl
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 

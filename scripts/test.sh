@@ -26,11 +26,23 @@ fuzz_status=${PIPESTATUS[0]}
 fuzz_cases=$(grep -Eo '[0-9]+ generated, [0-9]+ passed[^=]*' "$fuzz_log" | tail -n 1)
 fuzz_summary="schemathesis: exit $fuzz_status; ${fuzz_cases:-no cases run}"
 
+# Operations as code, each file proven by its tool: compose files and Dockerfile
+# (docker-compose config), alert rules (promtool tests) and Alertmanager (amtool),
+# dashboards (structure and PromQL), the CI workflow (actionlint).
+checks_log="$target/ops-files-output.log"
+: > "$checks_log"
+checks_failed=0; checks_run=0
+for check in scripts/checks/*.sh; do
+  checks_run=$((checks_run + 1))
+  "$check" 2>&1 | tee -a "$checks_log" || { checks_failed=$((checks_failed + 1)); echo "FAILED: $check" | tee -a "$checks_log"; }
+done
+checks_summary="ops files: $checks_run check scripts, $checks_failed failed"
+
 # A real Prometheus scraping a running api and worker (scripts/ops-check.sh).
 ops_log="$target/ops-check-output.log"
 scripts/ops-check.sh 2>&1 | tee "$ops_log"
 ops_status=${PIPESTATUS[0]}
 ops_summary="ops-check: exit $ops_status; $(grep -Eo '[0-9]+ expressions, [0-9]+ failed' "$ops_log" | tail -n 1)"
 
-printf '%s\n%s\n%s\n' "$summary" "$fuzz_summary" "$ops_summary" | tee "$target/test-summary.txt"
-[ "$status" = 0 ] && [ "$fuzz_status" = 0 ] && [ "$ops_status" = 0 ]
+printf '%s\n%s\n%s\n%s\n' "$summary" "$fuzz_summary" "$checks_summary" "$ops_summary" | tee "$target/test-summary.txt"
+[ "$status" = 0 ] && [ "$fuzz_status" = 0 ] && [ "$checks_failed" = 0 ] && [ "$ops_status" = 0 ]
