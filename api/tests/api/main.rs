@@ -11,5 +11,6 @@ mod helpers;
 mod idempotency;
 mod metrics;
 mod ops;
+mod redis_tls;
 mod sentry;
 mod tenancy;
