@@ -121,15 +121,6 @@ fn list(raw: &str) -> Vec<String> {
         .collect()
 }
 
-/// Shortest `METRICS_SCRAPE_TOKEN` production accepts.
-const MIN_SCRAPE_TOKEN_LEN: usize = 32;
-
-/// Whether a scrape token is too easy to guess: short, or few distinct characters.
-fn weak_token(token: &str) -> bool {
-    let distinct: std::collections::HashSet<char> = token.chars().collect();
-    token.chars().count() < MIN_SCRAPE_TOKEN_LEN || distinct.len() < 10
-}
-
 impl Settings {
     /// Reads the settings from the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
@@ -193,8 +184,9 @@ impl Settings {
             }
             match &metrics_scrape_token {
                 None => unsafe_settings.push("METRICS_SCRAPE_TOKEN is required".into()),
-                Some(token) if weak_token(token) => unsafe_settings.push(format!(
-                    "METRICS_SCRAPE_TOKEN is weak: use at least {MIN_SCRAPE_TOKEN_LEN} random characters"
+                Some(token) if telemetry::weak_token(token) => unsafe_settings.push(format!(
+                    "METRICS_SCRAPE_TOKEN is weak: use at least {} random characters, 10 or more of them distinct",
+                    telemetry::MIN_SCRAPE_TOKEN_LEN
                 )),
                 Some(_) => {}
             }

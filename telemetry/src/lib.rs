@@ -72,6 +72,16 @@ pub fn init(
     TracingGuard(traces)
 }
 
+/// Shortest `METRICS_SCRAPE_TOKEN` production accepts.
+pub const MIN_SCRAPE_TOKEN_LEN: usize = 32;
+
+/// Whether a scrape token is too easy to guess: shorter than [`MIN_SCRAPE_TOKEN_LEN`],
+/// or fewer than 10 distinct characters. Both binaries refuse one in production.
+pub fn weak_token(token: &str) -> bool {
+    let distinct: std::collections::HashSet<char> = token.chars().collect();
+    token.chars().count() < MIN_SCRAPE_TOKEN_LEN || distinct.len() < 10
+}
+
 /// A value that must never reach a log: `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -81,11 +81,11 @@ impl WorkerSettings {
         if production
             && metrics_scrape_token
                 .as_ref()
-                .is_none_or(|t| t.chars().count() < 32)
+                .is_none_or(|t| telemetry::weak_token(t))
         {
             bail!(
                 "refusing to start with ENV=production: METRICS_SCRAPE_TOKEN is required \
-                 (at least 32 random characters)"
+                 (at least 32 random characters, 10 or more of them distinct)"
             );
         }
         Ok(Self {
