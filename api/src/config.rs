@@ -193,6 +193,10 @@ impl Settings {
             if allowed_origins.iter().any(|origin| origin.contains('*')) {
                 unsafe_settings.push("ALLOWED_ORIGINS must list exact origins, not *".into());
             }
+            // An empty list makes the CORS layer accept every origin.
+            if allowed_origins.is_empty() {
+                unsafe_settings.push("ALLOWED_ORIGINS is required (the SPA's origins)".into());
+            }
             if !unsafe_settings.is_empty() {
                 bail!(
                     "refusing to start with ENV=production: {}",
@@ -380,6 +384,7 @@ mod tests {
                 "CLERK_JWKS_FILE",
             ),
             (&[("ALLOWED_ORIGINS", Some("*"))], "ALLOWED_ORIGINS"),
+            (&[("ALLOWED_ORIGINS", None)], "ALLOWED_ORIGINS"),
             (
                 &[(
                     "ALLOWED_ORIGINS",
