@@ -102,6 +102,10 @@ pub enum ApiError {
     /// 403 `forbidden`: the token lacks the named scope.
     #[error("forbidden: needs scope {0}")]
     Forbidden(&'static str),
+    /// 403 `cross-origin-refused`: the request's origin, method or headers are not
+    /// allowed for cross-origin calls (`ALLOWED_ORIGINS`).
+    #[error("cross-origin request refused")]
+    CrossOriginRefused,
     /// 404 `not-found`: no such resource in the caller's organisation (or no route).
     #[error("not found")]
     NotFound,
@@ -204,6 +208,11 @@ impl ApiError {
                 "Authentication required",
             ),
             Self::Forbidden(_) => kind(S::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::CrossOriginRefused => kind(
+                S::FORBIDDEN,
+                "cross-origin-refused",
+                "Cross-origin request refused",
+            ),
             Self::NotFound => kind(S::NOT_FOUND, "not-found", "Not found"),
             Self::MethodNotAllowed => kind(
                 S::METHOD_NOT_ALLOWED,
@@ -274,6 +283,10 @@ impl ApiError {
             Self::MalformedRequest { detail, .. } => Some(detail.clone()),
             Self::Unauthenticated(reason) => Some(reason.clone()),
             Self::Forbidden(scope) => Some(format!("this operation needs the {scope} scope")),
+            Self::CrossOriginRefused => Some(
+                "this origin, method or header is not allowed to call the API from a browser"
+                    .into(),
+            ),
             Self::InvalidFields(_) => Some("one or more fields are not acceptable".into()),
             Self::PayloadTooLarge { limit } => {
                 Some(format!("the request body must be at most {limit} bytes"))
@@ -384,6 +397,8 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
             ),
             errors: FieldErrors::single(param.name, param.reason.clone()),
         }
+    } else if error.downcast_ref::<poem::error::CorsError>().is_some() {
+        ApiError::CrossOriginRefused
     } else if let Some(rejected) = error.downcast_ref::<AuthRejected>() {
         match rejected {
             AuthRejected::KeysUnavailable => ApiError::Unavailable(rejected.to_string()),

@@ -107,6 +107,7 @@ async fn cors_preflight_allows_the_spa_origin_only() {
         refused.header("access-control-allow-origin"),
         Some("https://evil.example")
     );
+    refused.assert_problem(403, "cross-origin-refused");
 }
 
 #[tokio::test]
