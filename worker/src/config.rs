@@ -60,6 +60,23 @@ fn number<T: std::str::FromStr>(
 }
 
 impl WorkerSettings {
+    /// What serving (`run`, with `/metrics`) needs beyond reading the settings: in
+    /// production, a strong `METRICS_SCRAPE_TOKEN`. One-off commands (`replay`) skip it.
+    pub fn check_serving(&self) -> anyhow::Result<()> {
+        if self.production
+            && self
+                .metrics_scrape_token
+                .as_ref()
+                .is_none_or(|t| telemetry::weak_token(t.expose()))
+        {
+            bail!(
+                "refusing to start with ENV=production: METRICS_SCRAPE_TOKEN is required \
+                 (at least 32 random characters, 10 or more of them distinct)"
+            );
+        }
+        Ok(())
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -78,16 +95,6 @@ impl WorkerSettings {
             bail!("WORKER_CONCURRENCY must be at least 1 and PROJECTION_BATCH_SIZE 1 to 10000");
         }
         let metrics_scrape_token = get("METRICS_SCRAPE_TOKEN");
-        if production
-            && metrics_scrape_token
-                .as_ref()
-                .is_none_or(|t| telemetry::weak_token(t))
-        {
-            bail!(
-                "refusing to start with ENV=production: METRICS_SCRAPE_TOKEN is required \
-                 (at least 32 random characters, 10 or more of them distinct)"
-            );
-        }
         Ok(Self {
             production,
             host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
@@ -121,5 +128,49 @@ impl WorkerSettings {
                 5000u64,
             )?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<WorkerSettings> {
+        WorkerSettings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn serving_in_production_needs_a_strong_scrape_token_but_replay_does_not() {
+        let base = [
+            ("ENV", "production"),
+            ("DATABASE_URL", "postgres://u:hunter2@db/prism"),
+            ("REDIS_URL", "redis://r"),
+        ];
+        let without = settings(&base).expect("replay reads the settings without a token");
+        let err = without.check_serving().expect_err("no token").to_string();
+        assert!(err.contains("METRICS_SCRAPE_TOKEN") && !err.contains("hunter2"));
+        let weak = [
+            base.as_slice(),
+            &[("METRICS_SCRAPE_TOKEN", "a".repeat(40).leak())],
+        ]
+        .concat();
+        assert!(settings(&weak).expect("settings").check_serving().is_err());
+        let strong = [
+            base.as_slice(),
+            &[("METRICS_SCRAPE_TOKEN", "n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aF")],
+        ]
+        .concat();
+        settings(&strong)
+            .expect("settings")
+            .check_serving()
+            .expect("a strong token");
+        settings(&[("DATABASE_URL", "x"), ("REDIS_URL", "r")])
+            .expect("development")
+            .check_serving()
+            .expect("no token needed outside production");
     }
 }

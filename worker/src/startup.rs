@@ -63,6 +63,7 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub async fn build(settings: WorkerSettings) -> anyhow::Result<Self> {
+        settings.check_serving()?;
         let (pool, redis, delivery) = connect(&settings).await?;
         let delivery = Arc::new(delivery);
         let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
