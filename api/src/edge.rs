@@ -237,7 +237,8 @@ impl Edge {
         request.extensions_mut().insert(client);
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
-        let (route, _) = self.metrics.route(&method, &path);
+        let resolved = self.metrics.route(&method, &path);
+        let route = resolved.0;
         let request_bytes = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -257,22 +258,26 @@ impl Edge {
             span.record("trace.id", trace_id.as_str());
         }
         let started = Instant::now();
-        // A Sentry hub per request: what the request learns (its organisation) tags
-        // only its own events.
-        let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
-        hub.configure_scope(|scope| {
-            scope.set_tag("request_id", request_id.as_str());
-            scope.set_tag("route", route);
-            scope.set_tag("http.method", method.as_str());
+        // With Sentry on, a hub per request: what the request learns (its organisation)
+        // tags only its own events. With it off, nothing is allocated.
+        let hub = sentry::Hub::current();
+        let hub = hub.client().is_some().then(|| {
+            let hub = Arc::new(sentry::Hub::new_from_top(hub));
+            hub.configure_scope(|scope| {
+                scope.set_tag("request_id", request_id.as_str());
+                scope.set_tag("route", route);
+                scope.set_tag("http.method", method.as_str());
+            });
+            hub
         });
-        let result = next
-            .call(request)
-            .instrument(span.clone())
-            .bind_hub(Arc::clone(&hub))
-            .await
-            .map(IntoResponse::into_response);
+        let call = next.call(request).instrument(span.clone());
+        let result = match &hub {
+            Some(hub) => call.bind_hub(Arc::clone(hub)).await,
+            None => call.await,
+        }
+        .map(IntoResponse::into_response);
         let mut response = render(result, &request_id);
-        if response.status().is_server_error() {
+        if let (Some(hub), true) = (&hub, response.status().is_server_error()) {
             hub.configure_scope(|scope| {
                 scope.set_tag("http.status", response.status().as_u16());
             });
@@ -291,7 +296,7 @@ impl Edge {
         response.set_body(body);
         self.metrics.observe(&Observed {
             method: &method,
-            path: &path,
+            route: resolved,
             status: response.status(),
             elapsed: started.elapsed(),
             request_bytes,

@@ -159,7 +159,8 @@ fn command_outcome(status: StatusCode) -> &'static str {
 #[derive(Debug)]
 pub struct Observed<'a> {
     pub method: &'a Method,
-    pub path: &'a str,
+    /// The route template and operation id, from [`ApiMetrics::route`].
+    pub route: (&'a str, Option<&'a str>),
     pub status: StatusCode,
     pub elapsed: Duration,
     pub request_bytes: u64,
@@ -220,7 +221,7 @@ impl ApiMetrics {
     }
 
     pub fn observe(&self, request: &Observed<'_>) {
-        let (template, operation) = self.routes.resolve(request.method, request.path);
+        let (template, operation) = request.route;
         let labels = || {
             vec![
                 ("method", method_label(request.method).to_owned()),
