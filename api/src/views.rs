@@ -190,7 +190,8 @@ impl Views {
     }
 
     /// A list page; a first page (no cursor) is served from and kept in the cache
-    /// under the organisation's current list generation.
+    /// under the organisation's current list generation. `query` runs in the
+    /// organisation's read transaction ([`Self::read_as`]).
     pub async fn list<T, F, Fut>(
         &self,
         org_id: &str,
@@ -202,7 +203,7 @@ impl Views {
     ) -> Result<Read, ApiError>
     where
         T: serde::Serialize,
-        F: FnOnce() -> Fut,
+        F: FnOnce(sqlx::Transaction<'static, sqlx::Postgres>) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, QueryError>>,
     {
         let generation = if first_page {
@@ -211,29 +212,24 @@ impl Views {
             None
         };
         let fingerprint = cursor::fingerprint(normalised_query);
-        if let Some(generation) = &generation {
-            let key = ViewKey::FirstPage {
-                org_id,
-                generation,
-                list,
-                query: &fingerprint,
-            };
-            let (outcome, cached) = self.cache.get(&key).await;
+        let key = generation.as_deref().map(|generation| ViewKey::FirstPage {
+            org_id,
+            generation,
+            list,
+            query: &fingerprint,
+        });
+        if let Some(key) = &key {
+            let (outcome, cached) = self.cache.get(key).await;
             self.metrics.cache(list, outcome);
             if let Some(view) = cached {
                 return Ok(conditional(view, false, if_none_match));
             }
         }
-        let page = query().await.map_err(query_error)?;
+        let tx = self.read_as(org_id).await.map_err(query_error)?;
+        let page = query(tx).await.map_err(query_error)?;
         let view = CachedView::render(0, &page);
-        if let Some(generation) = &generation {
-            let key = ViewKey::FirstPage {
-                org_id,
-                generation,
-                list,
-                query: &fingerprint,
-            };
-            self.cache.offer(&key, "0", &view).await;
+        if let Some(key) = &key {
+            self.cache.offer(key, "0", &view).await;
         }
         Ok(conditional(view, false, if_none_match))
     }

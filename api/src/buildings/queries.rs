@@ -92,8 +92,7 @@ impl BuildingQueriesApi {
                     &normalised,
                     cursor.0.is_none(),
                     if_none_match.0.as_deref(),
-                    || async {
-                        let mut tx = views.read_as(org_id).await?;
+                    |mut tx| async move {
                         buildings::list(&mut *tx, org_id, &filter, sort, limit, cursor.0.as_deref())
                             .await
                     },

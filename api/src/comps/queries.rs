@@ -90,8 +90,7 @@ impl CompQueriesApi {
                     &normalised,
                     cursor.0.is_none(),
                     if_none_match.0.as_deref(),
-                    || async {
-                        let mut tx = views.read_as(org_id).await?;
+                    |mut tx| async move {
                         comps::list(&mut *tx, org_id, &filter, sort, limit, cursor.0.as_deref())
                             .await
                     },
