@@ -14,6 +14,7 @@ use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, 
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use sha2::{Digest, Sha256};
 
 /// Buckets of every `*_seconds` histogram.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -26,6 +27,43 @@ pub const SIZE_BUCKETS: [f64; 9] = [
 ];
 
 const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+
+/// `METRICS_SCRAPE_TOKEN`, as both binaries check it on `/metrics` in production:
+/// SHA-256 digests compared in constant time (no early exit on the first difference,
+/// and no length leak).
+#[derive(Clone)]
+pub struct ScrapeToken {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for ScrapeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScrapeToken(…)")
+    }
+}
+
+impl ScrapeToken {
+    pub fn new(token: &crate::Secret) -> Self {
+        Self {
+            digest: Sha256::digest(token.expose().as_bytes()).into(),
+        }
+    }
+
+    /// Whether `presented` is the token.
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.digest
+            .iter()
+            .zip(presented.iter())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header value.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization?.strip_prefix("Bearer ")
+}
 
 /// Labels of one series, in order.
 pub type Labels = Vec<(&'static str, String)>;
@@ -236,6 +274,18 @@ impl ProcessSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scrape_token_is_compared_whole() {
+        let token = ScrapeToken::new(&crate::Secret::new("n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aF"));
+        assert!(token.matches("n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aF"));
+        assert!(!token.matches("n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0a"));
+        assert!(!token.matches(""));
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(None), None);
+        assert!(!format!("{token:?}").contains("n7Qe"));
+    }
 
     #[tokio::test]
     async fn renders_labelled_series_histograms_and_process_metrics() {
