@@ -15,6 +15,7 @@ use projections::cache::{RedisLink, ViewCache};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use telemetry::metrics::{bearer, ScrapeToken};
 use tokio::sync::watch;
 
 use crate::config::WorkerSettings;
@@ -110,13 +111,13 @@ impl Worker {
             self.settings.metrics_sample_interval,
             stopping.clone(),
         ));
-        let scrape = Arc::new(ScrapeAccess {
-            token: self
-                .settings
-                .production
-                .then(|| self.settings.metrics_scrape_token.clone())
-                .flatten(),
-        });
+        let scrape = Arc::new(ScrapeAccess(
+            self.settings
+                .metrics_scrape_token
+                .as_ref()
+                .filter(|_| self.settings.production)
+                .map(ScrapeToken::new),
+        ));
         let routes = Route::new()
             .at("/health", get(health))
             .at("/ready", get(ready))
@@ -145,32 +146,39 @@ impl Worker {
     }
 }
 
-/// Catches up every `interval` whatever the queues do: lost jobs, a flushed Redis or a
-/// dead worker only delay projections. Shutdown drops a catch-up in progress, which
-/// rolls its batch back.
-async fn backstop(
-    delivery: Arc<Delivery>,
-    interval: Duration,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut every = tokio::time::interval(interval);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs `tick` every `interval` until stopping turns true; a tick in progress when it
+/// does is dropped (a catch-up's open batch rolls back).
+async fn every<F, Fut>(interval: Duration, mut stopping: watch::Receiver<bool>, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stopping.wait_for(|s| *s) => return,
-            _ = every.tick() => {}
+            _ = timer.tick() => {}
         }
         tokio::select! {
             _ = stopping.wait_for(|s| *s) => return,
-            result = delivery.catch_up_all() => {
-                if let Ok(n) = result {
-                    if n > 0 {
-                        tracing::info!(events = n, "backstop applied events no job had announced");
-                    }
-                }
-            }
+            () = tick() => {}
         }
     }
+}
+
+/// Catches up every `interval` whatever the queues do: lost jobs, a flushed Redis or a
+/// dead worker only delay projections. Shutdown drops a catch-up in progress, which
+/// rolls its batch back.
+async fn backstop(delivery: Arc<Delivery>, interval: Duration, stopping: watch::Receiver<bool>) {
+    every(interval, stopping, || async {
+        if let Ok(n) = delivery.catch_up_all().await {
+            if n > 0 {
+                tracing::info!(events = n, "backstop applied events no job had announced");
+            }
+        }
+    })
+    .await;
 }
 
 /// Samples queue depths and projection lag for `/metrics` until stopping.
@@ -180,40 +188,29 @@ async fn sample_metrics(
     pool: PgPool,
     namespace: String,
     interval: Duration,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
     let queues = [
         ("projections", projections::jobs::catch_up_queue(&namespace)),
         ("rebuilds", projections::jobs::rebuild_queue(&namespace)),
     ];
-    let mut every = tokio::time::interval(interval);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stopping.wait_for(|s| *s) => return,
-            _ = every.tick() => {}
-        }
-        delivery.metrics().sample(&redis, &pool, &queues).await;
-    }
+    every(interval, stopping, || {
+        delivery.metrics().sample(&redis, &pool, &queues)
+    })
+    .await;
 }
 
-/// Who may scrape: anyone, or in production the holder of `METRICS_SCRAPE_TOKEN`.
+/// Who may scrape: anyone (`None`), or in production the holder of
+/// `METRICS_SCRAPE_TOKEN`.
 #[derive(Debug)]
-struct ScrapeAccess {
-    token: Option<crate::config::Secret>,
-}
+struct ScrapeAccess(Option<ScrapeToken>);
 
 impl ScrapeAccess {
     fn admits(&self, authorization: Option<&str>) -> bool {
-        let Some(expected) = &self.token else {
-            return true;
-        };
-        let presented = authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        // Constant time over the expected length: no early exit on a differing byte.
-        let (a, b) = (expected.expose().as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+        match &self.0 {
+            None => true,
+            Some(token) => bearer(authorization).is_some_and(|presented| token.matches(presented)),
+        }
     }
 }
 

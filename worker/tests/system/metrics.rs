@@ -108,3 +108,68 @@ async fn queue_depth_follows_jobs_pushed_and_consumed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn production_scrapes_need_the_scrape_token() {
+    const TOKEN: &str = "n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aF";
+    let mut system = System::start().await;
+    system
+        .start_worker_with(&[("ENV", "production"), ("METRICS_SCRAPE_TOKEN", TOKEN)])
+        .await;
+    let url = format!(
+        "http://127.0.0.1:{}/metrics",
+        system.worker_port.expect("worker port")
+    );
+    let scrape = |token: Option<&str>| {
+        let mut request = system.client.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for refused in [None, Some("n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aX"), Some("")] {
+        let status = scrape(refused).await.expect("scrape").status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    }
+    let reply = scrape(Some(TOKEN)).await.expect("scrape");
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert!(reply
+        .text()
+        .await
+        .expect("text")
+        .contains("prism_queue_jobs"));
+}
+
+#[tokio::test]
+async fn worker_readiness_needs_the_migrations_it_was_built_with() {
+    let mut system = System::start().await;
+    system.start_worker().await;
+    let url = format!(
+        "http://127.0.0.1:{}/ready",
+        system.worker_port.expect("worker port")
+    );
+    let ready = || async {
+        system
+            .client
+            .get(&url)
+            .send()
+            .await
+            .expect("ready")
+            .status()
+    };
+    assert_eq!(ready().await, StatusCode::OK);
+    // Ahead of this build (a rolling deploy's newer migration): still ready.
+    sqlx::query(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_future', 0)",
+    )
+    .execute(&system.pool)
+    .await
+    .expect("a newer migration");
+    assert_eq!(ready().await, StatusCode::OK);
+    // Missing one it needs: not ready.
+    sqlx::query("DELETE FROM seaql_migrations WHERE version = 'm20261124_000005_roles'")
+        .execute(&system.pool)
+        .await
+        .expect("forget a migration");
+    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+}
