@@ -11,7 +11,6 @@ use poem::middleware::Cors;
 use poem::{EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 use crate::admin::AdminApi;
@@ -74,12 +73,12 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
 
 /// The Postgres pool the event store and the read models share.
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(settings.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(settings.database_url.expose())
-        .await
-        .context("cannot connect to DATABASE_URL")
+    projections::connect_pool(
+        settings.database_url.expose(),
+        settings.database_max_connections,
+    )
+    .await
+    .context("cannot connect to DATABASE_URL")
 }
 
 pub struct Application {

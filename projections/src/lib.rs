@@ -31,6 +31,17 @@ pub use catch_up::{
 };
 pub use checkpoint::Checkpoint;
 
+/// The one Postgres pool a process uses for the event store and the read models
+/// (postgres-es and these projections share it: one sqlx line). A connection waits at
+/// most 5 s for a free slot.
+pub async fn connect_pool(url: &str, max_connections: u32) -> Result<sqlx::PgPool, sqlx::Error> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await
+}
+
 /// Why a projection could not advance.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {

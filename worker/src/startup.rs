@@ -13,7 +13,6 @@ use poem::web::{Data, Json};
 use poem::{get, handler, http::StatusCode, EndpointExt, IntoResponse, Response, Route, Server};
 use projections::cache::{RedisLink, ViewCache};
 use serde_json::json;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use telemetry::metrics::{bearer, ScrapeToken};
 use tokio::sync::watch;
@@ -37,12 +36,12 @@ pub async fn connect(settings: &WorkerSettings) -> anyhow::Result<(PgPool, Redis
 
 /// The Postgres pool of the worker.
 pub async fn connect_database(settings: &WorkerSettings) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(settings.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(settings.database_url.expose())
-        .await
-        .context("cannot connect to DATABASE_URL")
+    projections::connect_pool(
+        settings.database_url.expose(),
+        settings.database_max_connections,
+    )
+    .await
+    .context("cannot connect to DATABASE_URL")
 }
 
 pub struct Worker {
