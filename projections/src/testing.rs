@@ -1,7 +1,105 @@
-//! A Redis namespace for one test (feature `testing`): tests share the Redis server but
-//! never each other's keys. Dropping it deletes every key under the namespace.
+//! Test support (feature `testing`), shared by the api's and the worker's suites:
+//! - [`TestNamespace`]: a Redis namespace for one test: tests share the Redis server
+//!   but never each other's keys; dropping it deletes every key under the namespace;
+//! - [`PrivateRedis`]: a `redis-server` of a test's own, to flush, stop and restart;
+//! - [`free_port`], and [`metric`] to read one series from a `/metrics` answer.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use uuid::Uuid;
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The value of the series whose line starts with `series` (name and labels, exactly
+/// as rendered) in a Prometheus text exposition.
+pub fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A Redis server of a test's own, on a free port: the test can FLUSHALL it, stop it
+/// and start it again on the same port. Dropping it stops it.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("prism-redis-{port}"));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = Self {
+            child: None,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+            dir,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts the server (again) and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if redis::Client::open(self.url.as_str())
+                .and_then(|c| c.get_connection())
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not answer on port {}", self.port);
+    }
+
+    /// Kills the server (its data is gone: nothing is saved).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn flushall(&self) {
+        let mut connection = redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("private redis");
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut connection)
+            .expect("FLUSHALL");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
 
 /// The Redis server tests use: `PRISM_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {

@@ -2,7 +2,6 @@
 //! have pushed after answering may never leave, yet the event is in the log and the
 //! next catch-up (what the worker's backstop runs) projects it.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use migrations::testing::TestDatabase;
@@ -11,41 +10,15 @@ use projections::{catch_up, CatchUpOptions, Projection};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{building_body, jwks_file, token};
+use crate::helpers::{building_body, token, ApiProcess};
 
 #[tokio::test]
 async fn an_api_killed_right_after_a_commit_loses_no_event() {
     let db = TestDatabase::migrated().await;
     let redis = TestNamespace::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut api = Command::new(env!("CARGO_BIN_EXE_prism-api"))
-        .env_clear()
-        .env("ENV", "test")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("DATABASE_URL", db.url())
-        .env("REDIS_URL", redis.url())
-        .env("REDIS_NAMESPACE", redis.name())
-        .env("CLERK_JWKS_FILE", jwks_file())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prism-api starts");
+    let mut api = ApiProcess::start(&db, redis.url(), redis.name(), &[]).await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(up, "prism-api did not start");
+    let base = api.base.clone();
 
     let reply = client
         .post(format!("{base}/v1/buildings"))
@@ -55,8 +28,7 @@ async fn an_api_killed_right_after_a_commit_loses_no_event() {
         .await
         .expect("register");
     assert_eq!(reply.status(), StatusCode::CREATED);
-    let _ = api.kill();
-    let _ = api.wait();
+    api.kill_9();
 
     let pool = PgPool::connect(db.url()).await.expect("pool");
     let options = CatchUpOptions::default();

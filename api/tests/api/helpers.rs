@@ -462,3 +462,82 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// `prism-api` as a process of its own: test settings against `db` and the Redis at
+/// `redis_url` under `namespace`, plus `env`. Started when `/health` answers; killed
+/// when dropped.
+pub struct ApiProcess {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl ApiProcess {
+    pub async fn start(
+        db: &TestDatabase,
+        redis_url: &str,
+        namespace: &str,
+        env: &[(&str, String)],
+    ) -> Self {
+        let port = projections::testing::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_prism-api"))
+            .env_clear()
+            .env("ENV", "test")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("DATABASE_URL", db.url())
+            .env("REDIS_URL", redis_url)
+            .env("REDIS_NAMESPACE", namespace)
+            .env("CLERK_JWKS_FILE", jwks_file())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prism-api starts");
+        let api = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{}/health", api.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return api;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("prism-api did not start");
+    }
+
+    /// `kill -9`: no shutdown at all.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (without blocking this thread) for the graceful exit.
+    pub async fn terminate(&mut self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGTERM");
+        for _ in 0..400 {
+            if self.child.try_wait().expect("wait").is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("prism-api did not stop after SIGTERM");
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}

@@ -2,20 +2,13 @@
 //! raw path), domain counters, process and runtime series; protection in production;
 //! `/ready` turning 503 while Redis is down and 200 when it is back.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use projections::testing::{metric as value, PrivateRedis};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
-
-/// The value of the series whose line starts with `series` (name and labels).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-}
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> (StatusCode, String) {
     let mut request = app.request(Method::GET, "/metrics");
@@ -156,65 +149,6 @@ async fn production_scrapes_need_the_scrape_token_or_audit_read() {
     assert!(reply.header("strict-transport-security").is_some());
 }
 
-/// A `redis-server` of the test's own, stopped and started on one port.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut redis = Self { port, child: None };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not listen");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 async fn readiness(app: &TestApp) -> (StatusCode, serde_json::Value) {
     let reply = app.send(app.request(Method::GET, "/ready")).await;
     (reply.status, reply.body)
@@ -237,8 +171,8 @@ async fn wait_for_readiness(app: &TestApp, wanted: StatusCode) -> serde_json::Va
 
 #[tokio::test]
 async fn ready_is_503_while_redis_is_down_and_200_when_it_is_back() {
-    let mut redis = OwnRedis::start();
-    let url = redis.url();
+    let mut redis = PrivateRedis::start();
+    let url = redis.url.clone();
     let app = spawn_app_with(&[("REDIS_URL", Some(url.as_str()))]).await;
     wait_for_readiness(&app, StatusCode::OK).await;
     redis.stop();

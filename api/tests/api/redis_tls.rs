@@ -6,9 +6,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use migrations::testing::TestDatabase;
+use projections::testing::free_port;
 use reqwest::StatusCode;
 
-use crate::helpers::jwks_file;
+use crate::helpers::ApiProcess;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -19,13 +20,6 @@ fn openssl(dir: &Path, args: &[&str]) {
         .status()
         .expect("openssl");
     assert!(status.success(), "openssl {args:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[tokio::test]
@@ -113,28 +107,20 @@ async fn the_api_reaches_a_tls_redis_with_rediss_urls() {
         .expect("redis-server with TLS");
 
     let db = TestDatabase::migrated().await;
-    let port = free_port();
-    let mut api = Command::new(env!("CARGO_BIN_EXE_prism-api"))
-        .env_clear()
-        .env("ENV", "test")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("DATABASE_URL", db.url())
-        .env("REDIS_URL", format!("rediss://127.0.0.1:{redis_port}"))
-        .env("SSL_CERT_FILE", dir.join("ca.pem"))
-        .env("CLERK_JWKS_FILE", jwks_file())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prism-api");
+    let mut api = ApiProcess::start(
+        &db,
+        &format!("rediss://127.0.0.1:{redis_port}"),
+        "prism",
+        &[(
+            "SSL_CERT_FILE",
+            dir.join("ca.pem").to_string_lossy().into_owned(),
+        )],
+    )
+    .await;
     let client = reqwest::Client::new();
     let mut ready = None;
     for _ in 0..100 {
-        if let Ok(reply) = client
-            .get(format!("http://127.0.0.1:{port}/ready"))
-            .send()
-            .await
-        {
+        if let Ok(reply) = client.get(format!("{}/ready", api.base)).send().await {
             ready = Some((reply.status(), reply.text().await.unwrap_or_default()));
             if ready
                 .as_ref()
@@ -145,8 +131,7 @@ async fn the_api_reaches_a_tls_redis_with_rediss_urls() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = api.kill();
-    let _ = api.wait();
+    api.kill_9();
     let _ = redis.kill();
     let _ = redis.wait();
     let _ = std::fs::remove_dir_all(&dir);

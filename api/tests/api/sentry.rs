@@ -107,38 +107,19 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (endpoint, received) = collector().await;
     let db = migrations::testing::TestDatabase::migrated().await;
     let redis = projections::testing::TestNamespace::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_prism-api"))
-        .env_clear()
-        .env("ENV", "test")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("DATABASE_URL", db.url())
-        .env("REDIS_URL", redis.url())
-        .env("REDIS_NAMESPACE", redis.name())
-        .env("CLERK_JWKS_FILE", jwks_file())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(
-            std::fs::File::create(std::env::temp_dir().join("prism-otlp-test.log")).expect("log"),
-        )
-        .spawn()
-        .expect("prism-api starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let mut api = ApiProcess::start(
+        &db,
+        redis.url(),
+        redis.name(),
+        // Request spans are INFO: the filter must let them through to the exporter.
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("RUST_LOG", "info".to_owned()),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(up, "prism-api did not start");
+    let base = api.base.clone();
     let reply = client
         .post(format!("{base}/v1/buildings"))
         .bearer_auth(token())
@@ -148,19 +129,7 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
         .expect("register");
     assert_eq!(reply.status(), StatusCode::CREATED);
     // SIGTERM: the api stops gracefully and flushes its spans.
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &api.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(stopped.success());
-    // Wait without blocking this thread: the collector runs on it.
-    for _ in 0..400 {
-        if api.try_wait().expect("wait").is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    let _ = api.kill();
+    api.terminate().await;
     let exports = received.lock().expect("lock").clone();
     assert!(
         exports

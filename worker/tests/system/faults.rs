@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::helpers::{building_body, PrivateRedis, System};
+use projections::testing::PrivateRedis;
+
+use crate::helpers::{building_body, System};
 
 #[tokio::test]
 async fn a_worker_killed_mid_batch_loses_nothing() {

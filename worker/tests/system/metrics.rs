@@ -4,17 +4,11 @@
 use std::time::Duration;
 
 use projections::cache::RedisLink;
+use projections::testing::metric as value;
 use reqwest::StatusCode;
 use worker::metrics::WorkerMetrics;
 
 use crate::helpers::*;
-
-/// The value of the series whose line starts with `series` (name and labels).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test]
 async fn queue_depth_follows_jobs_pushed_and_consumed() {
