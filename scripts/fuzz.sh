@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 VENV="${PRISM_VENV:-$HOME/.cache/prism/venv}"
 EXAMPLES="${FUZZ_EXAMPLES:-25}"
-# shellcheck source=lib/stack.sh
+# shellcheck source=scripts/lib/stack.sh
 . scripts/lib/stack.sh
 trap stack_stop EXIT
 

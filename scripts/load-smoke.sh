@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/prism/target}"
 
 if [ -z "${BASE_URL:-}" ]; then
-  # shellcheck source=lib/stack.sh
+  # shellcheck source=scripts/lib/stack.sh
   . scripts/lib/stack.sh
   trap stack_stop EXIT
   STACK_PROFILE=release stack_start loadsmoke

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[ops-check] %s\n' "$*"; }
 command -v prometheus >/dev/null || scripts/services.sh
-# shellcheck source=lib/stack.sh
+# shellcheck source=scripts/lib/stack.sh
 . scripts/lib/stack.sh
 prometheus_pid=""
 cleanup() { [ -n "$prometheus_pid" ] && kill "$prometheus_pid" 2>/dev/null; stack_stop; }

@@ -11,28 +11,16 @@ PG_ADMIN_USER="${PG_ADMIN_USER:-postgres}"
 
 log() { printf '[services] %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    log "need root to run: $*"; return 1; fi
-}
-
-apt_updated=""
-apt_install() {
-  if [ -z "$apt_updated" ]; then
-    log "apt-get update"
-    as_root apt-get update -qq
-    apt_updated=1
-  fi
-  log "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
 
 psql_admin() { psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U "$PG_ADMIN_USER" -d postgres -Atq "$@"; }
 
 # Postgres: running and answering.
 if ! pg_isready -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -q 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-    for version in $(ls /etc/postgresql); do
+    for cluster in /etc/postgresql/*/; do
+      version=$(basename "$cluster")
       log "starting PostgreSQL $version"
       as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
     done

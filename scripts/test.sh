@@ -3,7 +3,7 @@
 # that total them ("tests: N passed, N failed, N ignored" and schemathesis's counts),
 # also written to $CARGO_TARGET_DIR/test-summary.txt for CI to repeat at the end.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 log="$target/test-output.log"

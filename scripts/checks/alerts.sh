@@ -16,21 +16,8 @@ cd "$(dirname "$0")/../.."
 
 log() { printf '[alerts] %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    log "need root to run: $*"; return 1; fi
-}
-
-apt_updated=""
-apt_install() {
-  if [ -z "$apt_updated" ]; then
-    log "apt-get update"
-    as_root apt-get update -qq
-    apt_updated=1
-  fi
-  log "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
 
 command -v promtool >/dev/null || apt_install prometheus
 command -v amtool >/dev/null || apt_install prometheus-alertmanager

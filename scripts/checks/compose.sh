@@ -15,10 +15,8 @@ cd "$(dirname "$0")/../.."
 
 log() { printf '[compose] %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    log "need root to run: $*"; return 1; fi
-}
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
 
 failed=0
 ok() { printf '[compose] ok    %s\n' "$*"; }
@@ -40,10 +38,7 @@ generated_paths=(".dev")
 if ! command -v docker-compose >/dev/null; then
   # --no-install-recommends: the package recommends docker.io (the engine), not needed
   # to render and validate files.
-  log "installing docker-compose (Debian package)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    docker-compose >/dev/null
+  apt_install --no-install-recommends docker-compose
 fi
 log "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
 

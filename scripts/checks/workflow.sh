@@ -19,10 +19,8 @@ VENV="${PRISM_VENV:-$HOME/.cache/prism/venv}"
 
 log() { printf '[workflow] %s\n' "$*"; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    log "need root to run: $*"; return 1; fi
-}
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
 
 actionlint="${ACTIONLINT:-$VENV/bin/actionlint}"
 if [ -z "${ACTIONLINT:-}" ] && ! "$actionlint" -version >/dev/null 2>&1; then
@@ -39,9 +37,8 @@ if [ -z "${ACTIONLINT:-}" ] && ! "$actionlint" -version >/dev/null 2>&1; then
 fi
 
 if ! command -v shellcheck >/dev/null; then
-  log "installing shellcheck (Debian package) so that run: scripts are linted too"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+  # So that actionlint lints the run: scripts too.
+  apt_install shellcheck
 fi
 
 shopt -s nullglob

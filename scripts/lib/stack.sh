@@ -1,8 +1,9 @@
+# shellcheck shell=bash
 # Sourced by scripts that need a running Prism of their own (fuzzing, ops checks):
 # a fresh database and Redis namespace, a signing key and a token with every scope,
 # prism-api and prism-worker on free ports; `stack_stop` (run on EXIT) removes it all.
 # After `stack_start`: $STACK_API (base URL), $STACK_WORKER (base URL), $STACK_TOKEN,
-# $STACK_DIR (scratch directory), $STACK_METRICS_TOKEN.
+# $STACK_DIR (scratch directory).
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/prism/target}"
 STACK_ADMIN_URL="${PRISM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -35,7 +36,6 @@ stack_start() {
   "$bin/prism-api" dev jwks --key "$STACK_DIR/key.pem" > "$STACK_DIR/jwks.json"
   STACK_TOKEN=$("$bin/prism-api" dev token --key "$STACK_DIR/key.pem" --org "org_$name" \
     --user "user_$name" --issuer "$STACK_ISSUER" --scopes "$STACK_SCOPES")
-  STACK_METRICS_TOKEN=$(openssl rand -hex 24)
   local api_port worker_port
   api_port=$(free_port); worker_port=$(free_port)
   WORKER_PORT="$worker_port" METRICS_SAMPLE_MS=1000 "$bin/prism-worker" > "$STACK_DIR/worker.log" 2>&1 &
@@ -63,6 +63,7 @@ stack_post() {
 }
 
 # stack_seed: one building with a lease comp; sets $STACK_BUILDING and $STACK_COMP.
+# shellcheck disable=SC2034 # STACK_COMP is for the sourcing script
 stack_seed() {
   STACK_BUILDING=$(stack_post /v1/buildings '{"name":"Stack Tower","address":{"street":"1 Main St","city":"Austin","country":"US"},
     "location":{"lat":30.2672,"lon":-97.7431},"property_type":"office","rentable_area_sqft":250000,"submarket":"CBD"}')
