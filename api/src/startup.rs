@@ -136,8 +136,10 @@ fn routes(
 ) -> poem::endpoint::BoxEndpoint<'static> {
     let api = openapi();
     // Served with duplicate paths merged (see `spec`): the UI embeds the document.
-    let document = crate::spec::document();
-    let docs_html = api.swagger_ui_html().replace(&api.spec(), &document);
+    let raw = api.spec();
+    let document = crate::spec::merge_duplicate_keys(&raw);
+    let docs_html = api.swagger_ui_html().replace(&raw, &document);
+    let routes = RouteTable::from_spec(&document);
     let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
@@ -147,10 +149,7 @@ fn routes(
     let database: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
     let redis = RedisLink::new(settings.redis_url.expose(), REDIS_TIMEOUT);
     let jobs = JobQueue::new(redis.clone(), settings.redis_namespace.clone());
-    let metrics = Arc::new(ApiMetrics::new(
-        Registry::new(),
-        RouteTable::from_spec(&crate::spec::document()),
-    ));
+    let metrics = Arc::new(ApiMetrics::new(Registry::new(), routes));
     let scrape_guard = Arc::new(ScrapeGuard::new(
         settings.environment == Environment::Production,
         settings.metrics_scrape_token.as_ref(),
