@@ -127,11 +127,12 @@ async fn production_scrapes_need_the_scrape_token() {
     }
     let reply = scrape(Some(TOKEN)).await.expect("scrape");
     assert_eq!(reply.status(), StatusCode::OK);
+    // A series rendered at every scrape (the queue gauges wait for the first sample).
     assert!(reply
         .text()
         .await
         .expect("text")
-        .contains("prism_queue_jobs"));
+        .contains("process_resident_memory_bytes"));
 }
 
 #[tokio::test]
