@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: load-smoke ops-check bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: bench load-smoke ops-check bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -52,6 +52,11 @@ migrate-status:
 token:
 	@cargo run --quiet --bin prism-api -- dev token --key .dev/jwt-private.pem --org org_dev --user user_dev \
 	  --scopes "buildings:read buildings:write comps:read comps:write audit:read projections:admin"
+
+## bench: every hot path beside a baseline from the same run (release build; docs/performance.md).
+bench: services
+	cargo build --release --bin prism-api --bin prism-worker --bin prism-bench
+	BENCH_REPORT="$(CARGO_TARGET_DIR)/bench-report.md" "$(CARGO_TARGET_DIR)/release/prism-bench"
 
 ## bench-projections: catch-up throughput and commit-to-visible lag beside a raw-insert baseline (docs/performance.md).
 bench-projections: services
