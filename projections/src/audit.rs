@@ -5,10 +5,52 @@
 use sqlx::PgConnection;
 
 use crate::log::LoggedEvent;
+use crate::projection::Projector;
+use crate::verify::Check;
 use crate::ProjectionError;
 
+/// The `audit` projector.
+#[derive(Debug)]
+pub struct Audit;
+
+#[async_trait::async_trait]
+impl Projector for Audit {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn lock_key(&self) -> i64 {
+        0x5052_4a5f_4155_4431 // "PRJ_AUD1"
+    }
+
+    fn tables(&self) -> &'static [(&'static str, &'static str)] {
+        &[("audit_log", "position")]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[LoggedEvent],
+    ) -> Result<(), ProjectionError> {
+        apply(conn, events).await
+    }
+
+    fn checks(&self) -> &'static [Check] {
+        &[Check {
+            name: "audit_log",
+            expected: "SELECT metadata::jsonb ->> 'org_id', count(*)::bigint,
+                           sum(('x' || left(md5(position::text), 15))::bit(60)::bigint)
+                      FROM events WHERE (transaction_id, position) <= ($1::text::xid8, $2)
+                     GROUP BY 1",
+            actual: "SELECT org_id, count(*)::bigint,
+                         sum(('x' || left(md5(position::text), 15))::bit(60)::bigint)
+                    FROM audit_log GROUP BY org_id",
+        }]
+    }
+}
+
 /// Appends a batch's events to the audit log in one statement.
-pub async fn apply(conn: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), ProjectionError> {
     let mut orgs = Vec::with_capacity(events.len());
     for event in events {
         let Some(org_id) = event.meta("org_id") else {
@@ -44,11 +86,5 @@ pub async fn apply(conn: &mut PgConnection, events: &[LoggedEvent]) -> Result<()
     .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Empties the audit log (a rebuild, inside its transaction).
-pub async fn clear(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM audit_log").execute(conn).await?;
     Ok(())
 }

@@ -8,55 +8,15 @@
 //! so any number of workers may call these concurrently; a second caller waits for
 //! the first and then finds little or nothing left to do.
 
-use std::fmt;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
-use crate::audit;
-use crate::catalog::{self, CatalogBatch};
 use crate::checkpoint::{self, Checkpoint};
 use crate::log::{self, LogCursor, LoggedEvent};
+use crate::projection::Projection;
 use crate::ProjectionError;
-
-/// The projections, by their stable names (`catalog`, `audit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Projection {
-    /// Buildings, comps, per-building comp statistics and market statistics.
-    Catalog,
-    /// One row per event: who did what, when.
-    Audit,
-}
-
-impl Projection {
-    pub const ALL: [Projection; 2] = [Projection::Catalog, Projection::Audit];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Catalog => "catalog",
-            Self::Audit => "audit",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    /// The advisory-lock key that serialises this projection's catch-ups.
-    fn lock_key(self) -> i64 {
-        match self {
-            Self::Catalog => 0x5052_4a5f_4341_5431, // "PRJ_CAT1"
-            Self::Audit => 0x5052_4a5f_4155_4431,   // "PRJ_AUD1"
-        }
-    }
-}
-
-impl fmt::Display for Projection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// How a catch-up works through the log.
 #[derive(Debug, Clone)]
@@ -197,16 +157,7 @@ async fn apply(
     projection: Projection,
     events: &[LoggedEvent],
 ) -> Result<(), ProjectionError> {
-    match projection {
-        Projection::Catalog => {
-            let mut batch = CatalogBatch::default();
-            for event in events {
-                batch.apply(&mut *conn, event).await?;
-            }
-            batch.finish(conn).await
-        }
-        Projection::Audit => audit::apply(conn, events).await,
-    }
+    projection.projector().apply(conn, events).await
 }
 
 /// Writes the failure to the checkpoint row, so it shows in the admin API and metrics.
@@ -246,9 +197,11 @@ pub async fn rebuild(
     lock(&mut tx, projection, None).await?;
     let horizon = log::horizon(&mut tx).await?;
     checkpoint::reset(&mut tx, projection.name()).await?;
-    match projection {
-        Projection::Catalog => catalog::clear(&mut tx).await?,
-        Projection::Audit => audit::clear(&mut tx).await?,
+    // `DELETE`, not `TRUNCATE`: readers keep seeing the old rows until the commit.
+    for (table, _) in projection.projector().tables() {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await?;
     }
     let mut cursor = LogCursor::start();
     let mut applied = 0u64;

@@ -34,10 +34,10 @@ async fn an_api_killed_right_after_a_commit_loses_no_event() {
     let options = CatchUpOptions::default();
     // Other tests' transactions on the server may hold the horizon back a moment.
     for _ in 0..500 {
-        catch_up(&pool, Projection::Catalog, &options)
+        catch_up(&pool, Projection::CATALOG, &options)
             .await
             .expect("catalog");
-        catch_up(&pool, Projection::Audit, &options)
+        catch_up(&pool, Projection::AUDIT, &options)
             .await
             .expect("audit");
         let projected: i64 = sqlx::query_scalar(

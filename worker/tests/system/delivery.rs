@@ -29,7 +29,7 @@ async fn catalog_catch_up_until_it_fails(
     let options = CatchUpOptions::default();
     let mut outcome = Ok(Default::default());
     for _ in 0..500 {
-        outcome = catch_up(&system.pool, Projection::Catalog, &options).await;
+        outcome = catch_up(&system.pool, Projection::CATALOG, &options).await;
         if outcome.is_err() {
             break;
         }
@@ -76,7 +76,7 @@ async fn an_earlier_transaction_that_commits_later_is_not_skipped() {
             .expect("b's position");
     assert_eq!(positions.len(), 1);
 
-    let outcome = catch_up(&system.pool, Projection::Catalog, &options)
+    let outcome = catch_up(&system.pool, Projection::CATALOG, &options)
         .await
         .expect("catch up");
     assert_eq!(outcome.applied, 0, "B waits behind A's open transaction");
@@ -86,7 +86,7 @@ async fn an_earlier_transaction_that_commits_later_is_not_skipped() {
     // Other tests' transactions on the server may hold the horizon back a moment.
     let mut applied = 0;
     for _ in 0..200 {
-        applied += catch_up(&system.pool, Projection::Catalog, &options)
+        applied += catch_up(&system.pool, Projection::CATALOG, &options)
             .await
             .expect("catch up")
             .applied;
@@ -102,7 +102,7 @@ async fn an_earlier_transaction_that_commits_later_is_not_skipped() {
         ))
         .await;
     assert_eq!(projected, 2, "the late committer is not skipped");
-    catch_up(&system.pool, Projection::Audit, &options)
+    catch_up(&system.pool, Projection::AUDIT, &options)
         .await
         .expect("audit");
     system.assert_projections_equal_rebuild().await;
@@ -129,8 +129,8 @@ async fn redelivered_events_change_nothing() {
         .expect("rewind");
     let options = CatchUpOptions::default();
     let (first, second) = tokio::join!(
-        catch_up(&system.pool, Projection::Catalog, &options),
-        catch_up(&system.pool, Projection::Catalog, &options),
+        catch_up(&system.pool, Projection::CATALOG, &options),
+        catch_up(&system.pool, Projection::CATALOG, &options),
     );
     let mut applied = first.expect("first").applied + second.expect("second").applied;
     // Another test's open transaction may hold the horizon back a moment.
@@ -139,7 +139,7 @@ async fn redelivered_events_change_nothing() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        applied += catch_up(&system.pool, Projection::Catalog, &options)
+        applied += catch_up(&system.pool, Projection::CATALOG, &options)
             .await
             .expect("catch up")
             .applied;
@@ -230,7 +230,7 @@ async fn an_aggregate_whose_earlier_version_is_missing_is_not_applied_out_of_ord
     let options = CatchUpOptions::default();
     let (_, metadata) = registration_of(&system, &building).await;
     for _ in 0..500 {
-        catch_up(&system.pool, Projection::Catalog, &options)
+        catch_up(&system.pool, Projection::CATALOG, &options)
             .await
             .expect("catch up");
         if system.count("SELECT count(*) FROM buildings").await == 1 {
