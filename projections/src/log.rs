@@ -1,10 +1,14 @@
 //! Reading the event log in its global order.
 //!
-//! A reader takes only events whose writing transaction is older than the `xmin` of a
-//! snapshot taken at the start of its batch: every transaction below `xmin` has ended,
-//! so nothing can later appear before the reader's checkpoint. Ordered by
-//! (`transaction_id`, `position`), a transaction that commits late is waited for,
-//! never skipped (docs/read-side.md explains why `position` alone is not enough).
+//! A reader takes only events whose writing transaction is below the batch's
+//! *horizon*, in (`transaction_id`, `position`) order, so a transaction that commits
+//! late is waited for, never skipped (docs/read-side.md explains why `position` alone
+//! is not enough). The horizon waits only for transactions that can still commit
+//! events: every insert into `events` first takes a shared advisory lock
+//! ([`EVENT_WRITER_LOCK`], by a trigger, before its transaction has an id), and the
+//! horizon is the oldest transaction id among the announced writers — else the
+//! snapshot's `xmax`. A long transaction that writes no events (a rebuild, a report, a
+//! migration) holds nothing back.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -57,12 +61,45 @@ impl LoggedEvent {
     }
 }
 
-/// The horizon of a batch: `xmin` of a snapshot taken now. Call it before the batch
-/// writes anything, so that the batch's own transaction is not part of it.
+/// The advisory lock every event writer holds in shared mode for the rest of its
+/// transaction ("PRISMEVW"; taken by the `events_announce_writer` trigger, migration
+/// 000009).
+pub const EVENT_WRITER_LOCK: i64 = 0x5052_4953_4d45_5657;
+
+/// The horizon of a batch: no event below it can still commit.
+///
+/// From one snapshot `S` of this statement and one read of the lock table taken
+/// after it, the horizon is the least of
+/// - `xmax(S)`: any transaction that gets its id later has one at or above it;
+/// - each in-progress transaction of `S` that holds [`EVENT_WRITER_LOCK`];
+/// - each in-progress transaction of `S` whose own id lock is not (yet) in the lock
+///   table — one that just got its id and may be a writer (or one that ended since).
+///
+/// Writers that announced themselves but have no id yet get one above `xmax(S)`.
+/// Transactions that write no events are passed. Call it once per transaction, before
+/// the batch writes anything.
 pub async fn horizon(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(
+        "WITH locks AS MATERIALIZED (
+              SELECT locktype, classid, objid, objsubid, virtualtransaction,
+                     transactionid::text::bigint AS xid32, mode, granted
+                FROM pg_locks),
+              holders AS (
+              SELECT virtualtransaction, xid32 FROM locks
+               WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted),
+              writers AS (
+              SELECT h.xid32 FROM locks a JOIN holders h USING (virtualtransaction)
+               WHERE a.locktype = 'advisory' AND a.objsubid = 1
+                 AND a.classid::text::bigint = ($1 >> 32) AND a.objid::text::bigint = ($1 & 4294967295))
+         SELECT least(pg_snapshot_xmax(s),
+                      (SELECT min(x) FROM pg_snapshot_xip(s) AS x
+                        WHERE (x::text::bigint % 4294967296) IN (SELECT xid32 FROM writers)
+                           OR (x::text::bigint % 4294967296) NOT IN (SELECT xid32 FROM holders)))::text
+           FROM pg_current_snapshot() AS s",
+    )
+    .bind(EVENT_WRITER_LOCK)
+    .fetch_one(conn)
+    .await
 }
 
 /// Up to `limit` events after `after` and below `horizon`, in global order.
