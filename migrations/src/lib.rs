@@ -12,7 +12,13 @@
 //! - `m20261125_000006_read_models`: projection checkpoints, the read models (buildings,
 //!   comps, comp and market statistics, audit log) and the cache-refresh outbox;
 //! - `m20261125_000007_row_level_security`: per-organisation policies on the read
-//!   models for the `prism_app` role the api's queries run as.
+//!   models for the `prism_app` role the api's queries run as;
+//! - `m20261130_000008_market_running_totals`: market statistics as running totals;
+//! - `m20261130_000009_event_writers`: event writers announce themselves (the
+//!   delivery horizon waits only for them);
+//! - `m20261130_000010_index_friendly_reads`: spatial and text candidates from
+//!   reviewed security-definer functions, and a leakproof area order, so reads keep
+//!   their indexes under row-level security.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -23,6 +29,9 @@ mod m20261124_000004_command_idempotency;
 mod m20261124_000005_roles;
 mod m20261125_000006_read_models;
 mod m20261125_000007_row_level_security;
+mod m20261130_000008_market_running_totals;
+mod m20261130_000009_event_writers;
+mod m20261130_000010_index_friendly_reads;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -41,6 +50,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_roles::Migration),
             Box::new(m20261125_000006_read_models::Migration),
             Box::new(m20261125_000007_row_level_security::Migration),
+            Box::new(m20261130_000008_market_running_totals::Migration),
+            Box::new(m20261130_000009_event_writers::Migration),
+            Box::new(m20261130_000010_index_friendly_reads::Migration),
         ]
     }
 }

@@ -7,7 +7,10 @@
 //! - `checkpoint`: each projection's progress and failure state;
 //! - `catch_up`: [`catch_up`] and [`rebuild`] — batches applied in one transaction with
 //!   their checkpoint, one catch-up per projection at a time;
+//! - `projection`: the [`Projector`] trait and [`Projection::ALL`], the one list of
+//!   projections everything else reads;
 //! - `catalog`, `audit`: the projectors (buildings, comps and statistics; audit log);
+//! - `verify`: checks of a projection's rows against an independent fold of the log;
 //! - `rent`: net effective rent and other derived metrics, exactly;
 //! - `queries`: the reads the api serves, with keyset cursors;
 //! - `cache`: Redis cache views and their refresh;
@@ -20,25 +23,31 @@ mod catch_up;
 mod checkpoint;
 pub mod jobs;
 mod log;
+mod projection;
 pub mod queries;
 pub mod rent;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod verify;
 
 pub use catch_up::{
-    catch_up, rebuild, status, CatchUpOptions, CatchUpOutcome, Projection, ProjectionStatus,
-    RebuildOutcome,
+    catch_up, rebuild, status, CatchUpOptions, CatchUpOutcome, ProjectionStatus, RebuildOutcome,
 };
 pub use checkpoint::Checkpoint;
+pub use log::EVENT_WRITER_LOCK;
+pub use projection::{Projection, Projector};
+pub use verify::{Check, VerificationFailure};
 
 /// The one Postgres pool a process uses for the event store and the read models
 /// (postgres-es and these projections share it: one sqlx line). A connection waits at
 /// most 5 s for a free slot.
 pub async fn connect_pool(url: &str, max_connections: u32) -> Result<sqlx::PgPool, sqlx::Error> {
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(url)
+        // Short OLTP queries: compiling a plan (the JIT) costs more than it saves.
+        .connect_with(options.options([("jit", "off")]))
         .await
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
 use super::{
-    page_end, push_distance, push_keyset, push_within, BoundingBox, Direction, Near, Page,
+    page_end, push_distance, push_keyset, push_near_join, BoundingBox, Direction, Near, Page,
     QueryError, SortKey, CATALOG_STAMP_SQL,
 };
 
@@ -124,7 +124,9 @@ impl BuildingSort {
         let (expression, sql_type, direction) = match self {
             Self::Name(d) => ("b.name", "text", d),
             Self::RegisteredAt(d) => ("b.registered_at", "timestamptz", d),
-            Self::RentableArea(d) => ("b.rentable_area_sqft", "numeric", d),
+            // The area as float8: its comparisons are leakproof, so the keyset stays an
+            // index condition under row-level security (migration 000010).
+            Self::RentableArea(d) => ("b.rentable_area_order", "float8", d),
             Self::Distance => ("b.distance_m", "float8", Direction::Ascending),
         };
         SortKey {
@@ -258,8 +260,33 @@ pub async fn list(
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
     qb.push(BUILDING_COLUMNS);
     push_distance(&mut qb, filter.near);
-    qb.push(" FROM buildings b WHERE b.org_id = ")
-        .push_bind(org_id);
+    qb.push(", b.rentable_area_order FROM buildings b");
+    push_near_join(&mut qb, filter.near, "b.id");
+    if let Some(bbox) = filter.bbox {
+        // The viewport's buildings through the point's GIST index (migration 000010).
+        qb.push(" JOIN prism_buildings_in_box(")
+            .push_bind(bbox.min_lon)
+            .push(", ")
+            .push_bind(bbox.min_lat)
+            .push(", ")
+            .push_bind(bbox.max_lon)
+            .push(", ")
+            .push_bind(bbox.max_lat)
+            .push(") x ON x.id = b.id");
+    }
+    if let Some(text) = &filter.text {
+        // Every word a substring of the name or address, through the trigram index
+        // (migration 000010), the longest word first: it narrows the most.
+        let mut words: Vec<String> = text
+            .split_whitespace()
+            .map(|word| like_pattern(&word.to_lowercase()))
+            .collect();
+        words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        qb.push(" JOIN prism_buildings_matching(")
+            .push_bind(words)
+            .push(") m ON m.id = b.id");
+    }
+    qb.push(" WHERE b.org_id = ").push_bind(org_id);
     qb.push(" AND b.archived = ")
         .push_bind(filter.archived.unwrap_or(false));
     if let Some(property_type) = &filter.property_type {
@@ -277,31 +304,6 @@ pub async fn list(
         qb.push(" AND lower(b.submarket) = lower(")
             .push_bind(submarket)
             .push(")");
-    }
-    if let Some(text) = &filter.text {
-        for word in text.split_whitespace() {
-            qb.push(" AND b.search_text LIKE ")
-                .push_bind(like_pattern(&word.to_lowercase()));
-        }
-    }
-    push_within(&mut qb, filter.near);
-    if let Some(bbox) = filter.bbox {
-        qb.push(" AND b.lat BETWEEN ")
-            .push_bind(bbox.min_lat)
-            .push(" AND ")
-            .push_bind(bbox.max_lat);
-        if bbox.min_lon <= bbox.max_lon {
-            qb.push(" AND b.lon BETWEEN ")
-                .push_bind(bbox.min_lon)
-                .push(" AND ")
-                .push_bind(bbox.max_lon);
-        } else {
-            qb.push(" AND (b.lon >= ")
-                .push_bind(bbox.min_lon)
-                .push(" OR b.lon <= ")
-                .push_bind(bbox.max_lon)
-                .push(")");
-        }
     }
     push_keyset(&mut qb, "b", sort.key(), after.as_ref(), limit)?;
 

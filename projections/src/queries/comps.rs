@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
 use super::{
-    page_end, push_distance, push_keyset, push_within, Direction, Near, Page, QueryError, SortKey,
-    CATALOG_STAMP_SQL,
+    page_end, push_distance, push_keyset, push_near_join, Direction, Near, Page, QueryError,
+    SortKey, CATALOG_STAMP_SQL,
 };
 
 /// A lease comp's terms and what is derived from them.
@@ -216,8 +216,9 @@ pub async fn list(
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
     qb.push(COMP_COLUMNS);
     push_distance(&mut qb, filter.near);
-    qb.push(" FROM comps c JOIN buildings b ON b.id = c.building_id WHERE c.org_id = ")
-        .push_bind(org_id);
+    qb.push(" FROM comps c");
+    push_near_join(&mut qb, filter.near, "c.building_id");
+    qb.push(" WHERE c.org_id = ").push_bind(org_id);
     if let Some(building_id) = filter.building_id {
         qb.push(" AND c.building_id = ").push_bind(building_id);
     }
@@ -242,7 +243,6 @@ pub async fn list(
     if !filter.include_retracted {
         qb.push(" AND NOT c.retracted");
     }
-    push_within(&mut qb, filter.near);
     push_keyset(&mut qb, "c", sort.key(), after.as_ref(), limit)?;
 
     #[derive(sqlx::FromRow)]
