@@ -28,12 +28,32 @@ impl JobQueue {
     }
 
     /// Tells the worker that events were committed, off the request's path: the
-    /// response does not wait for Redis, and a failed push is only logged.
+    /// response does not wait for Redis, and a failed push is only logged. A wake-up
+    /// already queued and not yet started covers this commit too
+    /// ([`projections::jobs::wake_flag`]): a burst of commands queues one job.
     pub fn announce_commit(&self, request_id: &str) {
         let queue = self.clone();
         let request_id = request_id.to_owned();
         let traceparent = telemetry::traces::current_traceparent();
         tokio::spawn(async move {
+            let flag = jobs::wake_flag(&queue.namespace);
+            let raised: Option<Option<String>> = queue
+                .link
+                .call(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(&flag)
+                        .arg("1")
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(jobs::WAKE_FLAG_TTL_MS)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await;
+            if let Some(None) = raised {
+                // A queued wake-up has not started yet: it will read this commit.
+                return;
+            }
             let job = CatchUp {
                 request_id: Some(request_id.clone()),
                 traceparent,

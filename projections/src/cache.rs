@@ -223,6 +223,11 @@ impl ViewCache {
         &self.namespace
     }
 
+    /// The Redis connection the cache uses.
+    pub fn link(&self) -> &RedisLink {
+        &self.link
+    }
+
     fn key(&self, key: &ViewKey<'_>) -> String {
         let ns = &self.namespace;
         match key {

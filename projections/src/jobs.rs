@@ -9,6 +9,19 @@ pub fn catch_up_queue(namespace: &str) -> String {
     format!("{namespace}:projections")
 }
 
+/// The flag that says a wake-up is queued and not yet started. The api pushes a
+/// [`CatchUp`] only when it sets the flag (`SET NX`); a worker deletes it when it starts
+/// a catch-up, before it reads the log. So a burst of commits leaves one queued job,
+/// and a commit after a catch-up began its read queues the next one.
+pub fn wake_flag(namespace: &str) -> String {
+    format!("{namespace}:projections:wake")
+}
+
+/// How long the wake flag lives at most: if its job is lost before a worker starts
+/// it (Redis flushed, a worker killed with the job leased), the next commit after
+/// this long queues another. The backstop covers the time between.
+pub const WAKE_FLAG_TTL_MS: u64 = 10_000;
+
 /// Queue of [`Rebuild`] jobs, under the deployment's Redis namespace.
 pub fn rebuild_queue(namespace: &str) -> String {
     format!("{namespace}:rebuilds")

@@ -43,13 +43,33 @@ impl Delivery {
         &self.metrics
     }
 
-    /// Catches up every projection, then refreshes the cache; returns the events applied.
+    /// Says that a catch-up is starting, so the next commit queues another wake-up
+    /// ([`projections::jobs::wake_flag`]). Call it before reading the log.
+    pub async fn clear_wake_flag(&self) {
+        let key = projections::jobs::wake_flag(self.cache.namespace());
+        self.cache
+            .link()
+            .call(
+                |mut c| async move { redis::cmd("DEL").arg(&key).query_async::<i64>(&mut c).await },
+            )
+            .await;
+    }
+
+    /// Catches up every projection, each on its own (a slow one does not hold the
+    /// others back), then refreshes the cache; returns the events applied.
     pub async fn catch_up_all(&self) -> Result<u64, ProjectionError> {
+        let outcomes = futures_util::future::join_all(
+            Projection::ALL
+                .map(|projection| async move { (projection, self.catch_up(projection).await) }),
+        )
+        .await;
         let mut applied = 0;
         let mut failure = None;
-        for projection in Projection::ALL {
-            match self.catch_up(projection).await {
+        for (projection, outcome) in outcomes {
+            match outcome {
                 Ok(n) => applied += n,
+                // Another worker is on it; it will apply what there is.
+                Err(ProjectionError::Busy(_)) => {}
                 Err(error) => {
                     tracing::error!(projection.name = %projection, error = %error, "projection cannot advance");
                     failure = Some(error);

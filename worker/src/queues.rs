@@ -37,9 +37,11 @@ async fn handle_catch_up(job: CatchUp, delivery: Data<Arc<Delivery>>) -> Result<
     if let Some(trace_id) = telemetry::traces::trace_id(&span) {
         span.record("trace.id", trace_id.as_str());
     }
-    let job = delivery
-        .metrics()
-        .time("projections", delivery.catch_up_all());
+    let job = async {
+        delivery.clear_wake_flag().await;
+        delivery.catch_up_all().await
+    };
+    let job = delivery.metrics().time("projections", job);
     tracing::Instrument::instrument(job, span).await?;
     Ok(())
 }
