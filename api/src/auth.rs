@@ -11,9 +11,15 @@
 //! no restart — but at most once per `CLERK_JWKS_MIN_REFETCH_SECONDS`, so a stream of
 //! made-up `kid`s cannot make Prism hammer Clerk), Clerk's PEM public key
 //! (`CLERK_JWT_KEY`, networkless), or a JWKS file (development and tests only).
+//!
+//! A verified token is remembered until it expires ([`VerifiedTokens`]): an RS256
+//! signature check costs hundreds of microseconds, a lookup well under one. Entries are
+//! keyed by the SHA-256 of the whole token — never by a claim read before the
+//! signature is checked — and forgotten when the key set changes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -24,6 +30,7 @@ use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::config::{AuthSettings, KeySetting};
 use crate::problem::ApiError;
@@ -161,6 +168,8 @@ struct OrgClaim {
 #[derive(Debug, Deserialize)]
 struct ClerkClaims {
     sub: String,
+    /// Required and checked by the validation; kept to know how long to remember it.
+    exp: u64,
     #[serde(default)]
     org_id: Option<String>,
     /// Clerk session token v2 nests the organisation: `"o": {"id": …}`.
@@ -194,6 +203,10 @@ pub struct RemoteJwks {
     /// When the last download was tried; held while one runs, so downloads never overlap.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     min_refetch: Duration,
+    /// Bumped whenever a download changes the key set (tokens verified under the old
+    /// set are verified again), as told by the digest of the downloaded document.
+    generation: AtomicU64,
+    document: Mutex<[u8; 32]>,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -217,6 +230,8 @@ impl RemoteJwks {
             keys: RwLock::new(Arc::default()),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refetch,
+            generation: AtomicU64::new(0),
+            document: Mutex::new([0; 32]),
         })
     }
 
@@ -227,18 +242,20 @@ impl RemoteJwks {
             .unwrap_or_default()
     }
 
-    async fn download(&self) -> anyhow::Result<HashMap<String, DecodingKey>> {
-        let jwks: JwkSet = self
+    /// The key set and the digest of the document it came in.
+    async fn download(&self) -> anyhow::Result<(HashMap<String, DecodingKey>, [u8; 32])> {
+        let body = self
             .client
             .get(&self.url)
             .send()
             .await?
             .error_for_status()?
-            .json()
+            .bytes()
             .await?;
+        let jwks: JwkSet = serde_json::from_slice(&body)?;
         let keys = rsa_keys(&jwks);
         anyhow::ensure!(!keys.is_empty(), "the JWKS holds no RSA key with a kid");
-        Ok(keys)
+        Ok((keys, Sha256::digest(&body).into()))
     }
 
     /// Downloads the key set unless one was tried less than `min_refetch` ago (or
@@ -250,10 +267,16 @@ impl RemoteJwks {
         }
         *last = Some(Instant::now());
         match self.download().await {
-            Ok(keys) => {
+            Ok((keys, digest)) => {
                 tracing::info!(kids = ?keys.keys().collect::<Vec<_>>(), "JWKS loaded");
                 if let Ok(mut cached) = self.keys.write() {
                     *cached = Arc::new(keys);
+                }
+                if let Ok(mut document) = self.document.lock() {
+                    if *document != digest {
+                        *document = digest;
+                        self.generation.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, url = %self.url, "cannot load the JWKS"),
@@ -290,12 +313,59 @@ pub enum KeySource {
     Remote(RemoteJwks),
 }
 
+/// How many verified tokens are remembered at most; when full, expired ones go first,
+/// then all (re-verifying a token is only slower, never wrong).
+const VERIFIED_TOKENS: usize = 50_000;
+
+/// Tokens already verified, by the SHA-256 of the token, with the actor they gave and
+/// the Unix second until which they verify (`exp` plus the leeway). An entry also
+/// remembers the key-set generation it was verified under: a key set that changed
+/// (a rotation withdrew a key) invalidates it.
+#[derive(Debug, Default)]
+struct VerifiedTokens {
+    entries: Mutex<HashMap<[u8; 32], (Actor, u64, u64)>>,
+}
+
+impl VerifiedTokens {
+    fn digest(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, digest: &[u8; 32], generation: u64, now: u64) -> Option<Actor> {
+        let entries = self.entries.lock().ok()?;
+        let (actor, until, verified_under) = entries.get(digest)?;
+        (*until >= now && *verified_under == generation).then(|| actor.clone())
+    }
+
+    fn insert(&self, digest: [u8; 32], actor: Actor, until: u64, generation: u64, now: u64) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= VERIFIED_TOKENS {
+            entries.retain(|_, (_, until, verified_under)| {
+                *until >= now && *verified_under == generation
+            });
+            if entries.len() >= VERIFIED_TOKENS {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (actor, until, generation));
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Verifies tokens and builds the [`Actor`].
 pub struct TokenVerifier {
     keys: KeySource,
     validation: Validation,
     authorized_parties: Vec<String>,
     strict_scopes: bool,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -355,6 +425,7 @@ impl TokenVerifier {
             validation,
             authorized_parties: settings.authorized_parties.clone(),
             strict_scopes: settings.strict_scopes,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -391,7 +462,36 @@ impl TokenVerifier {
         }
     }
 
+    /// The key set's generation: it changes whenever the set does.
+    fn key_generation(&self) -> u64 {
+        match &self.keys {
+            KeySource::Remote(remote) => remote.generation.load(Ordering::Acquire),
+            KeySource::Fixed(_) | KeySource::Single(_) => 0,
+        }
+    }
+
+    /// The caller a token names, once its signature and claims are verified; a token
+    /// verified before is answered from memory until it expires.
     pub async fn verify(&self, token: &str) -> Result<Actor, AuthRejected> {
+        let digest = VerifiedTokens::digest(token);
+        let generation = self.key_generation();
+        let now = unix_now();
+        if let Some(actor) = self.verified.get(&digest, generation, now) {
+            return Ok(actor);
+        }
+        let (actor, expires) = self.verify_signature(token).await?;
+        self.verified.insert(
+            digest,
+            actor.clone(),
+            expires + LEEWAY_SECONDS,
+            generation,
+            now,
+        );
+        Ok(actor)
+    }
+
+    /// Checks the signature and claims: the actor and the token's `exp`.
+    async fn verify_signature(&self, token: &str) -> Result<(Actor, u64), AuthRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthRejected::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthRejected::AlgorithmNotAllowed);
@@ -432,11 +532,12 @@ impl TokenVerifier {
                 }
             }
         }
-        Ok(Actor {
+        let actor = Actor {
             user_id: UserId::parse(&claims.sub).map_err(|_| AuthRejected::BadIdentity)?,
             org_id: OrgId::parse(&org).map_err(|_| AuthRejected::BadIdentity)?,
             scopes,
-        })
+        };
+        Ok((actor, claims.exp))
     }
 }
 
