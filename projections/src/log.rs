@@ -102,6 +102,18 @@ pub async fn horizon(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
     .await
 }
 
+/// The events after a cursor and below a horizon, in the log's order.
+pub(crate) const READ_AFTER: &str =
+    "SELECT position, transaction_id::text AS transaction_id, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload::jsonb AS payload,
+                metadata::jsonb AS metadata, recorded_at
+           FROM events
+          WHERE (transaction_id, position) > ($1::text::xid8, $2)
+            AND transaction_id < $3::text::xid8
+          -- The columns, not the text aliases above: as text, 100000 sorts before 99999.
+          ORDER BY events.transaction_id, events.position
+          LIMIT $4";
+
 /// Up to `limit` events after `after` and below `horizon`, in global order.
 pub async fn read_after(
     conn: &mut PgConnection,
@@ -109,22 +121,13 @@ pub async fn read_after(
     horizon: &str,
     limit: i64,
 ) -> Result<Vec<LoggedEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT position, transaction_id::text AS transaction_id, aggregate_type, aggregate_id,
-                sequence, event_type, event_version, payload::jsonb AS payload,
-                metadata::jsonb AS metadata, recorded_at
-           FROM events
-          WHERE (transaction_id, position) > ($1::text::xid8, $2)
-            AND transaction_id < $3::text::xid8
-          ORDER BY transaction_id, position
-          LIMIT $4",
-    )
-    .bind(&after.transaction_id)
-    .bind(after.position)
-    .bind(horizon)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(READ_AFTER)
+        .bind(&after.transaction_id)
+        .bind(after.position)
+        .bind(horizon)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
 /// Whether events exist that the horizon holds back (their transaction is at or above
