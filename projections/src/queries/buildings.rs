@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
 use super::{
-    page_end, push_distance, push_keyset, push_near_join, BoundingBox, Direction, Near, Page,
+    page_end, push_distance, push_keyset, push_within, BoundingBox, Direction, Near, Page,
     QueryError, SortKey, CATALOG_STAMP_SQL,
 };
 
@@ -244,27 +244,30 @@ pub(crate) fn like_pattern(text: &str) -> String {
 }
 
 /// A page of `org_id`'s buildings.
-pub async fn list(
-    db: impl sqlx::PgExecutor<'_>,
-    org_id: &str,
-    filter: &BuildingFilter,
+/// The list's query (after `prefix`) and the fingerprint its cursors carry.
+fn list_query<'q>(
+    prefix: &'q str,
+    org_id: &'q str,
+    filter: &'q BuildingFilter,
     sort: BuildingSort,
     limit: i64,
     cursor: Option<&str>,
-) -> Result<Page<BuildingSummary>, QueryError> {
+) -> Result<(QueryBuilder<'q, Postgres>, String), QueryError> {
     let query_fingerprint = fingerprint(&filter.normalised(sort));
     let after = cursor
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
 
-    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(prefix);
+    qb.push("SELECT * FROM (SELECT ");
     qb.push(BUILDING_COLUMNS);
-    push_distance(&mut qb, filter.near);
-    qb.push(", b.rentable_area_order FROM buildings b");
-    push_near_join(&mut qb, filter.near, "b.id");
+    push_distance(&mut qb, filter.near, "b.location");
+    qb.push(", b.rentable_area_order FROM buildings b WHERE b.org_id = ")
+        .push_bind(org_id);
+    push_within(&mut qb, filter.near, "b.id");
     if let Some(bbox) = filter.bbox {
         // The viewport's buildings through the point's GIST index (migration 000010).
-        qb.push(" JOIN prism_buildings_in_box(")
+        qb.push(" AND b.id = ANY (ARRAY(SELECT id FROM prism_buildings_in_box(")
             .push_bind(bbox.min_lon)
             .push(", ")
             .push_bind(bbox.min_lat)
@@ -272,7 +275,7 @@ pub async fn list(
             .push_bind(bbox.max_lon)
             .push(", ")
             .push_bind(bbox.max_lat)
-            .push(") x ON x.id = b.id");
+            .push(")))");
     }
     if let Some(text) = &filter.text {
         // Every word a substring of the name or address, through the trigram index
@@ -282,11 +285,10 @@ pub async fn list(
             .map(|word| like_pattern(&word.to_lowercase()))
             .collect();
         words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        qb.push(" JOIN prism_buildings_matching(")
+        qb.push(" AND b.id = ANY (ARRAY(SELECT id FROM prism_buildings_matching(")
             .push_bind(words)
-            .push(") m ON m.id = b.id");
+            .push(")))");
     }
-    qb.push(" WHERE b.org_id = ").push_bind(org_id);
     qb.push(" AND b.archived = ")
         .push_bind(filter.archived.unwrap_or(false));
     if let Some(property_type) = &filter.property_type {
@@ -306,6 +308,40 @@ pub async fn list(
             .push(")");
     }
     push_keyset(&mut qb, "b", sort.key(), after.as_ref(), limit)?;
+    Ok((qb, query_fingerprint))
+}
+
+/// The plan Postgres picks for the list query (the tests assert that it uses its
+/// indexes under row-level security).
+#[cfg(feature = "testing")]
+pub async fn explain(
+    db: impl sqlx::PgExecutor<'_>,
+    org_id: &str,
+    filter: &BuildingFilter,
+    sort: BuildingSort,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<serde_json::Value, QueryError> {
+    let (mut qb, _) = list_query(
+        "EXPLAIN (FORMAT JSON) ",
+        org_id,
+        filter,
+        sort,
+        limit,
+        cursor,
+    )?;
+    Ok(qb.build_query_scalar().fetch_one(db).await?)
+}
+
+pub async fn list(
+    db: impl sqlx::PgExecutor<'_>,
+    org_id: &str,
+    filter: &BuildingFilter,
+    sort: BuildingSort,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<BuildingSummary>, QueryError> {
+    let (mut qb, query_fingerprint) = list_query("", org_id, filter, sort, limit, cursor)?;
 
     let mut rows: Vec<ListRow> = qb.build_query_as().fetch_all(db).await?;
     let next_cursor = page_end(&mut rows, limit, |last| {

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::cursor::{fingerprint, Cursor};
 use super::{
-    page_end, push_distance, push_keyset, push_near_join, Direction, Near, Page, QueryError,
-    SortKey, CATALOG_STAMP_SQL,
+    page_end, push_distance, push_keyset, push_within, Direction, Near, Page, QueryError, SortKey,
+    CATALOG_STAMP_SQL,
 };
 
 /// A lease comp's terms and what is derived from them.
@@ -200,25 +200,31 @@ pub struct CompFilter {
 }
 
 /// A page of `org_id`'s comps.
-pub async fn list(
-    db: impl sqlx::PgExecutor<'_>,
-    org_id: &str,
-    filter: &CompFilter,
+/// The list's query (after `prefix`) and the fingerprint its cursors carry.
+fn list_query<'q>(
+    prefix: &'q str,
+    org_id: &'q str,
+    filter: &'q CompFilter,
     sort: CompSort,
     limit: i64,
     cursor: Option<&str>,
-) -> Result<Page<CompView>, QueryError> {
+) -> Result<(QueryBuilder<'q, Postgres>, String), QueryError> {
     let query_fingerprint = fingerprint(&format!("{filter:?}|{sort:?}"));
     let after = cursor
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
 
-    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM (SELECT ");
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(prefix);
+    qb.push("SELECT * FROM (SELECT ");
     qb.push(COMP_COLUMNS);
-    push_distance(&mut qb, filter.near);
+    push_distance(&mut qb, filter.near, "b.location");
     qb.push(" FROM comps c");
-    push_near_join(&mut qb, filter.near, "c.building_id");
+    if filter.near.is_some() {
+        // The comp's building gives its distance.
+        qb.push(" JOIN buildings b ON b.id = c.building_id");
+    }
     qb.push(" WHERE c.org_id = ").push_bind(org_id);
+    push_within(&mut qb, filter.near, "c.building_id");
     if let Some(building_id) = filter.building_id {
         qb.push(" AND c.building_id = ").push_bind(building_id);
     }
@@ -244,6 +250,40 @@ pub async fn list(
         qb.push(" AND NOT c.retracted");
     }
     push_keyset(&mut qb, "c", sort.key(), after.as_ref(), limit)?;
+    Ok((qb, query_fingerprint))
+}
+
+/// The plan Postgres picks for the list query (the tests assert that it uses its
+/// indexes under row-level security).
+#[cfg(feature = "testing")]
+pub async fn explain(
+    db: impl sqlx::PgExecutor<'_>,
+    org_id: &str,
+    filter: &CompFilter,
+    sort: CompSort,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<serde_json::Value, QueryError> {
+    let (mut qb, _) = list_query(
+        "EXPLAIN (FORMAT JSON) ",
+        org_id,
+        filter,
+        sort,
+        limit,
+        cursor,
+    )?;
+    Ok(qb.build_query_scalar().fetch_one(db).await?)
+}
+
+pub async fn list(
+    db: impl sqlx::PgExecutor<'_>,
+    org_id: &str,
+    filter: &CompFilter,
+    sort: CompSort,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page<CompView>, QueryError> {
+    let (mut qb, query_fingerprint) = list_query("", org_id, filter, sort, limit, cursor)?;
 
     #[derive(sqlx::FromRow)]
     struct ListRow {

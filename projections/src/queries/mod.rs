@@ -202,33 +202,49 @@ impl Direction {
 /// cursor> ORDER BY <key>, id LIMIT <limit + 1>`; the extra row says whether there is a
 /// next page.
 ///
-/// ` JOIN prism_buildings_within(…) w ON w.id = <building id>`: the buildings within the
-/// radius, found with the geography's GIST index by a security-definer function that
-/// keeps to the transaction's organisation (migration 000010) — as `prism_app`, a
-/// plain `ST_DWithin` could not use the index under row-level security.
-pub(crate) fn push_near_join(
+/// ` AND <building id> = ANY (ARRAY(SELECT id FROM prism_buildings_within(…)))`: the
+/// buildings within the radius, found with the GIST index by a security-definer
+/// function that keeps to the transaction's organisation (migration 000010) — as
+/// `prism_app`, a plain `ST_DWithin` could not use the index under row-level security
+/// — and then looked up by primary key.
+pub(crate) fn push_within(
     qb: &mut QueryBuilder<'_, Postgres>,
     near: Option<Near>,
     building_id: &str,
 ) {
     if let Some(near) = near {
-        qb.push(" JOIN prism_buildings_within(")
-            .push_bind(near.lat)
-            .push(", ")
-            .push_bind(near.lon)
-            .push(", ")
-            .push_bind(near.radius_m)
-            .push(format_args!(") w ON w.id = {building_id}"));
+        qb.push(format_args!(
+            " AND {building_id} = ANY (ARRAY(SELECT id FROM prism_buildings_within("
+        ))
+        .push_bind(near.lat)
+        .push(", ")
+        .push_bind(near.lon)
+        .push(", ")
+        .push_bind(near.radius_m)
+        .push(")))");
     }
 }
 
-/// `, w.distance_m AS distance_m` with `near` (see [`push_near_join`]), else NULL.
-pub(crate) fn push_distance(qb: &mut QueryBuilder<'_, Postgres>, near: Option<Near>) {
-    qb.push(if near.is_some() {
-        ", w.distance_m AS distance_m"
-    } else {
-        ", NULL::float8 AS distance_m"
-    });
+/// `, ST_Distance(<location>, <near>) AS distance_m` (NULL without `near`).
+pub(crate) fn push_distance(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    near: Option<Near>,
+    location: &str,
+) {
+    match near {
+        Some(near) => {
+            qb.push(format_args!(
+                ", ST_Distance({location}, ST_SetSRID(ST_MakePoint("
+            ))
+            .push_bind(near.lon)
+            .push(", ")
+            .push_bind(near.lat)
+            .push("), 4326)::geography) AS distance_m");
+        }
+        None => {
+            qb.push(", NULL::float8 AS distance_m");
+        }
+    }
 }
 
 /// The sort key of a list: an expression over the outer alias, its SQL type, and the
