@@ -1,0 +1,185 @@
+//! A projection batch costs a fixed number of statements, however many events it
+//! holds: counted at the wire by a proxy in front of Postgres, for a batch of every
+//! kind of event and for the same batch a hundred times larger.
+
+use domain::{BuildingEvent, CompEvent};
+use migrations::testing::TestDatabase;
+use projections::testing::StatementCounter;
+use projections::{catch_up, CatchUpOptions, Projection};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One event to append.
+struct NewEvent {
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    sequence: i64,
+    payload: Value,
+}
+
+impl NewEvent {
+    fn building(id: Uuid, sequence: i64, payload: Value) -> Self {
+        BuildingEvent::deserialize_check(&payload);
+        Self {
+            aggregate_type: "building",
+            aggregate_id: id,
+            sequence,
+            payload,
+        }
+    }
+
+    fn comp(id: Uuid, sequence: i64, payload: Value) -> Self {
+        CompEvent::deserialize_check(&payload);
+        Self {
+            aggregate_type: "comp",
+            aggregate_id: id,
+            sequence,
+            payload,
+        }
+    }
+}
+
+/// Every test event is one the domain would read back.
+trait DeserializeCheck {
+    fn deserialize_check(payload: &Value);
+}
+
+impl<T: serde::de::DeserializeOwned> DeserializeCheck for T {
+    fn deserialize_check(payload: &Value) {
+        serde_json::from_value::<T>(payload.clone())
+            .unwrap_or_else(|e| panic!("not a valid event: {e}: {payload}"));
+    }
+}
+
+fn details(name: &str, area: &str) -> Value {
+    json!({"name": name, "property_type": "office", "building_class": "A",
+           "rentable_area_sqft": area, "year_built": null, "floors": null, "submarket": "Midtown"})
+}
+
+fn lease_terms() -> Value {
+    json!({"tenant": "Globex", "suite": null, "leased_area_sqft": "12500", "starting_rent_psf": "60",
+           "lease_type": "gross", "term_months": 120, "commencement_date": "2026-02-01",
+           "free_rent_months": 12, "ti_allowance_psf": "40", "escalation_pct": "0"})
+}
+
+fn sale_terms(price: &str) -> Value {
+    json!({"sale_price": price, "sale_date": "2025-06-30", "buyer": "Initech REIT",
+           "seller": "Hooli Holdings", "cap_rate_pct": "5.25"})
+}
+
+/// Unit `i`: a building, a lease and a sale in it — as first recorded, and then
+/// everything that can happen to them afterwards.
+fn unit(i: u32) -> (Vec<NewEvent>, Vec<NewEvent>) {
+    let building = Uuid::new_v4();
+    let lease = Uuid::new_v4();
+    let sale = Uuid::new_v4();
+    let mut registered = details(&format!("Tower {i}"), "100000");
+    registered["org_id"] = json!("org_acme");
+    registered["address"] = json!({"street": "1 Main St", "city": "New York", "region": null,
+                                    "postal_code": null, "country": "US"});
+    registered["location"] = json!({"lat": 40.75, "lon": -73.98});
+    let mut leased = lease_terms();
+    leased["org_id"] = json!("org_acme");
+    leased["building_id"] = json!(building);
+    let mut sold = sale_terms("25000000");
+    sold["org_id"] = json!("org_acme");
+    sold["building_id"] = json!(building);
+    let first = vec![
+        NewEvent::building(building, 1, json!({"BuildingRegistered": registered})),
+        NewEvent::comp(lease, 1, json!({"LeaseCompRecorded": leased})),
+        NewEvent::comp(sale, 1, json!({"SaleCompRecorded": sold})),
+    ];
+    let mut amended = sale_terms("26000000");
+    amended["kind"] = json!("sale");
+    let then = vec![
+        NewEvent::building(
+            building,
+            2,
+            json!({"BuildingDetailsUpdated": details(&format!("Tower {i} West"), "80000")}),
+        ),
+        NewEvent::comp(lease, 2, json!({"CompVerified": {}})),
+        NewEvent::comp(sale, 2, json!({"CompAmended": {"terms": amended}})),
+        NewEvent::comp(lease, 3, json!({"CompRetracted": {"reason": "duplicate"}})),
+        NewEvent::building(
+            building,
+            3,
+            json!({"BuildingRelocated": {
+                "address": {"street": "2 Main St", "city": "New York", "region": null,
+                            "postal_code": null, "country": "US"},
+                "location": {"lat": 40.76, "lon": -73.97}}}),
+        ),
+        NewEvent::building(building, 4, json!({"BuildingArchived": {"reason": "sold"}})),
+        NewEvent::building(building, 5, json!({"BuildingRestored": {}})),
+    ];
+    (first, then)
+}
+
+async fn append(pool: &PgPool, events: &[NewEvent]) {
+    let column = |f: fn(&NewEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT t, id, seq, et, '1', p::json, '{\"org_id\": \"org_acme\", \"user_id\": \"user_alice\"}'
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
+                WITH ORDINALITY AS u(t, id, seq, et, p, n)
+          ORDER BY n",
+    )
+    .bind(column(|e| e.aggregate_type.to_owned()))
+    .bind(column(|e| e.aggregate_id.to_string()))
+    .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
+    .bind(column(|e| {
+        e.payload
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .unwrap_or_default()
+    }))
+    .bind(column(|e| e.payload.to_string()))
+    .execute(pool)
+    .await
+    .expect("append");
+}
+
+/// Statements the catch-up of `projection` sends to apply `events` as one batch.
+async fn statements_for(units: u32, projection: Projection) -> (u64, u64) {
+    let db = TestDatabase::migrated().await;
+    let counter = StatementCounter::start("127.0.0.1:5432").await;
+    let pool = projections::connect_pool(&counter.url(db.url()), 2)
+        .await
+        .expect("pool through the counter");
+    let (first, then): (Vec<_>, Vec<_>) = (0..units).map(unit).unzip();
+    let first: Vec<NewEvent> = first.into_iter().flatten().collect();
+    let then: Vec<NewEvent> = then.into_iter().flatten().collect();
+    let mut counts = Vec::new();
+    for events in [first, then] {
+        append(&pool, &events).await;
+        counter.reset();
+        let options = CatchUpOptions {
+            batch_size: events.len() as i64,
+            ..CatchUpOptions::default()
+        };
+        let outcome = catch_up(&pool, projection, &options)
+            .await
+            .expect("catch up");
+        assert_eq!(outcome.applied, events.len() as u64, "one full batch");
+        counts.push(counter.count());
+    }
+    (counts[0], counts[1])
+}
+
+#[tokio::test]
+async fn a_catalog_batch_costs_the_same_statements_at_any_size() {
+    let small = statements_for(2, Projection::CATALOG).await;
+    let large = statements_for(200, Projection::CATALOG).await;
+    assert_eq!(small, large, "statements for 2 units and for 200 units");
+    // A batch, and the empty one that finds the log read: lock, horizon, checkpoint,
+    // events, three reads, at most eight writes, checkpoint, commit.
+    assert!(small.0 <= 30 && small.1 <= 30, "{small:?} statements");
+}
+
+#[tokio::test]
+async fn an_audit_batch_costs_the_same_statements_at_any_size() {
+    let small = statements_for(2, Projection::AUDIT).await;
+    let large = statements_for(200, Projection::AUDIT).await;
+    assert_eq!(small, large, "statements for 2 units and for 200 units");
+    assert!(small.0 <= 20, "{small:?} statements");
+}

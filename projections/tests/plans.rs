@@ -1,0 +1,348 @@
+//! Every list query, run as `prism_app` under row-level security, keeps its index:
+//! asserted on the plan Postgres picks for an organisation of 20,000 buildings (the
+//! numbers make an index the planner's choice, not only its possibility). The spatial
+//! and text searches go through security-definer functions; their own bodies are
+//! planned here too, as their owner runs them.
+
+use migrations::testing::TestDatabase;
+use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
+use projections::queries::comps::{self, CompFilter, CompSort};
+use projections::queries::{begin_as, BoundingBox, Direction, Near};
+use serde_json::Value;
+use sqlx::PgPool;
+
+const ORG: &str = "org_plans";
+
+/// 20,000 buildings of `ORG` (and 2,000 of another organisation) spread over New York,
+/// a lease each, statistics gathered.
+async fn populated() -> (TestDatabase, PgPool) {
+    let db = TestDatabase::migrated().await;
+    let pool = projections::connect_pool(db.url(), 2).await.expect("pool");
+    sqlx::query(
+        "INSERT INTO buildings (id, org_id, version, name, street, city, country, lat, lon,
+             location, property_type, rentable_area_sqft, submarket, registered_at, updated_at)
+         SELECT md5('b' || i)::uuid, CASE WHEN i % 11 = 0 THEN 'org_other' ELSE $1 END, 1,
+                'Tower ' || i || CASE WHEN i % 50 = 0 THEN ' Hudson' ELSE '' END,
+                i || ' Main St', 'New York', 'US', lat, lon,
+                ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography,
+                (ARRAY['office','retail','industrial'])[1 + i % 3], 1000 + i, 'Midtown',
+                now() - i * interval '1 minute', now()
+           FROM generate_series(1::bigint, 22000) AS i,
+                LATERAL (SELECT 40.45 + (i * 7919 % 10000) / 20000.0 AS lat,
+                                -74.30 + (i * 104729 % 10000) / 16666.0 AS lon) p",
+    )
+    .bind(ORG)
+    .execute(&pool)
+    .await
+    .expect("buildings");
+    sqlx::query(
+        "INSERT INTO comps (id, org_id, building_id, version, kind, deal_date, recorded_at, updated_at)
+         SELECT md5('c' || id::text)::uuid, org_id, id, 1, 'lease', date '2025-01-01' + (random() * 700)::int,
+                now(), now()
+           FROM buildings",
+    )
+    .execute(&pool)
+    .await
+    .expect("comps");
+    sqlx::query("ANALYZE")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    (db, pool)
+}
+
+/// Every node of a plan, depth first.
+fn nodes(plan: &Value) -> Vec<&Value> {
+    let mut found = vec![plan];
+    if let Some(children) = plan["Plans"].as_array() {
+        for child in children {
+            found.extend(nodes(child));
+        }
+    }
+    found
+}
+
+/// The plan's nodes, from `EXPLAIN (FORMAT JSON)` output.
+fn plan_nodes(explained: &Value) -> Vec<&Value> {
+    nodes(&explained[0]["Plan"])
+}
+
+fn describe(explained: &Value) -> String {
+    plan_nodes(explained)
+        .iter()
+        .map(|n| {
+            format!(
+                "{} {} {}",
+                n["Node Type"].as_str().unwrap_or(""),
+                n["Relation Name"]
+                    .as_str()
+                    .or(n["Function Name"].as_str())
+                    .unwrap_or(""),
+                n["Index Name"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// No sequential scan of a read model; `index` used (as an index, an index-only or a
+/// bitmap scan) or `function` called.
+fn assert_uses(explained: &Value, index: Option<&str>, function: Option<&str>) {
+    let nodes = plan_nodes(explained);
+    for node in &nodes {
+        assert_ne!(
+            node["Node Type"],
+            "Seq Scan",
+            "a sequential scan: {}",
+            describe(explained)
+        );
+    }
+    if let Some(index) = index {
+        assert!(
+            nodes.iter().any(|n| n["Index Name"] == index),
+            "{index} unused: {}",
+            describe(explained)
+        );
+    }
+    if let Some(function) = function {
+        assert!(
+            nodes.iter().any(|n| n["Function Name"] == function),
+            "{function} not called: {}",
+            describe(explained)
+        );
+    }
+}
+
+async fn explain_buildings(
+    pool: &PgPool,
+    filter: &BuildingFilter,
+    sort: BuildingSort,
+    cursor: Option<&str>,
+) -> Value {
+    let mut tx = begin_as(pool, ORG).await.expect("prism_app");
+    buildings::explain(&mut *tx, ORG, filter, sort, 25, cursor)
+        .await
+        .expect("explain")
+}
+
+/// A cursor after the first page of `sort`.
+async fn second_page(pool: &PgPool, filter: &BuildingFilter, sort: BuildingSort) -> String {
+    let mut tx = begin_as(pool, ORG).await.expect("prism_app");
+    buildings::list(&mut *tx, ORG, filter, sort, 25, None)
+        .await
+        .expect("first page")
+        .next_cursor
+        .expect("a next page")
+}
+
+#[tokio::test]
+async fn building_lists_keep_their_indexes_under_row_level_security() {
+    let (_db, pool) = populated().await;
+    let all = BuildingFilter::default();
+    for (sort, index) in [
+        (
+            BuildingSort::Name(Direction::Ascending),
+            "buildings_org_name_idx",
+        ),
+        (
+            BuildingSort::RegisteredAt(Direction::Descending),
+            "buildings_org_registered_idx",
+        ),
+        (
+            BuildingSort::RentableArea(Direction::Ascending),
+            "buildings_org_area_idx",
+        ),
+    ] {
+        let first = explain_buildings(&pool, &all, sort, None).await;
+        assert_uses(&first, Some(index), None);
+        // A later page starts at its cursor through the index (an index condition),
+        // rather than reading the organisation from the start.
+        let cursor = second_page(&pool, &all, sort).await;
+        let later = explain_buildings(&pool, &all, sort, Some(&cursor)).await;
+        assert_uses(&later, Some(index), None);
+        let scan = plan_nodes(&later)
+            .into_iter()
+            .find(|n| n["Index Name"] == index)
+            .expect("the index scan");
+        assert!(
+            scan["Index Cond"]
+                .as_str()
+                .is_some_and(|c| c.contains("ROW(")),
+            "the cursor is not an index condition on {index}: {scan:#}"
+        );
+    }
+
+    let near = BuildingFilter {
+        near: Some(Near {
+            lat: 40.7,
+            lon: -73.95,
+            radius_m: 2000.0,
+        }),
+        ..BuildingFilter::default()
+    };
+    let explained = explain_buildings(&pool, &near, BuildingSort::Distance, None).await;
+    assert_uses(
+        &explained,
+        Some("buildings_pkey"),
+        Some("prism_buildings_within"),
+    );
+
+    let bbox = BuildingFilter {
+        bbox: Some(BoundingBox {
+            min_lon: -73.99,
+            min_lat: 40.70,
+            max_lon: -73.96,
+            max_lat: 40.73,
+        }),
+        ..BuildingFilter::default()
+    };
+    let explained =
+        explain_buildings(&pool, &bbox, BuildingSort::Name(Direction::Ascending), None).await;
+    assert_uses(&explained, None, Some("prism_buildings_in_box"));
+
+    let text = BuildingFilter {
+        text: Some("hudson 1".into()),
+        ..BuildingFilter::default()
+    };
+    let explained =
+        explain_buildings(&pool, &text, BuildingSort::Name(Direction::Ascending), None).await;
+    assert_uses(&explained, None, Some("prism_buildings_matching"));
+}
+
+#[tokio::test]
+async fn comp_lists_keep_their_indexes_under_row_level_security() {
+    let (_db, pool) = populated().await;
+    let mut tx = begin_as(&pool, ORG).await.expect("prism_app");
+    let explained = comps::explain(
+        &mut *tx,
+        ORG,
+        &CompFilter::default(),
+        CompSort::DealDate(Direction::Descending),
+        25,
+        None,
+    )
+    .await
+    .expect("explain");
+    assert_uses(&explained, Some("comps_org_deal_idx"), None);
+    let near = CompFilter {
+        near: Some(Near {
+            lat: 40.7,
+            lon: -73.95,
+            radius_m: 2000.0,
+        }),
+        ..CompFilter::default()
+    };
+    let explained = comps::explain(&mut *tx, ORG, &near, CompSort::Distance, 25, None)
+        .await
+        .expect("explain");
+    assert_uses(
+        &explained,
+        Some("comps_building_idx"),
+        Some("prism_buildings_within"),
+    );
+}
+
+/// Plans a security-definer function's own body, as its owner runs it, with `args`.
+async fn explain_function(pool: &PgPool, name: &str, types: &str, args: &str) -> Value {
+    let mut conn = pool.acquire().await.expect("connection");
+    let body: String = sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = $1")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the function exists");
+    sqlx::query("SELECT set_config('prism.org_id', $1, false)")
+        .bind(ORG)
+        .execute(&mut *conn)
+        .await
+        .expect("organisation");
+    sqlx::query(&format!("PREPARE body({types}) AS {body}"))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare the body");
+    // Five custom plans, then the generic plan a function call gets.
+    for _ in 0..5 {
+        sqlx::query(&format!("EXECUTE body({args})"))
+            .execute(&mut *conn)
+            .await
+            .expect("execute");
+    }
+    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE body({args})"))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain");
+    sqlx::query("DEALLOCATE body")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocate");
+    plan
+}
+
+#[tokio::test]
+async fn the_search_functions_use_the_spatial_and_trigram_indexes() {
+    let (_db, pool) = populated().await;
+    let within = explain_function(
+        &pool,
+        "prism_buildings_within",
+        "float8, float8, float8",
+        "40.7, -73.95, 2000",
+    )
+    .await;
+    assert_uses(&within, Some("buildings_org_location_idx"), None);
+    let in_box = explain_function(
+        &pool,
+        "prism_buildings_in_box",
+        "float8, float8, float8, float8",
+        "-73.99, 40.70, -73.96, 40.73",
+    )
+    .await;
+    assert_uses(&in_box, Some("buildings_org_point_idx"), None);
+    let matching = explain_function(
+        &pool,
+        "prism_buildings_matching",
+        "text[]",
+        "ARRAY['%hudson%', '%1%']",
+    )
+    .await;
+    assert_uses(&matching, Some("buildings_search_idx"), None);
+}
+
+#[tokio::test]
+async fn pooled_connections_run_without_the_jit() {
+    let db = TestDatabase::migrated().await;
+    let pool = projections::connect_pool(db.url(), 1).await.expect("pool");
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&pool)
+        .await
+        .expect("show");
+    assert_eq!(jit, "off");
+}
+
+#[tokio::test]
+async fn the_log_is_read_in_the_order_of_its_index() {
+    let db = TestDatabase::migrated().await;
+    let pool = projections::connect_pool(db.url(), 1).await.expect("pool");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'building', md5(i::text), 1, 'BuildingRegistered', '1', '{}', '{}'
+           FROM generate_series(1, 20000) AS i",
+    )
+    .execute(&pool)
+    .await
+    .expect("events");
+    sqlx::query("ANALYZE events")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    let mut conn = pool.acquire().await.expect("connection");
+    let explained = projections::testing::explain_log_read(&mut conn, ("0", 0)).await;
+    // Transaction ids sort as numbers only in the index: sorted as text, 100000 would
+    // come before 99999 and a reader would pass events it never read.
+    assert_uses(&explained, Some("events_global_order_idx"), None);
+    assert!(
+        plan_nodes(&explained)
+            .iter()
+            .all(|n| n["Node Type"] != "Sort"),
+        "the log read sorts: {}",
+        describe(&explained)
+    );
+}
