@@ -67,7 +67,24 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with settings changed: `Some` sets a variable, `None` removes it.
 pub async fn spawn_app_with(overrides: &[(&str, Option<&str>)]) -> TestApp {
+    spawn(overrides, None).await
+}
+
+/// [`spawn_app`] whose connections to Postgres go through `counter`, which counts
+/// the statements the app sends (the test's own pool connects directly).
+pub async fn spawn_app_counted(counter: &projections::testing::StatementCounter) -> TestApp {
+    spawn(&[], Some(counter)).await
+}
+
+async fn spawn(
+    overrides: &[(&str, Option<&str>)],
+    counter: Option<&projections::testing::StatementCounter>,
+) -> TestApp {
     let db = TestDatabase::migrated().await;
+    let database_url = match counter {
+        Some(counter) => counter.url(db.url()),
+        None => db.url().to_owned(),
+    };
     let jwks = jwks_file().to_string_lossy().into_owned();
     let redis = TestNamespace::new();
     let namespace = redis.name().to_owned();
@@ -76,7 +93,7 @@ pub async fn spawn_app_with(overrides: &[(&str, Option<&str>)]) -> TestApp {
         ("ENV", "test"),
         ("HOST", "127.0.0.1"),
         ("PORT", "0"),
-        ("DATABASE_URL", db.url()),
+        ("DATABASE_URL", database_url.as_str()),
         ("DATABASE_MAX_CONNECTIONS", "5"),
         ("CLERK_JWKS_FILE", jwks.as_str()),
         ("CLERK_ISSUER", ISSUER),
@@ -276,6 +293,11 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The Redis namespace the app's keys live under, and the server's URL.
+    pub fn redis(&self) -> (&str, &str) {
+        (self._redis.name(), self._redis.url())
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{}", self.address, path))

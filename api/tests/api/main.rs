@@ -5,6 +5,7 @@ mod auth;
 mod buildings;
 mod comps;
 mod concurrency;
+mod costs;
 mod crash;
 mod edge;
 mod helpers;
