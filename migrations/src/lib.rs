@@ -18,7 +18,9 @@
 //!   delivery horizon waits only for them);
 //! - `m20261130_000010_index_friendly_reads`: spatial and text candidates from
 //!   reviewed security-definer functions, and a leakproof area order, so reads keep
-//!   their indexes under row-level security.
+//!   their indexes under row-level security;
+//! - `m20261130_000011_projection_rebuilds`: rebuilds beside the live projection, and
+//!   each projection's generation (raised by a swap).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -32,6 +34,7 @@ mod m20261125_000007_row_level_security;
 mod m20261130_000008_market_running_totals;
 mod m20261130_000009_event_writers;
 mod m20261130_000010_index_friendly_reads;
+mod m20261130_000011_projection_rebuilds;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -53,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_market_running_totals::Migration),
             Box::new(m20261130_000009_event_writers::Migration),
             Box::new(m20261130_000010_index_friendly_reads::Migration),
+            Box::new(m20261130_000011_projection_rebuilds::Migration),
         ]
     }
 }

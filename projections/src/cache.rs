@@ -7,13 +7,18 @@
 //! - A list entry lives under the organisation's list *generation*, a random token the
 //!   worker replaces after every batch that changed the organisation's rows; readers
 //!   only look under the current one, so old pages are never read again and expire.
+//! - Every key also carries the views' *generation*: the catalog's, raised when a
+//!   rebuild swaps new tables in (before its transaction commits). A reader learns the
+//!   generation in the same round trip as the entry, before it reads Postgres, so a
+//!   view read from the old tables is only ever stored under the old generation, which
+//!   no reader looks under again.
 //! - The worker refreshes entries from `cache_refresh_outbox`, written in the batch's
 //!   transaction, so a refresh lost to a crash or a Redis outage happens on the next pass.
 //!
 //! Redis being down makes reads slower, never failing: every call has a short timeout,
 //! and after a failure the cache is skipped for a moment instead of waiting each time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -190,7 +195,16 @@ impl RedisLink {
 pub struct ViewCache {
     link: RedisLink,
     namespace: String,
+    /// The views' generation this process last saw (the keys it reads under).
+    generation: Arc<AtomicI64>,
 }
+
+/// Raises the views' generation to ARGV[1] unless it is there already: KEYS[1].
+const RAISE_SCRIPT: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+";
 
 fn now_millis() -> u64 {
     SystemTime::now()
@@ -216,6 +230,7 @@ impl ViewCache {
         Self {
             link,
             namespace: namespace.into(),
+            generation: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -228,18 +243,24 @@ impl ViewCache {
         &self.link
     }
 
-    fn key(&self, key: &ViewKey<'_>) -> String {
+    fn key(&self, key: &ViewKey<'_>, views: i64) -> String {
         let ns = &self.namespace;
         match key {
-            ViewKey::Building { org_id, id } => format!("{ns}:view:building:{org_id}:{id}"),
-            ViewKey::Comp { org_id, id } => format!("{ns}:view:comp:{org_id}:{id}"),
+            ViewKey::Building { org_id, id } => {
+                format!("{ns}:view:{views}:building:{org_id}:{id}")
+            }
+            ViewKey::Comp { org_id, id } => format!("{ns}:view:{views}:comp:{org_id}:{id}"),
             ViewKey::FirstPage {
                 org_id,
                 generation,
                 list,
                 query,
-            } => format!("{ns}:view:{list}:{org_id}:{generation}:{query}"),
+            } => format!("{ns}:view:{views}:{list}:{org_id}:{generation}:{query}"),
         }
+    }
+
+    fn views_generation_key(&self) -> String {
+        format!("{}:views:generation", self.namespace)
     }
 
     fn generation_key(&self, org_id: &str) -> String {
@@ -254,13 +275,20 @@ impl ViewCache {
         self.link.call(call).await
     }
 
-    /// The entry for `key`, if Redis has it.
-    pub async fn get(&self, key: &ViewKey<'_>) -> (CacheOutcome, Option<CachedView>) {
-        let key = self.key(key);
-        let found: Option<(Option<String>, Option<String>, Option<String>)> = self
+    /// The entry for `key`, if Redis has it, and the views' generation it was looked
+    /// up under (store what is read next under the same one). One round trip.
+    pub async fn get(&self, key: &ViewKey<'_>) -> (CacheOutcome, Option<CachedView>, i64) {
+        let remembered = self.generation.load(Ordering::Relaxed);
+        let entry = self.key(key, remembered);
+        let generation_key = self.views_generation_key();
+        type Fields = (Option<String>, Option<String>, Option<String>);
+        let found: Option<(Option<i64>, Fields)> = self
             .call(|mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&key)
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&generation_key)
+                    .cmd("HMGET")
+                    .arg(&entry)
                     .arg("v")
                     .arg("e")
                     .arg("b")
@@ -268,27 +296,65 @@ impl ViewCache {
                     .await
             })
             .await;
-        match found {
-            None => (CacheOutcome::Unavailable, None),
-            Some((version, Some(etag), Some(body))) => (
+        let Some((current, fields)) = found else {
+            return (CacheOutcome::Unavailable, None, remembered);
+        };
+        let current = current.unwrap_or(0);
+        if current != remembered {
+            // A swap (or a flushed Redis): what was looked up is not this generation's.
+            self.generation.store(current, Ordering::Relaxed);
+            return (CacheOutcome::Miss, None, current);
+        }
+        match fields {
+            (version, Some(etag), Some(body)) => (
                 CacheOutcome::Hit,
                 Some(CachedView {
                     version: version.and_then(|v| v.parse().ok()).unwrap_or_default(),
                     etag,
                     body,
                 }),
+                current,
             ),
-            Some(_) => (CacheOutcome::Miss, None),
+            _ => (CacheOutcome::Miss, None, current),
         }
     }
 
-    /// Stores `view` for `key` read at `stamp`, unless a newer read is there already.
-    pub async fn offer(&self, key: &ViewKey<'_>, stamp: &str, view: &CachedView) {
+    /// The views' generation, from Redis (`None` when it does not answer).
+    pub async fn generation(&self) -> Option<i64> {
+        let key = self.views_generation_key();
+        let current: Option<Option<i64>> = self
+            .call(|mut c| async move { c.get::<_, Option<i64>>(&key).await })
+            .await;
+        let current = current?.unwrap_or(0);
+        self.generation.store(current, Ordering::Relaxed);
+        Some(current)
+    }
+
+    /// Raises the views' generation to `generation` (a rebuild's swap, before it
+    /// commits); `false` when Redis did not take it.
+    pub async fn raise_generation(&self, generation: i64) -> bool {
+        let key = self.views_generation_key();
+        let raised: Option<i64> = self
+            .call(|mut c| async move {
+                redis::Script::new(RAISE_SCRIPT)
+                    .key(&key)
+                    .arg(generation)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await;
+        raised.is_some()
+    }
+
+    /// Stores `view` for `key` under the views' `generation` (the one [`Self::get`] or
+    /// [`Self::list_generation`] gave before the view was read) at `stamp`, unless a
+    /// newer read is there already.
+    pub async fn offer(&self, key: &ViewKey<'_>, generation: i64, stamp: &str, view: &CachedView) {
         let ttl = match key {
             ViewKey::FirstPage { .. } => LIST_TTL,
             _ => DETAIL_TTL,
         };
-        let key = self.key(key);
+        let key = self.key(key, generation);
         let _: Option<i64> = self
             .call(|mut c| async move {
                 redis::Script::new(OFFER_SCRIPT)
@@ -304,31 +370,39 @@ impl ViewCache {
             .await;
     }
 
-    /// Removes the entry for `key`.
-    pub async fn remove(&self, key: &ViewKey<'_>) -> bool {
-        let key = self.key(key);
+    /// Removes the entry for `key` under the views' `generation`.
+    pub async fn remove(&self, key: &ViewKey<'_>, generation: i64) -> bool {
+        let key = self.key(key, generation);
         self.call(|mut c| async move { c.del::<_, i64>(&key).await })
             .await
             .is_some()
     }
 
-    /// The organisation's current list generation (made if there is none); `None` when
-    /// Redis is unavailable.
-    pub async fn list_generation(&self, org_id: &str) -> Option<String> {
+    /// The views' generation and the organisation's current list generation (made if
+    /// there is none), in one round trip; `None` when Redis is unavailable.
+    pub async fn list_generation(&self, org_id: &str) -> Option<(i64, String)> {
+        let views = self.views_generation_key();
         let key = self.generation_key(org_id);
         let fresh = Uuid::new_v4().simple().to_string();
-        // One round trip: SET … NX GET answers the current token, or nil when it set ours.
-        self.call(|mut c| async move {
-            let current: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&fresh)
-                .arg("NX")
-                .arg("GET")
-                .query_async(&mut c)
-                .await?;
-            Ok(current.unwrap_or(fresh))
-        })
-        .await
+        // SET … NX GET answers the current token, or nil when it set ours.
+        let sent = fresh.clone();
+        let (generation, current): (Option<i64>, Option<String>) = self
+            .call(|mut c| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&views)
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(&sent)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let generation = generation.unwrap_or(0);
+        self.generation.store(generation, Ordering::Relaxed);
+        Some((generation, current.unwrap_or(fresh)))
     }
 
     /// Starts a new list generation for the organisation: cached pages are not read again.
@@ -338,39 +412,6 @@ impl ViewCache {
         self.call(|mut c| async move { c.set::<_, _, ()>(&key, &fresh).await })
             .await
             .is_some()
-    }
-
-    /// Removes every view and list generation of the namespace (after a rebuild).
-    pub async fn purge(&self) -> bool {
-        let patterns = [
-            format!("{}:view:*", self.namespace),
-            format!("{}:lists:*", self.namespace),
-        ];
-        self.call(|mut c| async move {
-            for pattern in patterns {
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(500)
-                        .query_async(&mut c)
-                        .await?;
-                    if !keys.is_empty() {
-                        let _: i64 = c.del(keys).await?;
-                    }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-            }
-            Ok(())
-        })
-        .await
-        .is_some()
     }
 
     /// Refreshes up to `limit` views named in the outbox; returns how many. Rows stay
@@ -389,11 +430,21 @@ impl ViewCache {
         .fetch_all(&mut *tx)
         .await?;
         let mut done = 0;
+        // Learned before any view is read from Postgres, as readers do.
+        let generation = match rows.is_empty() {
+            true => None,
+            false => self.generation().await,
+        };
         for (org_id, view, view_id) in &rows {
-            let refreshed = match view.as_str() {
-                "lists" => self.new_list_generation(org_id).await,
-                "building" | "comp" => match Uuid::parse_str(view_id) {
-                    Ok(id) => self.refresh_detail(pool, org_id, view, id).await?,
+            let refreshed = match (view.as_str(), generation) {
+                // Redis did not answer: the rows stay for the next pass.
+                (_, None) => false,
+                ("lists", Some(_)) => self.new_list_generation(org_id).await,
+                ("building" | "comp", Some(generation)) => match Uuid::parse_str(view_id) {
+                    Ok(id) => {
+                        self.refresh_detail(pool, org_id, view, id, generation)
+                            .await?
+                    }
                     Err(_) => true,
                 },
                 _ => true,
@@ -422,6 +473,7 @@ impl ViewCache {
         org_id: &str,
         view: &str,
         id: Uuid,
+        generation: i64,
     ) -> Result<bool, ProjectionError> {
         let (key, read) = if view == "building" {
             let key = ViewKey::Building { org_id, id };
@@ -438,10 +490,10 @@ impl ViewCache {
         };
         Ok(match read {
             Some((rendered, stamp)) => {
-                self.offer(&key, &stamp, &rendered).await;
+                self.offer(&key, generation, &stamp, &rendered).await;
                 self.link.available()
             }
-            None => self.remove(&key).await,
+            None => self.remove(&key, generation).await,
         })
     }
 }

@@ -75,6 +75,10 @@ impl Projector for Catalog {
     fn checks(&self) -> &'static [Check] {
         &CHECKS
     }
+
+    fn feeds_cache(&self) -> bool {
+        true
+    }
 }
 
 /// Each comp as the log tells it: version, organisation, building, whether retracted.
@@ -406,6 +410,9 @@ fn price_psf(sale_price: Option<Decimal>, area: Decimal) -> Option<Decimal> {
         .map(cents)
 }
 
+/// Sales whose price per square foot follows their building's new area.
+type Repriced = Vec<(Uuid, Option<Decimal>)>;
+
 /// The rows a batch reads, changes and writes.
 #[derive(Debug, Default)]
 struct Batch {
@@ -682,7 +689,7 @@ impl Batch {
 
     /// The facts of every comp of the read buildings after the batch, and the comps
     /// (not otherwise changed) whose price per square foot follows a new area.
-    fn facts_after(&mut self) -> (HashMap<Uuid, CompFacts>, Vec<(Uuid, Option<Decimal>)>) {
+    fn facts_after(&mut self) -> (HashMap<Uuid, CompFacts>, Repriced) {
         for row in self.comps.values_mut() {
             if row.kind == "sale" {
                 if let Some(building) = self.buildings.get(&row.building_id) {

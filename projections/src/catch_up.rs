@@ -1,8 +1,7 @@
 //! Delivery from the event log to the projections: [`catch_up`] applies the events
 //! after a projection's checkpoint, batch by batch, each batch one transaction that
-//! also advances the checkpoint; [`rebuild`] recomputes a projection from the start
-//! of the log in one transaction, so readers see the old rows until the new ones are
-//! complete.
+//! also advances the checkpoint. (Rebuilds from the start of the log run beside the
+//! live tables: `crate::rebuild`.)
 //!
 //! One catch-up per projection runs at a time — a transaction-scoped advisory lock —
 //! so any number of workers may call these concurrently; a second caller waits for
@@ -122,7 +121,14 @@ async fn one_batch(
     let mut tx = pool.begin().await?;
     lock(&mut tx, projection, Some(options.lock_timeout)).await?;
     let horizon = log::horizon(&mut tx).await?;
-    let checkpoint = checkpoint::load(&mut tx, projection.name()).await?;
+    let Some(checkpoint) = checkpoint::load(&mut tx, projection.name()).await? else {
+        // Not built yet: its backfill (a rebuild) makes the checkpoint when it swaps in.
+        tx.commit().await?;
+        return Ok(Batch {
+            applied: 0,
+            held_back: false,
+        });
+    };
     let events =
         log::read_after(&mut tx, &checkpoint.cursor(), &horizon, options.batch_size).await?;
     let held_back = if (events.len() as i64) < options.batch_size {
@@ -178,56 +184,12 @@ async fn remember_failure(pool: &PgPool, projection: Projection, error: &Project
     }
 }
 
-/// What a rebuild did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RebuildOutcome {
-    pub applied: u64,
-}
-
-/// Rebuilds `projection` from the start of the log in one transaction: its rows are
-/// deleted and every event up to the horizon applied again. Live catch-ups of the
-/// projection wait for it (they share the advisory lock); readers see the old rows
-/// until it commits.
-pub async fn rebuild(
-    pool: &PgPool,
-    projection: Projection,
-    batch_size: i64,
-) -> Result<RebuildOutcome, ProjectionError> {
-    let mut tx = pool.begin().await?;
-    lock(&mut tx, projection, None).await?;
-    let horizon = log::horizon(&mut tx).await?;
-    checkpoint::reset(&mut tx, projection.name()).await?;
-    // `DELETE`, not `TRUNCATE`: readers keep seeing the old rows until the commit.
-    for (table, _) in projection.projector().tables() {
-        sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    let mut cursor = LogCursor::start();
-    let mut applied = 0u64;
-    loop {
-        let events = log::read_after(&mut tx, &cursor, &horizon, batch_size).await?;
-        let Some(last) = events.last() else { break };
-        apply(&mut tx, projection, &events).await?;
-        cursor = last.cursor();
-        checkpoint::advance(
-            &mut tx,
-            projection.name(),
-            &cursor,
-            events.len(),
-            last.recorded_at,
-        )
-        .await?;
-        applied += events.len() as u64;
-    }
-    tx.commit().await?;
-    Ok(RebuildOutcome { applied })
-}
-
 /// A projection's state as operators see it.
 #[derive(Debug, Clone)]
 pub struct ProjectionStatus {
-    pub checkpoint: Checkpoint,
+    pub name: &'static str,
+    /// `None` until the projection is first built (its backfill swaps in).
+    pub checkpoint: Option<Checkpoint>,
     /// Committed events not applied yet.
     pub lag_events: i64,
     /// Age of the oldest of them, in seconds (0 when caught up).
@@ -235,10 +197,13 @@ pub struct ProjectionStatus {
 }
 
 impl ProjectionStatus {
-    /// `running`, `lagging` or `failing` (stopped at an event it cannot apply, or
-    /// unable to reach the database).
+    /// `running`, `lagging`, `failing` (stopped at an event it cannot apply, or
+    /// unable to reach the database) or `building` (its first build is running).
     pub fn state(&self) -> &'static str {
-        if self.checkpoint.failing_since.is_some() {
+        let Some(checkpoint) = &self.checkpoint else {
+            return "building";
+        };
+        if checkpoint.failing_since.is_some() {
             "failing"
         } else if self.lag_events > 0 {
             "lagging"
@@ -254,11 +219,15 @@ pub async fn status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionEr
     let mut statuses = Vec::new();
     for projection in Projection::ALL {
         let checkpoint = checkpoint::load(&mut conn, projection.name()).await?;
-        let (lag_events, oldest) = log::lag(&mut conn, &checkpoint.cursor()).await?;
+        let cursor = checkpoint
+            .as_ref()
+            .map_or_else(LogCursor::start, Checkpoint::cursor);
+        let (lag_events, oldest) = log::lag(&mut conn, &cursor).await?;
         let lag_seconds = oldest
             .map(|at| (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         statuses.push(ProjectionStatus {
+            name: projection.name(),
             checkpoint,
             lag_events,
             lag_seconds,

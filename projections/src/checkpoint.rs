@@ -21,6 +21,8 @@ pub struct Checkpoint {
     pub failing_since: Option<DateTime<Utc>>,
     pub failed_position: Option<i64>,
     pub last_error: Option<String>,
+    /// Raised by every swap of rebuilt tables.
+    pub generation: i64,
 }
 
 impl Checkpoint {
@@ -34,16 +36,46 @@ impl Checkpoint {
 
 const COLUMNS: &str = "name, transaction_id::text AS transaction_id, position, events_applied,
     last_batch_size, last_event_at, updated_at, rebuilt_at, failing_since, failed_position,
-    last_error";
+    last_error, generation";
 
-/// The checkpoint of `name` (each projection's row is made by its migration).
-pub async fn load(conn: &mut PgConnection, name: &str) -> Result<Checkpoint, sqlx::Error> {
+/// The checkpoint of `name`; `None` for a projection not built yet (its first rebuild,
+/// the backfill, makes the row when it swaps in).
+pub async fn load(conn: &mut PgConnection, name: &str) -> Result<Option<Checkpoint>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM projection_checkpoints WHERE name = $1"
     ))
     .bind(name)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
+}
+
+/// Sets the checkpoint of a projection whose rebuilt tables were just swapped in (in
+/// the swap's transaction), and raises its generation.
+pub async fn swap_in(
+    conn: &mut PgConnection,
+    name: &str,
+    to: &LogCursor,
+    applied: i64,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints
+             (name, transaction_id, position, events_applied, generation, rebuilt_at, updated_at)
+         VALUES ($1, $2::text::xid8, $3, $4, $5, now(), now())
+         ON CONFLICT (name) DO UPDATE
+            SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position,
+                events_applied = EXCLUDED.events_applied, last_batch_size = 0,
+                rebuilt_at = now(), updated_at = now(), generation = EXCLUDED.generation,
+                failing_since = NULL, failed_position = NULL, last_error = NULL",
+    )
+    .bind(name)
+    .bind(&to.transaction_id)
+    .bind(to.position)
+    .bind(applied)
+    .bind(generation)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Records a batch: the new position, and that the projection is healthy again.
@@ -67,21 +99,6 @@ pub async fn advance(
     .bind(to.position)
     .bind(i32::try_from(applied).unwrap_or(i32::MAX))
     .bind(last_event_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Back to the start of the log (a rebuild, inside its transaction).
-pub async fn reset(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name, rebuilt_at) VALUES ($1, now())
-         ON CONFLICT (name) DO UPDATE
-            SET transaction_id = '0', position = 0, events_applied = 0, last_batch_size = 0,
-                last_event_at = NULL, updated_at = now(), rebuilt_at = now(),
-                failing_since = NULL, failed_position = NULL, last_error = NULL",
-    )
-    .bind(name)
     .execute(conn)
     .await?;
     Ok(())

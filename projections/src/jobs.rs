@@ -39,9 +39,14 @@ pub struct CatchUp {
     pub traceparent: Option<String>,
 }
 
-/// "Rebuild this projection from the log", asked for by an operator.
+/// "Run this rebuild" (`projections::rebuild`), asked for by an operator. Workers
+/// also find queued rebuilds on their own; the job only wakes one sooner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rebuild {
+    /// The rebuild (`projection_rebuilds.id`); jobs queued by the first version name
+    /// only the projection, and a worker asks for a rebuild of it.
+    #[serde(default)]
+    pub id: Option<uuid::Uuid>,
     pub projection: String,
     #[serde(default)]
     pub requested_by: Option<String>,

@@ -5,8 +5,10 @@
 //! Layout:
 //! - `log`: reading events after a checkpoint without ever skipping a late commit;
 //! - `checkpoint`: each projection's progress and failure state;
-//! - `catch_up`: [`catch_up`] and [`rebuild`] — batches applied in one transaction with
-//!   their checkpoint, one catch-up per projection at a time;
+//! - `catch_up`: [`catch_up`] — batches applied in one transaction with their
+//!   checkpoint, one catch-up per projection at a time;
+//! - `rebuild`: rebuilds beside the live projection — shadow tables built in short
+//!   batches, verified, swapped in with one short transaction;
 //! - `projection`: the [`Projector`] trait and [`Projection::ALL`], the one list of
 //!   projections everything else reads;
 //! - `catalog`, `audit`: the projectors (buildings, comps and statistics; audit log);
@@ -25,16 +27,15 @@ pub mod jobs;
 mod log;
 mod projection;
 pub mod queries;
+pub mod rebuild;
 pub mod rent;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod verify;
 
-pub use catch_up::{
-    catch_up, rebuild, status, CatchUpOptions, CatchUpOutcome, ProjectionStatus, RebuildOutcome,
-};
+pub use catch_up::{catch_up, status, CatchUpOptions, CatchUpOutcome, ProjectionStatus};
 pub use checkpoint::Checkpoint;
-pub use log::EVENT_WRITER_LOCK;
+pub use log::{LogCursor, EVENT_WRITER_LOCK};
 pub use projection::{Projection, Projector};
 pub use verify::{Check, VerificationFailure};
 

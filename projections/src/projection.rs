@@ -37,6 +37,12 @@ pub trait Projector: Send + Sync + 'static {
     /// What a rebuild proves before it swaps: each check folds the log independently
     /// of [`Self::apply`] and compares per-organisation counts and digests with the rows.
     fn checks(&self) -> &'static [Check];
+
+    /// Whether the Redis cache views are read from this projection's tables (a swap
+    /// then raises the views' generation).
+    fn feeds_cache(&self) -> bool {
+        false
+    }
 }
 
 /// A projection: a handle on its [`Projector`], cheap to copy.
