@@ -27,6 +27,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// `PROJECTION_BATCH_SIZE`: events per catch-up transaction, default 500.
     pub batch_size: i64,
+    /// `REBUILD_BATCH_SIZE`: events per rebuild transaction, default 5000.
+    pub rebuild_batch_size: i64,
     /// `PROJECTION_BACKSTOP_MS`: how often every projection catches up without a job,
     /// default 1000 (the backstop for lost jobs, a flushed Redis or a dead worker).
     pub backstop_interval: Duration,
@@ -91,8 +93,15 @@ impl WorkerSettings {
         };
         let concurrency = number(&get, "WORKER_CONCURRENCY", 2usize)?;
         let batch_size = number(&get, "PROJECTION_BATCH_SIZE", 500i64)?;
-        if concurrency == 0 || !(1..=10_000).contains(&batch_size) {
-            bail!("WORKER_CONCURRENCY must be at least 1 and PROJECTION_BATCH_SIZE 1 to 10000");
+        let rebuild_batch_size = number(&get, "REBUILD_BATCH_SIZE", 5000i64)?;
+        if concurrency == 0
+            || !(1..=10_000).contains(&batch_size)
+            || !(1..=50_000).contains(&rebuild_batch_size)
+        {
+            bail!(
+                "WORKER_CONCURRENCY must be at least 1, PROJECTION_BATCH_SIZE 1 to 10000 \
+                 and REBUILD_BATCH_SIZE 1 to 50000"
+            );
         }
         let metrics_scrape_token = get("METRICS_SCRAPE_TOKEN");
         Ok(Self {
@@ -105,6 +114,7 @@ impl WorkerSettings {
             redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
             concurrency,
             batch_size,
+            rebuild_batch_size,
             backstop_interval: Duration::from_millis(number(
                 &get,
                 "PROJECTION_BACKSTOP_MS",

@@ -1,12 +1,16 @@
 //! What the worker does with the log: bring every projection up to date, then refresh
-//! the cache views the new rows changed; rebuild a projection on request. Jobs and the
-//! backstop both end up here, so it does not matter which of them arrives.
+//! the cache views the new rows changed; run rebuilds beside the live projections.
+//! Jobs and the backstop both end up here, so it does not matter which of them arrives.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use projections::cache::ViewCache;
+use projections::rebuild::{self, Rebuild, RebuildError, RebuildOptions};
 use projections::{CatchUpOptions, Projection, ProjectionError};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::metrics::WorkerMetrics;
 
@@ -22,11 +26,15 @@ pub struct Delivery {
     pool: PgPool,
     cache: ViewCache,
     options: CatchUpOptions,
+    rebuild_options: RebuildOptions,
     metrics: WorkerMetrics,
+    /// Rebuilds this process is running, so a job and the backstop do not start one
+    /// twice here (other workers are kept out by the rebuild's own lock).
+    rebuilding: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl Delivery {
-    pub fn new(pool: PgPool, cache: ViewCache, batch_size: i64) -> Self {
+    pub fn new(pool: PgPool, cache: ViewCache, batch_size: i64, rebuild_batch_size: i64) -> Self {
         Self {
             pool,
             cache,
@@ -34,8 +42,17 @@ impl Delivery {
                 batch_size,
                 ..CatchUpOptions::default()
             },
+            rebuild_options: RebuildOptions {
+                batch_size: rebuild_batch_size,
+                ..RebuildOptions::default()
+            },
             metrics: WorkerMetrics::new(),
+            rebuilding: Arc::default(),
         }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// This process's metrics (jobs, queues, projections).
@@ -118,15 +135,113 @@ impl Delivery {
         }
     }
 
-    /// Rebuilds `projection` from the log and drops every cached view.
-    pub async fn rebuild(&self, projection: Projection) -> Result<u64, ProjectionError> {
-        let outcome = projections::rebuild(&self.pool, projection, self.options.batch_size).await?;
-        tracing::info!(projection.name = %projection, events = outcome.applied, "projection rebuilt");
-        if !self.cache.purge().await {
-            tracing::warn!(
-                "cache views could not be purged after the rebuild; they expire by themselves"
-            );
+    /// Runs rebuild `id` here, reporting each batch to `progress`; `None` when this
+    /// process or another worker is already running it.
+    pub async fn run_rebuild(
+        &self,
+        id: Uuid,
+        progress: &mut (dyn FnMut(&Rebuild) + Send),
+    ) -> Result<Option<Rebuild>, RebuildError> {
+        if !self
+            .rebuilding
+            .lock()
+            .map(|mut running| running.insert(id))
+            .unwrap_or(false)
+        {
+            return Ok(None);
         }
-        Ok(outcome.applied)
+        let mut last_log = tokio::time::Instant::now();
+        let mut report = |rebuild: &Rebuild| {
+            if last_log.elapsed() >= Duration::from_secs(10) {
+                last_log = tokio::time::Instant::now();
+                tracing::info!(
+                    rebuild.id = %rebuild.id,
+                    projection.name = %rebuild.projection,
+                    state = rebuild.state.as_str(),
+                    events = rebuild.events_applied,
+                    total = rebuild.events_total,
+                    rate = rebuild.rate().unwrap_or_default(),
+                    "rebuild progress"
+                );
+            }
+            progress(rebuild);
+        };
+        let result = rebuild::run(
+            &self.pool,
+            id,
+            Some(&self.cache),
+            &self.rebuild_options,
+            &mut report,
+        )
+        .await;
+        if let Ok(mut running) = self.rebuilding.lock() {
+            running.remove(&id);
+        }
+        match result {
+            Ok(rebuild) => Ok(Some(rebuild)),
+            Err(RebuildError::Busy(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Starts, in the background, every active rebuild that no worker is running: one
+    /// a killed worker left half done, or one queued while Redis was down.
+    pub async fn resume_rebuilds(self: &Arc<Self>) {
+        let active = match rebuild::active(&self.pool).await {
+            Ok(active) => active,
+            Err(error) => {
+                tracing::debug!(%error, "cannot list active rebuilds");
+                return;
+            }
+        };
+        for rebuild in active {
+            let running_here = self
+                .rebuilding
+                .lock()
+                .map(|running| running.contains(&rebuild.id))
+                .unwrap_or(true);
+            if running_here {
+                continue;
+            }
+            let delivery = Arc::clone(self);
+            tokio::spawn(async move {
+                match delivery.run_rebuild(rebuild.id, &mut |_| {}).await {
+                    Ok(Some(done)) => {
+                        tracing::info!(rebuild.id = %done.id, state = done.state.as_str(), "rebuild ended")
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(rebuild.id = %rebuild.id, %error, "rebuild interrupted; it resumes on the next try")
+                    }
+                }
+            });
+        }
+    }
+
+    /// Asks for the first build of every projection that has never been built (one
+    /// added in this version of Prism): the same rebuild machinery, from the whole log,
+    /// beside the others.
+    pub async fn backfill(&self) -> Result<Vec<Rebuild>, RebuildError> {
+        let statuses = projections::status(&self.pool)
+            .await
+            .map_err(|error| match error {
+                ProjectionError::Database(error) => RebuildError::Database(error),
+                other => RebuildError::Database(sqlx::Error::Protocol(other.to_string())),
+            })?;
+        let mut requested = Vec::new();
+        for status in statuses.iter().filter(|s| s.checkpoint.is_none()) {
+            let Some(projection) = Projection::parse(status.name) else {
+                continue;
+            };
+            match rebuild::request(&self.pool, projection, "backfill").await {
+                Ok(rebuild) => {
+                    tracing::info!(rebuild.id = %rebuild.id, projection.name = %projection, "backfill requested");
+                    requested.push(rebuild);
+                }
+                Err(RebuildError::AlreadyActive(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(requested)
     }
 }

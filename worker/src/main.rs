@@ -1,15 +1,20 @@
-//! `prism-worker`: run the workers (default), or `prism-worker replay <projection>` to
-//! rebuild one projection from the event log and exit.
+//! `prism-worker`: run the workers (default), or `prism-worker rebuild <projection>`
+//! to rebuild one projection from the event log beside the live one, following it
+//! with a progress bar (`replay` is the former name).
+
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use projections::rebuild::{self, Rebuild, RebuildError, RebuildState};
 use projections::Projection;
 use telemetry::LogFormat;
 use worker::config::WorkerSettings;
 use worker::{connect, Worker};
 
 const USAGE: &str = "usage:
-  prism-worker [run]                 run the projection workers; /health, /ready on $WORKER_PORT
-  prism-worker replay <projection>   rebuild a projection (catalog, audit) from the log";
+  prism-worker [run]                            run the projection workers; /health, /ready on $WORKER_PORT
+  prism-worker rebuild <projection> [--detach]  rebuild a projection (catalog, audit) beside the live one
+                                                (replay: the former name)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,13 +43,35 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("prism-worker stopped");
             Ok(())
         }
-        Some("replay") => {
+        Some("rebuild" | "replay") => {
             let name = args.get(1).context(USAGE)?;
             let projection = Projection::parse(name)
                 .with_context(|| format!("no projection named {name:?}: catalog or audit"))?;
-            let (_, _, delivery) = connect(&settings).await?;
-            let applied = delivery.rebuild(projection).await?;
-            println!("{projection}: rebuilt from {applied} events");
+            let detach = args.iter().skip(2).any(|a| a == "--detach");
+            let rebuild = rebuild_command(&settings, projection, detach).await?;
+            if rebuild.state.is_active() {
+                println!(
+                    "rebuild {} of {projection} is {}",
+                    rebuild.id,
+                    rebuild.state.as_str()
+                );
+                return Ok(());
+            }
+            println!(
+                "{projection}: rebuild {} {} after {} events ({:.0} events/s){}",
+                rebuild.id,
+                rebuild.state.as_str(),
+                rebuild.events_applied,
+                rebuild.rate().unwrap_or_default(),
+                rebuild
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            if rebuild.state != RebuildState::Swapped {
+                bail!("the rebuild did not swap in: {}", rebuild.state.as_str());
+            }
             Ok(())
         }
         Some("help" | "--help" | "-h") => {
@@ -53,6 +80,63 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// Asks for a rebuild (or joins the active one) and, unless `detach`, follows it to
+/// its end with a progress bar: it runs here unless a worker is already running it.
+async fn rebuild_command(
+    settings: &WorkerSettings,
+    projection: Projection,
+    detach: bool,
+) -> anyhow::Result<Rebuild> {
+    let (pool, _, delivery) = connect(settings).await?;
+    let rebuild = match rebuild::request(&pool, projection, "cli").await {
+        Ok(rebuild) => rebuild,
+        Err(RebuildError::AlreadyActive(active)) => {
+            eprintln!(
+                "joining rebuild {} of {projection}, already {}",
+                active.id,
+                active.state.as_str()
+            );
+            *active
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if detach {
+        return Ok(rebuild);
+    }
+    let bar = indicatif::ProgressBar::new(rebuild.events_total.max(1) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:10} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let show = |rebuild: &Rebuild| {
+        bar.set_length(rebuild.events_total.max(rebuild.events_applied).max(1) as u64);
+        bar.set_position(rebuild.events_applied.max(0) as u64);
+        bar.set_message(rebuild.state.as_str());
+    };
+    show(&rebuild);
+    let ran = delivery.run_rebuild(rebuild.id, &mut |r| show(r)).await?;
+    let finished = match ran {
+        Some(finished) => finished,
+        // A worker is running it: follow it from the table.
+        None => loop {
+            let current = rebuild::get(&pool, rebuild.id)
+                .await?
+                .context("the rebuild disappeared")?;
+            show(&current);
+            if !current.state.is_active() {
+                break current;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        },
+    };
+    show(&finished);
+    bar.finish();
+    Ok(finished)
 }
 
 /// Completes on SIGINT or SIGTERM.

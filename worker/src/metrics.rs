@@ -96,6 +96,31 @@ impl WorkerMetrics {
             None,
             "1 while a projection is stopped at an event it cannot apply.",
         );
+        registry.describe_gauge(
+            "prism_rebuild_state",
+            None,
+            "1 for the state of each projection's latest rebuild (queued, running, verifying, swapped, failed, cancelled), 0 for the others.",
+        );
+        registry.describe_gauge(
+            "prism_rebuild_events_applied",
+            None,
+            "Events the latest rebuild of a projection has applied to its shadow tables.",
+        );
+        registry.describe_gauge(
+            "prism_rebuild_events_total",
+            None,
+            "The log's length as the latest rebuild of a projection last measured it.",
+        );
+        registry.describe_gauge(
+            "prism_rebuild_events_per_second",
+            None,
+            "Events per second of the latest rebuild of a projection since it started.",
+        );
+        registry.describe_gauge(
+            "prism_rebuild_stalled_seconds",
+            Some(Unit::Seconds),
+            "Seconds since an active rebuild of a projection last made progress (0 when none is active).",
+        );
         Self {
             registry,
             script: Arc::new(redis::Script::new(QUEUE_DEPTH_SCRIPT)),
@@ -167,23 +192,24 @@ impl WorkerMetrics {
         match projections::status(pool).await {
             Ok(statuses) => {
                 for status in statuses {
-                    let labels = || vec![("projection", status.checkpoint.name.clone())];
+                    let labels = || vec![("projection", status.name.to_owned())];
                     let set = |name: &'static str, value: f64| {
                         self.registry.gauge(name, labels()).set(value);
                     };
+                    let checkpoint = status.checkpoint.as_ref();
                     set(
                         "prism_projection_position",
-                        status.checkpoint.position as f64,
+                        checkpoint.map_or(0.0, |c| c.position as f64),
                     );
                     set("prism_projection_lag_events", status.lag_events as f64);
                     set("prism_projection_lag_seconds", status.lag_seconds);
                     set(
                         "prism_projection_last_batch_size",
-                        f64::from(status.checkpoint.last_batch_size),
+                        checkpoint.map_or(0.0, |c| f64::from(c.last_batch_size)),
                     );
                     set(
                         "prism_projection_failing",
-                        if status.checkpoint.failing_since.is_some() {
+                        if checkpoint.is_some_and(|c| c.failing_since.is_some()) {
                             1.0
                         } else {
                             0.0
@@ -192,6 +218,48 @@ impl WorkerMetrics {
                 }
             }
             Err(error) => tracing::warn!(%error, "metrics: cannot read projection status"),
+        }
+        match projections::rebuild::latest(pool).await {
+            Ok(rebuilds) => {
+                for rebuild in rebuilds {
+                    let projection = rebuild.projection.clone();
+                    for state in projections::rebuild::RebuildState::ALL {
+                        self.registry
+                            .gauge(
+                                "prism_rebuild_state",
+                                vec![
+                                    ("projection", projection.clone()),
+                                    ("state", state.as_str().to_owned()),
+                                ],
+                            )
+                            .set(if state == rebuild.state { 1.0 } else { 0.0 });
+                    }
+                    let set = |name: &'static str, value: f64| {
+                        self.registry
+                            .gauge(name, vec![("projection", projection.clone())])
+                            .set(value);
+                    };
+                    set(
+                        "prism_rebuild_events_applied",
+                        rebuild.events_applied as f64,
+                    );
+                    set("prism_rebuild_events_total", rebuild.events_total as f64);
+                    set(
+                        "prism_rebuild_events_per_second",
+                        rebuild.rate().unwrap_or(0.0),
+                    );
+                    let stalled = if rebuild.state.is_active() {
+                        (chrono::Utc::now() - rebuild.updated_at)
+                            .num_milliseconds()
+                            .max(0) as f64
+                            / 1000.0
+                    } else {
+                        0.0
+                    };
+                    set("prism_rebuild_stalled_seconds", stalled);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "metrics: cannot read rebuilds"),
         }
     }
 

@@ -47,12 +47,26 @@ async fn handle_catch_up(job: CatchUp, delivery: Data<Arc<Delivery>>) -> Result<
 }
 
 async fn handle_rebuild(job: Rebuild, delivery: Data<Arc<Delivery>>) -> Result<(), BoxDynError> {
-    let Some(projection) = Projection::parse(&job.projection) else {
-        return Err(AbortError::new(format!("no projection named {:?}", job.projection)).into());
+    let id = match job.id {
+        Some(id) => id,
+        // A job of the first version: it names only the projection.
+        None => {
+            let Some(projection) = Projection::parse(&job.projection) else {
+                return Err(
+                    AbortError::new(format!("no projection named {:?}", job.projection)).into(),
+                );
+            };
+            let requested_by = job.requested_by.as_deref().unwrap_or("job");
+            match projections::rebuild::request(delivery.pool(), projection, requested_by).await {
+                Ok(rebuild) => rebuild.id,
+                Err(projections::rebuild::RebuildError::AlreadyActive(active)) => active.id,
+                Err(error) => return Err(error.into()),
+            }
+        }
     };
     delivery
         .metrics()
-        .time("rebuilds", delivery.rebuild(projection))
+        .time("rebuilds", delivery.run_rebuild(id, &mut |_| {}))
         .await?;
     Ok(())
 }

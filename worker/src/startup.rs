@@ -30,7 +30,12 @@ pub async fn connect(settings: &WorkerSettings) -> anyhow::Result<(PgPool, Redis
     let pool = connect_database(settings).await?;
     let redis = RedisLink::new(settings.redis_url.expose(), REDIS_TIMEOUT);
     let cache = ViewCache::with_link(redis.clone(), settings.redis_namespace.clone());
-    let delivery = Delivery::new(pool.clone(), cache, settings.batch_size);
+    let delivery = Delivery::new(
+        pool.clone(),
+        cache,
+        settings.batch_size,
+        settings.rebuild_batch_size,
+    );
     Ok((pool, redis, delivery))
 }
 
@@ -166,15 +171,44 @@ where
     }
 }
 
+/// How often the backstop looks for rebuilds no worker is running.
+const REBUILD_SWEEP: Duration = Duration::from_secs(2);
+
 /// Catches up every `interval` whatever the queues do: lost jobs, a flushed Redis or a
-/// dead worker only delay projections. Shutdown drops a catch-up in progress, which
-/// rolls its batch back.
+/// dead worker only delay projections. Every few seconds it also picks up rebuilds
+/// no worker is running (a killed worker's, or one queued while Redis was down).
+/// Shutdown drops a catch-up in progress, which rolls its batch back.
 async fn backstop(delivery: Arc<Delivery>, interval: Duration, stopping: watch::Receiver<bool>) {
+    match delivery.backfill().await {
+        Ok(requested) if !requested.is_empty() => {
+            tracing::info!(
+                rebuilds = requested.len(),
+                "new projections are being built from the log"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot check for projections to backfill"),
+    }
+    delivery.resume_rebuilds().await;
+    let swept = std::sync::Mutex::new(tokio::time::Instant::now());
     every(interval, stopping, || async {
         if let Ok(n) = delivery.catch_up_all().await {
             if n > 0 {
                 tracing::info!(events = n, "backstop applied events no job had announced");
             }
+        }
+        let sweep = swept
+            .lock()
+            .map(|mut at| {
+                let due = at.elapsed() >= REBUILD_SWEEP;
+                if due {
+                    *at = tokio::time::Instant::now();
+                }
+                due
+            })
+            .unwrap_or(false);
+        if sweep {
+            delivery.resume_rebuilds().await;
         }
     })
     .await;

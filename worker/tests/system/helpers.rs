@@ -337,9 +337,9 @@ impl System {
                 statuses
                     .iter()
                     .map(|s| (
-                        s.checkpoint.name.clone(),
+                        s.name,
                         s.lag_events,
-                        s.checkpoint.last_error.clone()
+                        s.checkpoint.as_ref().and_then(|c| c.last_error.clone())
                     ))
                     .collect::<Vec<_>>()
             );
@@ -366,37 +366,52 @@ impl System {
         panic!("projections did not catch up");
     }
 
-    /// Every read-model row, as JSON, in a stable order.
+    /// Every read-model row of every projection (the list in `Projection::ALL`), as
+    /// JSON, in a stable order.
     pub async fn read_models(&self) -> Value {
         let mut all = serde_json::Map::new();
-        for (table, order) in [
-            ("buildings", "id"),
-            ("comps", "id"),
-            ("building_comp_stats", "building_id"),
-            (
-                "market_stats",
-                "org_id, submarket, property_type, quarter_start",
-            ),
-            ("audit_log", "position"),
-        ] {
-            let rows: Value = sqlx::query_scalar(&format!(
-                "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY {order}), '[]'::jsonb) FROM {table} t"
-            ))
-            .fetch_one(&self.pool)
-            .await
-            .expect("dump");
-            all.insert(table.to_owned(), rows);
+        for projection in Projection::ALL {
+            for (table, order) in projection.projector().tables() {
+                let rows: Value = sqlx::query_scalar(&format!(
+                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY {order}), '[]'::jsonb) FROM {table} t"
+                ))
+                .fetch_one(&self.pool)
+                .await
+                .expect("dump");
+                all.insert((*table).to_owned(), rows);
+            }
         }
         Value::Object(all)
+    }
+
+    /// Rebuilds `projection` beside the live one and waits for the swap.
+    pub async fn rebuild(&self, projection: Projection) -> projections::rebuild::Rebuild {
+        let requested = projections::rebuild::request(&self.pool, projection, "test")
+            .await
+            .expect("a rebuild");
+        let rebuild = projections::rebuild::run(
+            &self.pool,
+            requested.id,
+            None,
+            &projections::rebuild::RebuildOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .expect("the rebuild runs");
+        assert_eq!(
+            rebuild.state,
+            projections::rebuild::RebuildState::Swapped,
+            "{:?}",
+            rebuild.error
+        );
+        rebuild
     }
 
     /// Asserts that the live projections equal a rebuild from the log; returns the rows.
     pub async fn assert_projections_equal_rebuild(&self) -> Value {
         let live = self.read_models().await;
         for projection in Projection::ALL {
-            projections::rebuild(&self.pool, projection, 500)
-                .await
-                .expect("rebuild");
+            self.rebuild(projection).await;
         }
         let rebuilt = self.read_models().await;
         assert_eq!(live, rebuilt, "live projections differ from a rebuild");

@@ -258,7 +258,7 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
             .namespace
             .keys()
             .iter()
-            .any(|k| k.contains(":view:building:")),
+            .any(|k| k.contains(":view:0:building:")),
         "the detail is cached in the namespace"
     );
     let again = system
@@ -372,39 +372,63 @@ async fn an_operator_rebuilds_a_projection_through_the_api() {
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let before = system.read_models().await;
     let (status, body) = system
-        .call(Method::POST, "/v1/admin/projections/catalog/replay", None)
+        .call(Method::POST, "/v1/admin/projections/catalog/rebuilds", None)
         .await;
     assert_eq!(status, 202, "{body:#}");
+    assert_eq!(body["state"], "queued");
+    let id = body["id"].as_str().expect("rebuild id").to_owned();
     let (status, _) = system
-        .call(Method::POST, "/v1/admin/projections/nonsense/replay", None)
+        .call(
+            Method::POST,
+            "/v1/admin/projections/nonsense/rebuilds",
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, list) = system.get("/v1/admin/projections").await;
-        let catalog = list["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .find(|p| p["name"] == "catalog")
-            .cloned()
-            .expect("catalog");
-        if !catalog["rebuilt_at"].is_null() {
-            assert_eq!(catalog["state"], "running");
-            assert_eq!(catalog["events_applied"], 2);
-            break;
+    let rebuild = loop {
+        let (status, rebuild) = system.get(&format!("/v1/admin/rebuilds/{id}")).await;
+        assert_eq!(status, 200);
+        if rebuild["state"] == "swapped" {
+            break rebuild;
         }
         assert!(
+            ["queued", "running", "verifying"].contains(&rebuild["state"].as_str().unwrap_or("")),
+            "{rebuild:#}"
+        );
+        assert!(
             tokio::time::Instant::now() < deadline,
-            "the rebuild never ran"
+            "the rebuild never finished: {rebuild:#}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    assert_eq!(rebuild["events_applied"], 2);
+    assert!(rebuild["finished_at"].is_string());
+    let (_, list) = system.get("/v1/admin/projections").await;
+    let catalog = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["name"] == "catalog")
+        .cloned()
+        .expect("catalog");
+    assert_eq!(catalog["state"], "running");
+    assert_eq!(catalog["generation"], 1, "the swap raised the generation");
+    assert!(!catalog["rebuilt_at"].is_null());
     assert_eq!(
         system.read_models().await,
         before,
         "a rebuild yields the live rows"
     );
+    // The former name still works, and the list shows both rebuilds, newest first.
+    let (status, body) = system
+        .call(Method::POST, "/v1/admin/projections/audit/replay", None)
+        .await;
+    assert_eq!(status, 202, "{body:#}");
+    let (_, rebuilds) = system.get("/v1/admin/rebuilds").await;
+    let items = rebuilds["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["projection"], "audit");
     let (status, _) = system
         .call_as(
             &token_with(crate::helpers::ORG, "buildings:read"),
