@@ -1,15 +1,18 @@
-//! `/v1/admin/projections`: each projection's checkpoint, lag and state, and rebuilds
-//! (scope `projections:admin`). Projections span every organisation: these are
-//! operator tools.
+//! `/v1/admin`: each projection's checkpoint, lag and state, and rebuilds (scope
+//! `projections:admin`). A rebuild is asked for here and run by a worker beside the
+//! live projection; these endpoints only record the request, show its progress and
+//! cancel it. Projections span every organisation: these are operator tools.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use projections::rebuild::{self, Rebuild, RebuildError};
 use projections::Projection;
+use uuid::Uuid;
 
 use crate::auth::{BearerAuth, Scope};
 use crate::edge::RequestId;
@@ -23,8 +26,9 @@ use crate::ApiTags;
 pub struct ProjectionOut {
     /// `catalog` (buildings, comps, statistics) or `audit`.
     pub name: String,
-    /// `running` (caught up), `lagging`, or `failing` (stopped at an event it cannot
-    /// apply, or unable to reach the database; see `last_error`).
+    /// `running` (caught up), `lagging`, `failing` (stopped at an event it cannot
+    /// apply, or unable to reach the database; see `last_error`) or `building` (not
+    /// built yet: its first rebuild, the backfill, is running).
     pub state: String,
     /// The last applied event's global position.
     pub position: i64,
@@ -38,9 +42,13 @@ pub struct ProjectionOut {
     pub last_batch_size: i32,
     #[oai(nullable)]
     pub last_event_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
+    #[oai(nullable)]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// When rebuilt tables were last swapped in.
     #[oai(nullable)]
     pub rebuilt_at: Option<DateTime<Utc>>,
+    /// Raised by every swap of rebuilt tables.
+    pub generation: i64,
     #[oai(nullable)]
     pub failing_since: Option<DateTime<Utc>>,
     #[oai(nullable)]
@@ -54,11 +62,65 @@ pub struct ProjectionsOut {
     pub items: Vec<ProjectionOut>,
 }
 
+/// A rebuild of a projection: built beside the live tables, verified, swapped in.
 #[derive(Debug, Object)]
-pub struct RebuildAccepted {
+pub struct RebuildOut {
+    pub id: Uuid,
     pub projection: String,
-    /// `queued`: a worker rebuilds it; watch `rebuilt_at` in the projection list.
-    pub status: String,
+    /// `queued`, `running`, `verifying` (checked against the log before the swap),
+    /// `swapped` (done: the rebuilt tables serve reads), `failed` (see `error`; the
+    /// live tables were not touched) or `cancelled`.
+    pub state: String,
+    /// Who asked (a user id, or `backfill` for a new projection's first build).
+    #[oai(nullable)]
+    pub requested_by: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    #[oai(nullable)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Events applied to the rebuilt tables so far.
+    pub events_applied: i64,
+    /// The log's length when last measured (it grows while the rebuild runs).
+    pub events_total: i64,
+    /// Events applied per second since the rebuild started.
+    #[oai(nullable)]
+    pub events_per_second: Option<f64>,
+    /// Seconds left at that rate, while it runs.
+    #[oai(nullable)]
+    pub eta_seconds: Option<f64>,
+    /// A cancel was asked for; a running rebuild stops at its next batch.
+    pub cancel_requested: bool,
+    /// Why the rebuild failed.
+    #[oai(nullable)]
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Rebuild> for RebuildOut {
+    fn from(rebuild: Rebuild) -> Self {
+        Self {
+            events_per_second: rebuild.rate(),
+            eta_seconds: rebuild.eta_seconds(),
+            id: rebuild.id,
+            projection: rebuild.projection,
+            state: rebuild.state.as_str().to_owned(),
+            requested_by: rebuild.requested_by,
+            requested_at: rebuild.requested_at,
+            started_at: rebuild.started_at,
+            finished_at: rebuild.finished_at,
+            events_applied: rebuild.events_applied,
+            events_total: rebuild.events_total,
+            cancel_requested: rebuild.cancel_requested,
+            error: rebuild.error,
+            updated_at: rebuild.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct RebuildsOut {
+    pub items: Vec<RebuildOut>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -68,14 +130,66 @@ pub enum ProjectionsResponse {
 }
 
 #[derive(Debug, ApiResponse)]
-pub enum RebuildResponse {
-    /// Queued for a worker.
+pub enum RebuildAccepted {
+    /// Queued for a worker; `Location` is where to follow it.
     #[oai(status = 202)]
-    Accepted(Json<RebuildAccepted>),
+    Accepted(Json<RebuildOut>, #[oai(header = "Location")] String),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum RebuildResponse {
+    #[oai(status = 200)]
+    Ok(Json<RebuildOut>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum RebuildsResponse {
+    /// Newest first.
+    #[oai(status = 200)]
+    Ok(Json<RebuildsOut>),
+}
+
+/// Most rebuilds one list answers.
+const MAX_REBUILDS: i64 = 100;
+
+fn unavailable(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(error.to_string())
 }
 
 #[derive(Debug)]
 pub struct AdminApi;
+
+impl AdminApi {
+    /// Records a rebuild of `name` and wakes a worker to run it.
+    async fn start_rebuild(
+        auth: &BearerAuth,
+        views: &Views,
+        jobs: &JobQueue,
+        name: &str,
+    ) -> Result<RebuildAccepted, ApiError> {
+        auth.0.require(Scope::ProjectionsAdmin)?;
+        let projection = Projection::parse(name).ok_or(ApiError::NotFound)?;
+        let rebuild = match rebuild::request(&views.pool, projection, auth.0.user_id.as_str()).await
+        {
+            Ok(rebuild) => rebuild,
+            Err(RebuildError::AlreadyActive(active)) => {
+                return Err(ApiError::RebuildInProgress {
+                    id: active.id,
+                    state: active.state.as_str(),
+                })
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
+        // Workers also find queued rebuilds on their own within a second; the job only
+        // makes it sooner, so a Redis outage does not refuse the request.
+        if !jobs.request_rebuild(rebuild.id, projection.name()).await {
+            tracing::warn!(rebuild.id = %rebuild.id, "rebuild job not pushed; a worker will find the rebuild itself");
+        }
+        tracing::info!(rebuild.id = %rebuild.id, projection.name = %projection, "rebuild requested");
+        let location = format!("/v1/admin/rebuilds/{}", rebuild.id);
+        Ok(RebuildAccepted::Accepted(Json(rebuild.into()), location))
+    }
+}
 
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
@@ -98,24 +212,31 @@ impl AdminApi {
             auth.0.require(Scope::ProjectionsAdmin)?;
             let statuses = projections::status(&views.pool)
                 .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                .map_err(unavailable)?;
             let items = statuses
                 .into_iter()
-                .map(|status| ProjectionOut {
-                    state: status.state().to_owned(),
-                    name: status.checkpoint.name,
-                    position: status.checkpoint.position,
-                    transaction_id: status.checkpoint.transaction_id,
-                    events_applied: status.checkpoint.events_applied,
-                    lag_events: status.lag_events,
-                    lag_seconds: status.lag_seconds,
-                    last_batch_size: status.checkpoint.last_batch_size,
-                    last_event_at: status.checkpoint.last_event_at,
-                    updated_at: status.checkpoint.updated_at,
-                    rebuilt_at: status.checkpoint.rebuilt_at,
-                    failing_since: status.checkpoint.failing_since,
-                    failed_position: status.checkpoint.failed_position,
-                    last_error: status.checkpoint.last_error,
+                .map(|status| {
+                    let state = status.state().to_owned();
+                    let checkpoint = status.checkpoint;
+                    ProjectionOut {
+                        name: status.name.to_owned(),
+                        state,
+                        position: checkpoint.as_ref().map_or(0, |c| c.position),
+                        transaction_id: checkpoint
+                            .as_ref()
+                            .map_or_else(|| "0".to_owned(), |c| c.transaction_id.clone()),
+                        events_applied: checkpoint.as_ref().map_or(0, |c| c.events_applied),
+                        lag_events: status.lag_events,
+                        lag_seconds: status.lag_seconds,
+                        last_batch_size: checkpoint.as_ref().map_or(0, |c| c.last_batch_size),
+                        last_event_at: checkpoint.as_ref().and_then(|c| c.last_event_at),
+                        updated_at: checkpoint.as_ref().map(|c| c.updated_at),
+                        rebuilt_at: checkpoint.as_ref().and_then(|c| c.rebuilt_at),
+                        generation: checkpoint.as_ref().map_or(0, |c| c.generation),
+                        failing_since: checkpoint.as_ref().and_then(|c| c.failing_since),
+                        failed_position: checkpoint.as_ref().and_then(|c| c.failed_position),
+                        last_error: checkpoint.and_then(|c| c.last_error),
+                    }
                 })
                 .collect();
             Ok(ProjectionsResponse::Ok(Json(ProjectionsOut { items })))
@@ -126,37 +247,163 @@ impl AdminApi {
 
     /// Rebuild a projection
     ///
-    /// Queues a rebuild from the event log. The rebuild runs in one transaction: reads
-    /// keep seeing the current rows until the rebuilt ones replace them. Needs the
+    /// Queues a rebuild from the whole event log, run by a worker beside the live
+    /// projection: its tables are built under other names in short batches, verified
+    /// against the log and swapped in with one short transaction, so reads never stop
+    /// and never see a partial projection. Answers at once with the rebuild; follow
+    /// it at `Location`. 409 when the projection is already being rebuilt. Needs the
     /// `projections:admin` scope.
+    #[oai(
+        path = "/v1/admin/projections/:name/rebuilds",
+        method = "post",
+        operation_id = "rebuild_projection"
+    )]
+    async fn rebuild(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        jobs: Data<&JobQueue>,
+        request_id: Data<&RequestId>,
+        /// The projection: `catalog` or `audit`.
+        name: Path<String>,
+    ) -> Result<RebuildAccepted, ProblemResponse> {
+        Self::start_rebuild(&auth, &views, &jobs, &name.0)
+            .await
+            .map_err(|error| error.into_problem(&request_id))
+    }
+
+    /// Rebuild a projection (former name)
+    ///
+    /// The same as `POST /v1/admin/projections/{name}/rebuilds`, kept for clients of
+    /// the first version.
     #[oai(
         path = "/v1/admin/projections/:name/replay",
         method = "post",
-        operation_id = "replay_projection"
+        operation_id = "replay_projection",
+        deprecated
     )]
     async fn replay(
         &self,
         auth: BearerAuth,
+        views: Data<&Arc<Views>>,
         jobs: Data<&JobQueue>,
         request_id: Data<&RequestId>,
+        /// The projection: `catalog` or `audit`.
         name: Path<String>,
+    ) -> Result<RebuildAccepted, ProblemResponse> {
+        Self::start_rebuild(&auth, &views, &jobs, &name.0)
+            .await
+            .map_err(|error| error.into_problem(&request_id))
+    }
+
+    /// Rebuilds
+    ///
+    /// The newest rebuilds first, of every projection. Needs the `projections:admin`
+    /// scope.
+    #[oai(
+        path = "/v1/admin/rebuilds",
+        method = "get",
+        operation_id = "list_rebuilds"
+    )]
+    async fn rebuilds(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        /// How many, 1 to 100 (default 20).
+        limit: Query<Option<i64>>,
+    ) -> Result<RebuildsResponse, ProblemResponse> {
+        let result = async {
+            auth.0.require(Scope::ProjectionsAdmin)?;
+            let limit = match limit.0 {
+                None => 20,
+                Some(n) if (1..=MAX_REBUILDS).contains(&n) => n,
+                Some(_) => {
+                    return Err(ApiError::MalformedRequest {
+                        detail: format!("limit must be between 1 and {MAX_REBUILDS}"),
+                        errors: domain::values::FieldErrors::single(
+                            "limit",
+                            format!("must be between 1 and {MAX_REBUILDS}"),
+                        ),
+                    })
+                }
+            };
+            let items = rebuild::list(&views.pool, limit)
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            Ok(RebuildsResponse::Ok(Json(RebuildsOut { items })))
+        }
+        .await;
+        result.map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+
+    /// A rebuild
+    ///
+    /// Its state, progress (events applied of the log's total, rate, time left) and,
+    /// when it failed, why. Needs the `projections:admin` scope.
+    #[oai(
+        path = "/v1/admin/rebuilds/:id",
+        method = "get",
+        operation_id = "get_rebuild"
+    )]
+    async fn get_rebuild(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        /// The rebuild's id.
+        id: Path<Uuid>,
     ) -> Result<RebuildResponse, ProblemResponse> {
         let result = async {
             auth.0.require(Scope::ProjectionsAdmin)?;
-            let projection = Projection::parse(&name.0).ok_or(ApiError::NotFound)?;
-            if !jobs
-                .request_rebuild(projection.name(), auth.0.user_id.as_str())
+            let rebuild = rebuild::get(&views.pool, id.0)
                 .await
-            {
-                return Err(ApiError::Unavailable(
-                    "the job queue (Redis) is unavailable".into(),
-                ));
+                .map_err(unavailable)?
+                .ok_or(ApiError::NotFound)?;
+            Ok(RebuildResponse::Ok(Json(rebuild.into())))
+        }
+        .await;
+        result.map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+
+    /// Cancel a rebuild
+    ///
+    /// A queued rebuild is cancelled at once; a running one stops at its next batch and
+    /// drops what it built. The live projection is never touched. 409 for a rebuild
+    /// that has finished. Needs the `projections:admin` scope.
+    #[oai(
+        path = "/v1/admin/rebuilds/:id",
+        method = "delete",
+        operation_id = "cancel_rebuild"
+    )]
+    async fn cancel_rebuild(
+        &self,
+        auth: BearerAuth,
+        views: Data<&Arc<Views>>,
+        request_id: Data<&RequestId>,
+        /// The rebuild's id.
+        id: Path<Uuid>,
+    ) -> Result<RebuildResponse, ProblemResponse> {
+        let result = async {
+            auth.0.require(Scope::ProjectionsAdmin)?;
+            let current = rebuild::get(&views.pool, id.0)
+                .await
+                .map_err(unavailable)?
+                .ok_or(ApiError::NotFound)?;
+            if !current.state.is_active() {
+                return Err(ApiError::RebuildFinished {
+                    state: current.state.as_str(),
+                });
             }
-            tracing::info!(projection.name = %projection, "rebuild requested");
-            Ok(RebuildResponse::Accepted(Json(RebuildAccepted {
-                projection: projection.name().to_owned(),
-                status: "queued".into(),
-            })))
+            let cancelled = rebuild::cancel(&views.pool, id.0)
+                .await
+                .map_err(unavailable)?
+                .ok_or(ApiError::NotFound)?;
+            tracing::info!(rebuild.id = %cancelled.id, "rebuild cancel requested");
+            Ok(RebuildResponse::Ok(Json(cancelled.into())))
         }
         .await;
         result.map_err(|error: ApiError| error.into_problem(&request_id))

@@ -67,11 +67,12 @@ impl JobQueue {
         });
     }
 
-    /// Queues a rebuild; `false` when Redis did not take it.
-    pub async fn request_rebuild(&self, projection: &str, requested_by: &str) -> bool {
+    /// Wakes a worker to run rebuild `id`; `false` when Redis did not take it.
+    pub async fn request_rebuild(&self, id: uuid::Uuid, projection: &str) -> bool {
         let job = Rebuild {
+            id: Some(id),
             projection: projection.to_owned(),
-            requested_by: Some(requested_by.to_owned()),
+            requested_by: None,
         };
         self.push(jobs::rebuild_queue(&self.namespace), job).await
     }

@@ -151,6 +151,13 @@ pub enum ApiError {
     /// 409 `concurrent-modification`: others kept changing the resource; retry.
     #[error("concurrent modification")]
     ConcurrentModification,
+    /// 409 `rebuild-in-progress`: the projection is already being rebuilt (that
+    /// rebuild's id and state).
+    #[error("rebuild in progress")]
+    RebuildInProgress { id: uuid::Uuid, state: &'static str },
+    /// 409 `rebuild-finished`: a finished rebuild cannot be cancelled.
+    #[error("rebuild finished")]
+    RebuildFinished { state: &'static str },
     /// 503 `service-unavailable`: a dependency failed; safe to retry.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -268,6 +275,12 @@ impl ApiError {
                 "concurrent-modification",
                 "Concurrent modification",
             ),
+            Self::RebuildInProgress { .. } => {
+                kind(S::CONFLICT, "rebuild-in-progress", "Rebuild in progress")
+            }
+            Self::RebuildFinished { .. } => {
+                kind(S::CONFLICT, "rebuild-finished", "Rebuild finished")
+            }
             Self::Unavailable(_) => kind(
                 S::SERVICE_UNAVAILABLE,
                 "service-unavailable",
@@ -309,6 +322,12 @@ impl ApiError {
             Self::ConcurrentModification => {
                 Some("the resource is being changed by others; retry".into())
             }
+            Self::RebuildInProgress { id, state } => Some(format!(
+                "rebuild {id} of this projection is {state}; follow it at /v1/admin/rebuilds/{id}"
+            )),
+            Self::RebuildFinished { state } => Some(format!(
+                "the rebuild is {state}; only an active rebuild can be cancelled"
+            )),
             Self::Unavailable(_) => Some("a dependency is unavailable; retry later".into()),
             Self::Internal(_) => Some("an internal error occurred; quote the request id".into()),
             _ => None,

@@ -160,7 +160,7 @@ fn routes(
         metrics: Arc::clone(&metrics),
     };
     let mut cors = Cors::new()
-        .allow_methods(["GET", "POST", "PATCH", "OPTIONS"])
+        .allow_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
         .allow_headers([
             "authorization",
             "content-type",

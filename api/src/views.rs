@@ -163,7 +163,7 @@ impl Views {
             Detail::Comp(id) => ViewKey::Comp { org_id, id },
         };
         let wanted = min_version.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX));
-        let (outcome, cached) = self.cache.get(&key).await;
+        let (outcome, cached, generation) = self.cache.get(&key).await;
         self.metrics.cache(detail.view(), outcome);
         if let Some(view) = cached.filter(|view| view.version >= wanted) {
             return Ok(Some(conditional(view, false, if_none_match)));
@@ -178,7 +178,7 @@ impl Views {
                 return Ok(match loaded {
                     Some((view, stamp)) => {
                         if reached && outcome != CacheOutcome::Unavailable {
-                            self.cache.offer(&key, &stamp, &view).await;
+                            self.cache.offer(&key, generation, &stamp, &view).await;
                         }
                         Some(conditional(view, !reached, if_none_match))
                     }
@@ -206,30 +206,37 @@ impl Views {
         F: FnOnce(sqlx::Transaction<'static, sqlx::Postgres>) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, QueryError>>,
     {
-        let generation = if first_page {
+        let generations = if first_page {
             self.cache.list_generation(org_id).await
         } else {
             None
         };
         let fingerprint = cursor::fingerprint(normalised_query);
-        let key = generation.as_deref().map(|generation| ViewKey::FirstPage {
-            org_id,
-            generation,
-            list,
-            query: &fingerprint,
+        let key = generations.as_ref().map(|(views, generation)| {
+            (
+                *views,
+                ViewKey::FirstPage {
+                    org_id,
+                    generation,
+                    list,
+                    query: &fingerprint,
+                },
+            )
         });
-        if let Some(key) = &key {
-            let (outcome, cached) = self.cache.get(key).await;
+        let mut generation = None;
+        if let Some((_, key)) = &key {
+            let (outcome, cached, views) = self.cache.get(key).await;
             self.metrics.cache(list, outcome);
             if let Some(view) = cached {
                 return Ok(conditional(view, false, if_none_match));
             }
+            generation = Some(views);
         }
         let tx = self.read_as(org_id).await.map_err(query_error)?;
         let page = query(tx).await.map_err(query_error)?;
         let view = CachedView::render(0, &page);
-        if let Some(key) = &key {
-            self.cache.offer(key, "0", &view).await;
+        if let (Some((_, key)), Some(generation)) = (&key, generation) {
+            self.cache.offer(key, generation, "0", &view).await;
         }
         Ok(conditional(view, false, if_none_match))
     }

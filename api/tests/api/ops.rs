@@ -64,6 +64,10 @@ async fn the_spec_and_swagger_ui_are_served() {
         ("/v1/comps/{id}", "patch"),
         ("/v1/comps/lease", "post"),
         ("/v1/comps/{id}/retract", "post"),
+        ("/v1/admin/projections/{name}/rebuilds", "post"),
+        ("/v1/admin/rebuilds", "get"),
+        ("/v1/admin/rebuilds/{id}", "get"),
+        ("/v1/admin/rebuilds/{id}", "delete"),
     ] {
         assert!(
             served["paths"][path].get(method).is_some(),
@@ -76,7 +80,7 @@ async fn the_spec_and_swagger_ui_are_served() {
         .values()
         .map(|item| item.as_object().map_or(0, |ops| ops.len()))
         .sum();
-    assert_eq!(operations, 21);
+    assert_eq!(operations, 25);
     let docs = app.send(app.request(Method::GET, "/docs")).await;
     assert_eq!(docs.status, StatusCode::OK);
     let html = docs.body.as_str().unwrap_or_default();
