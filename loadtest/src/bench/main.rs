@@ -227,252 +227,6 @@ async fn wait_for_projections(
     Ok(reached)
 }
 
-/// A size's data: buildings `0..size`, one lease each, seeded with the worker stopped,
-/// then caught up by a freshly started worker (the catch-up rates).
-async fn grow(
-    stack: &mut Stack,
-    pool: &PgPool,
-    pids: &Pids,
-    buildings: (i64, i64),
-    comps: (i64, i64),
-    report: &mut Report,
-    label: &str,
-    raw_insert: f64,
-) -> anyhow::Result<()> {
-    stack.stop_worker();
-    pids.update(stack);
-    seed::buildings(pool, buildings.0, buildings.1).await?;
-    seed::comps(pool, comps.0, comps.1, buildings.1).await?;
-    let events = (buildings.1 - buildings.0) + (comps.1 - comps.0);
-    let started = Instant::now();
-    stack.start_worker().await?;
-    pids.update(stack);
-    let reached = wait_for_projections(pool, started).await?;
-    for name in ["catalog", "audit"] {
-        let elapsed = reached[name];
-        let rate = events as f64 / elapsed.as_secs_f64();
-        report.push(Row {
-            path: format!("`{name}` catch-up of {events} new events ({label})"),
-            prism: format!("{rate:.0} events/s ({:.1} s)", elapsed.as_secs_f64()),
-            baseline: format!("raw insert {raw_insert:.0} rows/s"),
-            ratio: Some(rate / raw_insert),
-            goal: String::new(),
-            met: None,
-        });
-    }
-    Ok(())
-}
-
-/// Every read of one size.
-async fn reads(
-    stack: &Stack,
-    pool: &PgPool,
-    settings: &Settings,
-    report: &mut Report,
-    label: &str,
-    empty_rps: f64,
-) -> anyhow::Result<()> {
-    let addr = stack.api_addr;
-    let host = stack.host();
-    let token = stack.token.clone();
-    let ids: Vec<uuid::Uuid> =
-        sqlx::query_scalar("SELECT id FROM buildings ORDER BY md5(id::text) LIMIT 1000")
-            .fetch_all(pool)
-            .await?;
-    anyhow::ensure!(!ids.is_empty(), "no buildings to read");
-    // Warm the cache: every id once.
-    for id in &ids {
-        let request = load::request(
-            "GET",
-            &host,
-            &format!("/v1/buildings/{id}"),
-            Some(&token),
-            None,
-        );
-        load::once(addr, request).await?;
-    }
-    let ids = Arc::new(ids);
-    let detail: load::MakeRequest = {
-        let (ids, host, token) = (Arc::clone(&ids), host.clone(), token.clone());
-        Arc::new(move |n| {
-            let id = ids[(n as usize * 7919) % ids.len()];
-            load::request(
-                "GET",
-                &host,
-                &format!("/v1/buildings/{id}"),
-                Some(&token),
-                None,
-            )
-        })
-    };
-    let outcome = load::closed_loop(
-        addr,
-        64,
-        settings.warmup,
-        settings.seconds,
-        detail,
-        ok_or_304,
-    )
-    .await?;
-    report.throughput(
-        &format!("cached `GET /v1/buildings/{{id}}`, 64 connections ({label})"),
-        &outcome,
-        "empty poem handler",
-        empty_rps,
-        Some((0.35, Some(5.0))),
-    );
-    let page: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |_| load::request("GET", &host, "/v1/buildings?limit=25", Some(&token), None))
-    };
-    let outcome =
-        load::closed_loop(addr, 64, settings.warmup, settings.seconds, page, ok_or_304).await?;
-    report.throughput(
-        &format!("cached first list page `GET /v1/buildings?limit=25`, 64 connections ({label})"),
-        &outcome,
-        "empty poem handler",
-        empty_rps,
-        None,
-    );
-    let (lat0, lon0, lat_span, lon_span) = seed::AREA;
-    let point = move |n: u64, salt: u64| {
-        let x =
-            ((n.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % 10_000) as f64 / 10_000.0;
-        let y = ((n.wrapping_mul(40_503).wrapping_add(salt * 31 + 7)) % 10_000) as f64 / 10_000.0;
-        (
-            lat0 + 0.05 + y * (lat_span - 0.1),
-            lon0 + 0.05 + x * (lon_span - 0.1),
-        )
-    };
-    let near: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |n| {
-            let (lat, lon) = point(n, 1);
-            load::request(
-                "GET",
-                &host,
-                &format!("/v1/buildings?near={lat:.5},{lon:.5}&radius_m=2000"),
-                Some(&token),
-                None,
-            )
-        })
-    };
-    let outcome =
-        load::closed_loop(addr, 16, settings.warmup, settings.seconds, near, ok_or_304).await?;
-    report.latency(
-        &format!("`GET /v1/buildings?near=…&radius_m=2000`, 16 connections ({label})"),
-        &outcome,
-        empty_rps,
-        20.0,
-    );
-    let bbox: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |n| {
-            let (lat, lon) = point(n, 2);
-            load::request(
-                "GET",
-                &host,
-                &format!(
-                    "/v1/buildings?bbox={:.5},{:.5},{:.5},{:.5}",
-                    lon - 0.012,
-                    lat - 0.009,
-                    lon + 0.012,
-                    lat + 0.009
-                ),
-                Some(&token),
-                None,
-            )
-        })
-    };
-    let outcome =
-        load::closed_loop(addr, 16, settings.warmup, settings.seconds, bbox, ok_or_304).await?;
-    report.latency(
-        &format!("`GET /v1/buildings?bbox=…` (2 × 2 km), 16 connections ({label})"),
-        &outcome,
-        empty_rps,
-        20.0,
-    );
-    let search: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |n| {
-            // A word and part of a number: few repeats, so few answers come from the cache.
-            let word = seed::NAME_WORDS[(n as usize * 13) % seed::NAME_WORDS.len()];
-            let digits = 10 + (n.wrapping_mul(7919) % 990);
-            load::request(
-                "GET",
-                &host,
-                &format!("/v1/buildings?q={word}%20{digits}&limit=25"),
-                Some(&token),
-                None,
-            )
-        })
-    };
-    let outcome = load::closed_loop(
-        addr,
-        16,
-        settings.warmup,
-        settings.seconds,
-        search,
-        ok_or_304,
-    )
-    .await?;
-    report.latency(
-        &format!("`GET /v1/buildings?q=<word> <digits>`, 16 connections ({label})"),
-        &outcome,
-        empty_rps,
-        20.0,
-    );
-    let stats: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |n| {
-            let submarket = n % 20;
-            load::request(
-                "GET",
-                &host,
-                &format!("/v1/market/stats?submarket=Submarket%20{submarket:02}"),
-                Some(&token),
-                None,
-            )
-        })
-    };
-    let outcome = load::closed_loop(
-        addr,
-        16,
-        settings.warmup,
-        settings.seconds,
-        stats,
-        ok_or_304,
-    )
-    .await?;
-    report.latency(
-        &format!("`GET /v1/market/stats?submarket=…`, 16 connections ({label})"),
-        &outcome,
-        empty_rps,
-        20.0,
-    );
-    let health: load::MakeRequest = {
-        let host = host.clone();
-        Arc::new(move |_| load::request("GET", &host, "/health", None, None))
-    };
-    let outcome = load::closed_loop(
-        addr,
-        64,
-        settings.warmup,
-        settings.seconds,
-        health,
-        ok_or_304,
-    )
-    .await?;
-    report.throughput(
-        &format!("`GET /health`, 64 connections ({label})"),
-        &outcome,
-        "empty poem handler",
-        empty_rps,
-        Some((0.6, None)),
-    );
-    Ok(())
-}
-
 fn building_body(n: u64) -> String {
     let (lat0, lon0, lat_span, lon_span) = seed::AREA;
     let lat = lat0 + ((n * 7919) % 10_000) as f64 / 10_000.0 * lat_span;
@@ -488,103 +242,365 @@ fn building_body(n: u64) -> String {
     .to_string()
 }
 
-/// Commands at a steady rate; for each, the time from its answer (after its commit) to
-/// its building row in the catalog projection.
-async fn lag(
-    stack: &Stack,
-    pool: &PgPool,
-    settings: &Settings,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    let host = stack.host();
-    let token = stack.token.clone();
-    let offset = 1_000_000_000u64;
-    let make: load::MakeRequest = Arc::new(move |n| {
-        load::request(
-            "POST",
-            &host,
-            "/v1/buildings",
-            Some(&token),
-            Some(building_body(offset + n)),
-        )
-    });
-    let answered: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<load::Answer>();
-    let collector = {
-        let answered = Arc::clone(&answered);
-        tokio::spawn(async move {
-            let mut statuses: HashMap<u16, u64> = HashMap::new();
-            while let Some(answer) = receiver.recv().await {
-                *statuses.entry(answer.status.as_u16()).or_default() += 1;
-                let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
-                    .ok()
-                    .and_then(|v| v["id"].as_str().and_then(|s| s.parse().ok()));
-                if let Some(id) = id {
-                    answered.lock().expect("lock").insert(id, answer.answered);
-                }
-            }
-            statuses
-        })
-    };
-    let visible: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let poller = {
-        let (answered, visible, done, pool) = (
-            Arc::clone(&answered),
-            Arc::clone(&visible),
-            Arc::clone(&done),
-            pool.clone(),
+/// Prism under test, what the run measured so far, and the baselines.
+struct Run {
+    settings: Settings,
+    stack: Stack,
+    pool: PgPool,
+    pids: Arc<Pids>,
+    report: Report,
+    empty_rps: f64,
+    raw_insert: f64,
+}
+
+impl Run {
+    /// A size's data: buildings and lease comps seeded with the worker stopped, then caught
+    /// up by a freshly started worker (the catch-up rates).
+    async fn grow(
+        &mut self,
+        buildings: (i64, i64),
+        comps: (i64, i64),
+        label: &str,
+    ) -> anyhow::Result<()> {
+        let (stack, pool, pids, raw_insert) =
+            (&mut self.stack, &self.pool, &self.pids, self.raw_insert);
+        stack.stop_worker();
+        pids.update(stack);
+        seed::buildings(pool, buildings.0, buildings.1).await?;
+        seed::comps(pool, comps.0, comps.1, buildings.1).await?;
+        sqlx::query("ANALYZE").execute(pool).await?;
+        let events = (buildings.1 - buildings.0) + (comps.1 - comps.0);
+        let started = Instant::now();
+        stack.start_worker().await?;
+        pids.update(stack);
+        let reached = wait_for_projections(pool, started).await?;
+        // Fresh statistics for the planner, as autovacuum keeps them in production.
+        sqlx::query("ANALYZE").execute(pool).await?;
+        for name in ["catalog", "audit"] {
+            let elapsed = reached[name];
+            let rate = events as f64 / elapsed.as_secs_f64();
+            self.report.push(Row {
+                path: format!("`{name}` catch-up of {events} new events ({label})"),
+                prism: format!("{rate:.0} events/s ({:.1} s)", elapsed.as_secs_f64()),
+                baseline: format!("raw insert {raw_insert:.0} rows/s"),
+                ratio: Some(rate / raw_insert),
+                goal: String::new(),
+                met: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every read of one size.
+    async fn reads(&mut self, label: &str) -> anyhow::Result<()> {
+        let (stack, pool, settings, report, empty_rps) = (
+            &self.stack,
+            &self.pool,
+            &self.settings,
+            &mut self.report,
+            self.empty_rps,
         );
-        tokio::spawn(async move {
-            loop {
-                let pending: Vec<uuid::Uuid> = {
-                    let answered = answered.lock().expect("lock");
-                    let visible = visible.lock().expect("lock");
-                    answered
-                        .keys()
-                        .filter(|id| !visible.contains_key(id))
-                        .copied()
-                        .collect()
-                };
-                if pending.is_empty() && done.load(Ordering::Relaxed) {
-                    return;
-                }
-                if !pending.is_empty() {
-                    let seen: Vec<uuid::Uuid> =
-                        sqlx::query_scalar("SELECT id FROM buildings WHERE id = ANY($1)")
-                            .bind(&pending)
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap_or_default();
-                    let now = Instant::now();
-                    let mut visible = visible.lock().expect("lock");
-                    for id in seen {
-                        visible.entry(id).or_insert(now);
+        let addr = stack.api_addr;
+        let host = stack.host();
+        let token = stack.token.clone();
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM buildings ORDER BY md5(id::text) LIMIT 1000")
+                .fetch_all(pool)
+                .await?;
+        anyhow::ensure!(!ids.is_empty(), "no buildings to read");
+        // Warm the cache: every id once.
+        for id in &ids {
+            let request = load::request(
+                "GET",
+                &host,
+                &format!("/v1/buildings/{id}"),
+                Some(&token),
+                None,
+            );
+            load::once(addr, request).await?;
+        }
+        let ids = Arc::new(ids);
+        let detail: load::MakeRequest = {
+            let (ids, host, token) = (Arc::clone(&ids), host.clone(), token.clone());
+            Arc::new(move |n| {
+                let id = ids[(n as usize * 7919) % ids.len()];
+                load::request(
+                    "GET",
+                    &host,
+                    &format!("/v1/buildings/{id}"),
+                    Some(&token),
+                    None,
+                )
+            })
+        };
+        let outcome = load::closed_loop(
+            addr,
+            64,
+            settings.warmup,
+            settings.seconds,
+            detail,
+            ok_or_304,
+        )
+        .await?;
+        report.throughput(
+            &format!("cached `GET /v1/buildings/{{id}}`, 64 connections ({label})"),
+            &outcome,
+            "empty poem handler",
+            empty_rps,
+            Some((0.35, Some(5.0))),
+        );
+        let page: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |_| {
+                load::request("GET", &host, "/v1/buildings?limit=25", Some(&token), None)
+            })
+        };
+        let outcome =
+            load::closed_loop(addr, 64, settings.warmup, settings.seconds, page, ok_or_304).await?;
+        report.throughput(
+            &format!(
+                "cached first list page `GET /v1/buildings?limit=25`, 64 connections ({label})"
+            ),
+            &outcome,
+            "empty poem handler",
+            empty_rps,
+            None,
+        );
+        let (lat0, lon0, lat_span, lon_span) = seed::AREA;
+        let point = move |n: u64, salt: u64| {
+            let x = ((n.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % 10_000) as f64
+                / 10_000.0;
+            let y =
+                ((n.wrapping_mul(40_503).wrapping_add(salt * 31 + 7)) % 10_000) as f64 / 10_000.0;
+            (
+                lat0 + 0.05 + y * (lat_span - 0.1),
+                lon0 + 0.05 + x * (lon_span - 0.1),
+            )
+        };
+        let near: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |n| {
+                let (lat, lon) = point(n, 1);
+                load::request(
+                    "GET",
+                    &host,
+                    &format!("/v1/buildings?near={lat:.5},{lon:.5}&radius_m=2000"),
+                    Some(&token),
+                    None,
+                )
+            })
+        };
+        let outcome =
+            load::closed_loop(addr, 16, settings.warmup, settings.seconds, near, ok_or_304).await?;
+        report.latency(
+            &format!("`GET /v1/buildings?near=…&radius_m=2000`, 16 connections ({label})"),
+            &outcome,
+            empty_rps,
+            20.0,
+        );
+        let bbox: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |n| {
+                let (lat, lon) = point(n, 2);
+                load::request(
+                    "GET",
+                    &host,
+                    &format!(
+                        "/v1/buildings?bbox={:.5},{:.5},{:.5},{:.5}",
+                        lon - 0.012,
+                        lat - 0.009,
+                        lon + 0.012,
+                        lat + 0.009
+                    ),
+                    Some(&token),
+                    None,
+                )
+            })
+        };
+        let outcome =
+            load::closed_loop(addr, 16, settings.warmup, settings.seconds, bbox, ok_or_304).await?;
+        report.latency(
+            &format!("`GET /v1/buildings?bbox=…` (2 × 2 km), 16 connections ({label})"),
+            &outcome,
+            empty_rps,
+            20.0,
+        );
+        let search: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |n| {
+                // A word and part of a number: few repeats, so few answers come from the cache.
+                let word = seed::NAME_WORDS[(n as usize * 13) % seed::NAME_WORDS.len()];
+                let digits = 10 + (n.wrapping_mul(7919) % 990);
+                load::request(
+                    "GET",
+                    &host,
+                    &format!("/v1/buildings?q={word}%20{digits}&limit=25"),
+                    Some(&token),
+                    None,
+                )
+            })
+        };
+        let outcome = load::closed_loop(
+            addr,
+            16,
+            settings.warmup,
+            settings.seconds,
+            search,
+            ok_or_304,
+        )
+        .await?;
+        report.latency(
+            &format!("`GET /v1/buildings?q=<word> <digits>`, 16 connections ({label})"),
+            &outcome,
+            empty_rps,
+            20.0,
+        );
+        let stats: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |n| {
+                let submarket = n % 20;
+                load::request(
+                    "GET",
+                    &host,
+                    &format!("/v1/market/stats?submarket=Submarket%20{submarket:02}"),
+                    Some(&token),
+                    None,
+                )
+            })
+        };
+        let outcome = load::closed_loop(
+            addr,
+            16,
+            settings.warmup,
+            settings.seconds,
+            stats,
+            ok_or_304,
+        )
+        .await?;
+        report.latency(
+            &format!("`GET /v1/market/stats?submarket=…`, 16 connections ({label})"),
+            &outcome,
+            empty_rps,
+            20.0,
+        );
+        let health: load::MakeRequest = {
+            let host = host.clone();
+            Arc::new(move |_| load::request("GET", &host, "/health", None, None))
+        };
+        let outcome = load::closed_loop(
+            addr,
+            64,
+            settings.warmup,
+            settings.seconds,
+            health,
+            ok_or_304,
+        )
+        .await?;
+        report.throughput(
+            &format!("`GET /health`, 64 connections ({label})"),
+            &outcome,
+            "empty poem handler",
+            empty_rps,
+            Some((0.6, None)),
+        );
+        Ok(())
+    }
+
+    /// Commands at a steady rate; for each, the time from its answer (after its commit) to
+    /// its building row in the catalog projection.
+    async fn lag(&mut self) -> anyhow::Result<()> {
+        let (stack, pool, settings, report) =
+            (&self.stack, &self.pool, &self.settings, &mut self.report);
+        let host = stack.host();
+        let token = stack.token.clone();
+        let offset = 1_000_000_000u64;
+        let make: load::MakeRequest = Arc::new(move |n| {
+            load::request(
+                "POST",
+                &host,
+                "/v1/buildings",
+                Some(&token),
+                Some(building_body(offset + n)),
+            )
+        });
+        let answered: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<load::Answer>();
+        let collector = {
+            let answered = Arc::clone(&answered);
+            tokio::spawn(async move {
+                let mut statuses: HashMap<u16, u64> = HashMap::new();
+                while let Some(answer) = receiver.recv().await {
+                    *statuses.entry(answer.status.as_u16()).or_default() += 1;
+                    let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                        .ok()
+                        .and_then(|v| v["id"].as_str().and_then(|s| s.parse().ok()));
+                    if let Some(id) = id {
+                        answered.lock().expect("lock").insert(id, answer.answered);
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
-    };
-    let seconds = Duration::from_secs(settings.seconds.as_secs().max(10) * 2);
-    let failures =
-        load::open_loop(stack.api_addr, settings.lag_rate, seconds, make, sender).await?;
-    let statuses = collector.await?;
-    done.store(true, Ordering::Relaxed);
-    let _ = tokio::time::timeout(Duration::from_secs(30), poller).await;
-    let answered = answered.lock().expect("lock").clone();
-    let visible = visible.lock().expect("lock").clone();
-    let mut lags: Vec<u32> = answered
-        .iter()
-        .filter_map(|(id, at)| {
-            visible.get(id).map(|seen| {
-                u32::try_from(seen.saturating_duration_since(*at).as_micros()).unwrap_or(u32::MAX)
+                statuses
             })
-        })
-        .collect();
-    lags.sort_unstable();
-    let accepted = statuses.get(&201).copied().unwrap_or(0);
-    report.push(Row {
+        };
+        let visible: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = {
+            let (answered, visible, done, pool) = (
+                Arc::clone(&answered),
+                Arc::clone(&visible),
+                Arc::clone(&done),
+                pool.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let pending: Vec<uuid::Uuid> = {
+                        let answered = answered.lock().expect("lock");
+                        let visible = visible.lock().expect("lock");
+                        answered
+                            .keys()
+                            .filter(|id| !visible.contains_key(id))
+                            .copied()
+                            .collect()
+                    };
+                    if pending.is_empty() && done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if !pending.is_empty() {
+                        let seen: Vec<uuid::Uuid> =
+                            sqlx::query_scalar("SELECT id FROM buildings WHERE id = ANY($1)")
+                                .bind(&pending)
+                                .fetch_all(&pool)
+                                .await
+                                .unwrap_or_default();
+                        let now = Instant::now();
+                        let mut visible = visible.lock().expect("lock");
+                        for id in seen {
+                            visible.entry(id).or_insert(now);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        let seconds = Duration::from_secs(settings.seconds.as_secs().max(10) * 2);
+        let failures =
+            load::open_loop(stack.api_addr, settings.lag_rate, seconds, make, sender).await?;
+        let statuses = collector.await?;
+        done.store(true, Ordering::Relaxed);
+        let _ = tokio::time::timeout(Duration::from_secs(30), poller).await;
+        let answered = answered.lock().expect("lock").clone();
+        let visible = visible.lock().expect("lock").clone();
+        let mut lags: Vec<u32> = answered
+            .iter()
+            .filter_map(|(id, at)| {
+                visible.get(id).map(|seen| {
+                    u32::try_from(seen.saturating_duration_since(*at).as_micros())
+                        .unwrap_or(u32::MAX)
+                })
+            })
+            .collect();
+        lags.sort_unstable();
+        let accepted = statuses.get(&201).copied().unwrap_or(0);
+        report.push(Row {
         path: format!(
             "commit-to-visible lag, `POST /v1/buildings` at {}/s for {} s ({accepted} accepted, {} visible, {failures} failed)",
             settings.lag_rate,
@@ -602,39 +618,36 @@ async fn lag(
         goal: String::new(),
         met: None,
     });
-    Ok(())
-}
+        Ok(())
+    }
 
-/// `prism-worker replay catalog` over the whole history, with the live worker stopped.
-async fn replay(
-    stack: &mut Stack,
-    pool: &PgPool,
-    pids: &Pids,
-    report: &mut Report,
-    raw_insert: f64,
-) -> anyhow::Result<()> {
-    stack.stop_worker();
-    pids.update(stack);
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(pool)
-        .await?;
-    let started = Instant::now();
-    let output = stack.worker_command(&["replay", "catalog"])?;
-    let elapsed = started.elapsed();
-    eprintln!("[bench] {}", output.trim());
-    let rate = events as f64 / elapsed.as_secs_f64();
-    let goal_met = rate >= 20_000.0 && (events < 1_000_000 || elapsed < Duration::from_secs(60));
-    report.push(Row {
-        path: format!("`prism-worker replay catalog`, {events} events"),
-        prism: format!("{rate:.0} events/s ({:.1} s)", elapsed.as_secs_f64()),
-        baseline: format!("raw insert {raw_insert:.0} rows/s"),
-        ratio: Some(rate / raw_insert),
-        goal: "≥ 20,000 events/s; 1M events < 60 s".into(),
-        met: Some(goal_met),
-    });
-    stack.start_worker().await?;
-    pids.update(stack);
-    Ok(())
+    /// `prism-worker rebuild catalog` over the whole history, with the live worker stopped.
+    async fn replay(&mut self) -> anyhow::Result<()> {
+        let raw_insert = self.raw_insert;
+        self.stack.stop_worker();
+        self.pids.update(&self.stack);
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        let started = Instant::now();
+        let output = self.stack.worker_command(&["rebuild", "catalog"])?;
+        let elapsed = started.elapsed();
+        eprintln!("[bench] {}", output.trim());
+        let rate = events as f64 / elapsed.as_secs_f64();
+        let goal_met =
+            rate >= 20_000.0 && (events < 1_000_000 || elapsed < Duration::from_secs(60));
+        self.report.push(Row {
+            path: format!("`prism-worker rebuild catalog`, {events} events"),
+            prism: format!("{rate:.0} events/s ({:.1} s)", elapsed.as_secs_f64()),
+            baseline: format!("raw insert {raw_insert:.0} rows/s"),
+            ratio: Some(rate / raw_insert),
+            goal: "≥ 20,000 events/s; 1M events < 60 s".into(),
+            met: Some(goal_met),
+        });
+        self.stack.start_worker().await?;
+        self.pids.update(&self.stack);
+        Ok(())
+    }
 }
 
 async fn run(settings: Settings) -> anyhow::Result<Report> {
@@ -702,7 +715,7 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
     });
 
     // Prism.
-    let mut stack = Stack::start(bins, &settings.admin_url, &settings.redis_url).await?;
+    let stack = Stack::start(bins, &settings.admin_url, &settings.redis_url).await?;
     pids.update(&stack);
     let pool = PgPool::connect(&stack.db.url).await?;
     seed::templates(&stack).await?;
@@ -776,50 +789,51 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         None,
     );
     wait_for_projections(&pool, Instant::now()).await?;
+    let mut run = Run {
+        settings: settings.clone(),
+        stack,
+        pool,
+        pids: Arc::clone(&pids),
+        report,
+        empty_rps,
+        raw_insert: raw16,
+    };
 
     // Sizes.
     let mut seeded_buildings = 0;
     let mut seeded_comps = 0;
     for size in settings.sizes.clone() {
         let label = format!("{}k buildings", size / 1000);
-        grow(
-            &mut stack,
-            &pool,
-            &pids,
-            (seeded_buildings, size),
-            (seeded_comps, size),
-            &mut report,
-            &label,
-            raw16,
-        )
-        .await?;
+        run.grow((seeded_buildings, size), (seeded_comps, size), &label)
+            .await?;
         seeded_buildings = size;
         seeded_comps = size;
-        reads(&stack, &pool, &settings, &mut report, &label, empty_rps).await?;
-        replay(&mut stack, &pool, &pids, &mut report, raw16).await?;
+        run.reads(&label).await?;
+        run.replay().await?;
     }
-    lag(&stack, &pool, &settings, &mut report).await?;
+    run.lag().await?;
 
     // The history: comps added to the largest size until the log holds the events asked.
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
+        .fetch_one(&run.pool)
         .await?;
     if settings.history_events > events {
         let more = settings.history_events - events;
         let label = format!("history of {} events", settings.history_events);
-        grow(
-            &mut stack,
-            &pool,
-            &pids,
+        run.grow(
             (seeded_buildings, seeded_buildings),
             (seeded_comps, seeded_comps + more),
-            &mut report,
             &label,
-            raw16,
         )
         .await?;
-        replay(&mut stack, &pool, &pids, &mut report, raw16).await?;
+        run.replay().await?;
     }
+    let Run {
+        stack,
+        pool,
+        mut report,
+        ..
+    } = run;
     memory.sample(&stack);
     let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let (api, worker) = (
