@@ -555,8 +555,12 @@ async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor>
     })?;
     let verified = verifier.verify(&bearer.token).await;
     if let Ok(actor) = &verified {
-        // Tags the request's Sentry events (its hub is bound by the edge).
-        sentry::configure_scope(|scope| scope.set_tag("org_id", actor.org_id.as_str()));
+        // Tags the request's Sentry events (its hub is bound by the edge); without
+        // Sentry there is nothing to tag.
+        let hub = sentry::Hub::current();
+        if hub.client().is_some() {
+            hub.configure_scope(|scope| scope.set_tag("org_id", actor.org_id.as_str()));
+        }
     }
     verified.map_err(|rejected| {
         tracing::info!(auth.failure = rejected.reason(), "token refused");

@@ -238,7 +238,7 @@ impl Edge {
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
         let resolved = self.metrics.route(&method, &path);
-        let route = resolved.0;
+        let route = resolved.template;
         let request_bytes = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -302,13 +302,17 @@ impl Edge {
             request_bytes,
             response_bytes,
         });
-        span.in_scope(|| {
-            tracing::info!(
-                http.status = response.status().as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "request served"
-            );
-        });
+        // Probes and scrapes come every few seconds from every replica: their answers
+        // are counted in the metrics, and only their failures are logged.
+        if !is_operations_path(&path) || !response.status().is_success() {
+            span.in_scope(|| {
+                tracing::info!(
+                    http.status = response.status().as_u16(),
+                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "request served"
+                );
+            });
+        }
         Ok(response)
     }
 }

@@ -10,6 +10,11 @@ use telemetry::LogFormat;
 
 mod migrate;
 
+/// mimalloc: allocation-heavy request handling spent a fifth of its CPU in glibc's
+/// malloc (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage:
   prism-api [serve]                      serve HTTP on $PORT (default 8080)
   prism-api migrate up|down [N|all]|status|fresh

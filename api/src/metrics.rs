@@ -101,30 +101,53 @@ impl RouteTable {
     }
 
     /// The template and, when the method has one, the operation id of `path`.
-    pub fn resolve(&self, method: &Method, path: &str) -> (&str, Option<&str>) {
-        let parts: Vec<&str> = path.split('/').skip(1).collect();
-        for route in &self.routes {
-            let matches = route.segments.len() == parts.len()
-                && route
-                    .segments
-                    .iter()
-                    .zip(&parts)
-                    .all(|(segment, part)| match segment {
-                        Segment::Literal(literal) => literal == part,
-                        Segment::Parameter => !part.is_empty(),
-                    });
+    pub fn resolve(&self, method: &Method, path: &str) -> ResolvedRoute<'_> {
+        let parts = path.split('/').skip(1);
+        let count = parts.clone().count();
+        for (id, route) in self.routes.iter().enumerate() {
+            let matches =
+                route.segments.len() == count
+                    && route.segments.iter().zip(parts.clone()).all(
+                        |(segment, part)| match segment {
+                            Segment::Literal(literal) => literal == part,
+                            Segment::Parameter => !part.is_empty(),
+                        },
+                    );
             if matches {
-                let operation = route.operations.get(method.as_str()).map(String::as_str);
-                return (route.template.as_str(), operation);
+                return ResolvedRoute {
+                    id,
+                    template: route.template.as_str(),
+                    operation: route.operations.get(method.as_str()).map(String::as_str),
+                };
             }
         }
-        for other in OTHER_ROUTES {
-            if path == other || path.starts_with(&format!("{other}/")) {
-                return (other, None);
+        for (n, other) in OTHER_ROUTES.into_iter().enumerate() {
+            let nested = path
+                .strip_prefix(other)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if nested {
+                return ResolvedRoute {
+                    id: self.routes.len() + n,
+                    template: other,
+                    operation: None,
+                };
             }
         }
-        (UNMATCHED, None)
+        ResolvedRoute {
+            id: self.routes.len() + OTHER_ROUTES.len(),
+            template: UNMATCHED,
+            operation: None,
+        }
     }
+}
+
+/// A request's route: an id for the series cache, the template for the `path`
+/// label, and the operation id when the method has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedRoute<'a> {
+    pub id: usize,
+    pub template: &'a str,
+    pub operation: Option<&'a str>,
 }
 
 /// The `method` label: the standard methods, anything else `other`.
@@ -158,12 +181,22 @@ fn command_outcome(status: StatusCode) -> &'static str {
 #[derive(Debug)]
 pub struct Observed<'a> {
     pub method: &'a Method,
-    /// The route template and operation id, from [`ApiMetrics::route`].
-    pub route: (&'a str, Option<&'a str>),
+    /// From [`ApiMetrics::route`].
+    pub route: ResolvedRoute<'a>,
     pub status: StatusCode,
     pub elapsed: Duration,
     pub request_bytes: u64,
     pub response_bytes: u64,
+}
+
+/// The series one kind of request (method, route, status) counts in, looked up once.
+#[derive(Debug)]
+struct Series {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+    request_size: metrics::Histogram,
+    response_size: metrics::Histogram,
+    command: Option<metrics::Counter>,
 }
 
 /// The api's metrics.
@@ -171,6 +204,9 @@ pub struct Observed<'a> {
 pub struct ApiMetrics {
     registry: Registry,
     routes: RouteTable,
+    /// Series by (method, route id, status): a request records into handles, with no
+    /// label strings built and no registry lookup once its kind has been seen.
+    series: std::sync::RwLock<HashMap<(&'static str, usize, u16), Arc<Series>>>,
 }
 
 impl ApiMetrics {
@@ -211,47 +247,71 @@ impl ApiMetrics {
             None,
             "Refused bearer tokens by reason.",
         );
-        Self { registry, routes }
+        Self {
+            registry,
+            routes,
+            series: std::sync::RwLock::default(),
+        }
     }
 
-    /// The route template and operation id of a request.
-    pub fn route(&self, method: &Method, path: &str) -> (&str, Option<&str>) {
+    /// The route of a request.
+    pub fn route(&self, method: &Method, path: &str) -> ResolvedRoute<'_> {
         self.routes.resolve(method, path)
     }
 
-    pub fn observe(&self, request: &Observed<'_>) {
-        let (template, operation) = request.route;
+    fn series(&self, request: &Observed<'_>) -> Arc<Series> {
+        let method = method_label(request.method);
+        let key = (method, request.route.id, request.status.as_u16());
+        if let Some(series) = self.series.read().ok().and_then(|s| s.get(&key).cloned()) {
+            return series;
+        }
         let labels = || {
             vec![
-                ("method", method_label(request.method).to_owned()),
-                ("path", template.to_owned()),
+                ("method", method.to_owned()),
+                ("path", request.route.template.to_owned()),
                 ("status", request.status.as_u16().to_string()),
             ]
         };
-        self.registry
-            .counter("http_requests_total", labels())
-            .increment(1);
-        self.registry
-            .histogram("http_request_duration_seconds", labels())
-            .record(request.elapsed.as_secs_f64());
-        self.registry
-            .histogram("http_request_size_bytes", labels())
-            .record(request.request_bytes as f64);
-        self.registry
-            .histogram("http_response_size_bytes", labels())
-            .record(request.response_bytes as f64);
         let is_command = matches!(*request.method, Method::POST | Method::PATCH)
-            && (template.starts_with("/v1/buildings") || template.starts_with("/v1/comps"));
-        if let (true, Some(operation)) = (is_command, operation) {
-            self.registry
-                .counter(
-                    "prism_commands_total",
-                    vec![
-                        ("command", operation.to_owned()),
-                        ("outcome", command_outcome(request.status).to_owned()),
-                    ],
-                )
-                .increment(1);
+            && (request.route.template.starts_with("/v1/buildings")
+                || request.route.template.starts_with("/v1/comps"));
+        let series = Arc::new(Series {
+            requests: self.registry.counter("http_requests_total", labels()),
+            duration: self
+                .registry
+                .histogram("http_request_duration_seconds", labels()),
+            request_size: self.registry.histogram("http_request_size_bytes", labels()),
+            response_size: self
+                .registry
+                .histogram("http_response_size_bytes", labels()),
+            command: request
+                .route
+                .operation
+                .filter(|_| is_command)
+                .map(|operation| {
+                    self.registry.counter(
+                        "prism_commands_total",
+                        vec![
+                            ("command", operation.to_owned()),
+                            ("outcome", command_outcome(request.status).to_owned()),
+                        ],
+                    )
+                }),
+        });
+        if let Ok(mut all) = self.series.write() {
+            all.insert(key, Arc::clone(&series));
+        }
+        series
+    }
+
+    pub fn observe(&self, request: &Observed<'_>) {
+        let series = self.series(request);
+        series.requests.increment(1);
+        series.duration.record(request.elapsed.as_secs_f64());
+        series.request_size.record(request.request_bytes as f64);
+        series.response_size.record(request.response_bytes as f64);
+        if let Some(command) = &series.command {
+            command.increment(1);
         }
     }
 
@@ -351,25 +411,36 @@ mod tests {
     fn paths_resolve_to_their_templates_and_others_collapse() {
         let table = RouteTable::from_spec(&crate::spec::document());
         let id = "01a211de-85b1-74e2-ab37-c248cf58d5fa";
+        let resolve = |method: &Method, path: &str| {
+            let route = table.resolve(method, path);
+            (
+                route.template.to_owned(),
+                route.operation.map(str::to_owned),
+            )
+        };
         assert_eq!(
-            table.resolve(&Method::GET, &format!("/v1/buildings/{id}")),
-            ("/v1/buildings/{id}", Some("get_building"))
+            resolve(&Method::GET, &format!("/v1/buildings/{id}")),
+            ("/v1/buildings/{id}".into(), Some("get_building".into()))
         );
         assert_eq!(
-            table.resolve(&Method::POST, "/v1/comps/lease"),
-            ("/v1/comps/lease", Some("record_lease_comp"))
+            resolve(&Method::POST, "/v1/comps/lease"),
+            ("/v1/comps/lease".into(), Some("record_lease_comp".into()))
         );
         assert_eq!(
-            table
-                .resolve(&Method::POST, &format!("/v1/comps/{id}/verify"))
-                .0,
+            resolve(&Method::POST, &format!("/v1/comps/{id}/verify")).0,
             "/v1/comps/{id}/verify"
         );
-        assert_eq!(table.resolve(&Method::GET, "/docs/index.css").0, "/docs");
+        assert_eq!(resolve(&Method::GET, "/docs/index.css").0, "/docs");
+        assert_eq!(resolve(&Method::GET, "/docsy").0, UNMATCHED);
         assert_eq!(
-            table.resolve(&Method::GET, "/wp-admin.php"),
-            (UNMATCHED, None)
+            resolve(&Method::GET, "/wp-admin.php"),
+            (UNMATCHED.into(), None)
         );
-        assert_eq!(table.resolve(&Method::GET, "/v1/buildings/").0, UNMATCHED);
+        assert_eq!(resolve(&Method::GET, "/v1/buildings/").0, UNMATCHED);
+        assert_ne!(
+            table.resolve(&Method::GET, "/health").id,
+            table.resolve(&Method::GET, "/ready").id,
+            "each route its own series"
+        );
     }
 }

@@ -47,6 +47,11 @@ pub async fn connect_pool(url: &str, max_connections: u32) -> Result<sqlx::PgPoo
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
+        // No ping before each use (a round trip per statement): a connection that
+        // broke fails its next statement and is dropped; connections are renewed.
+        .test_before_acquire(false)
+        .idle_timeout(std::time::Duration::from_secs(300))
+        .max_lifetime(std::time::Duration::from_secs(1800))
         // Short OLTP queries: compiling a plan (the JIT) costs more than it saves.
         .connect_with(options.options([("jit", "off")]))
         .await

@@ -28,48 +28,78 @@ pub enum LogFormat {
     Json,
 }
 
-/// Keeps the trace exporter running; dropping it flushes and stops it.
+/// Keeps the log writer and the trace exporter running; dropping it flushes the lines
+/// not yet written and stops the exporter.
 #[derive(Debug, Default)]
-pub struct TracingGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+pub struct TracingGuard {
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    lines: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
 
 impl Drop for TracingGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.0.take() {
+        if let Some(provider) = self.traces.take() {
             let _ = provider.shutdown();
         }
+        drop(self.lines.take());
     }
 }
 
+/// Log lines waiting for the writer thread at most; beyond it a request waits rather
+/// than a line being lost.
+const BUFFERED_LINES: usize = 100_000;
+
 /// Installs the global subscriber; call once at the start of `main`, after
 /// [`sentry::init`], and keep the guard. A second call keeps the first subscriber.
-/// Besides the log lines, Sentry's layers receive spans (performance traces), `ERROR`
-/// events (Sentry events) and `INFO`/`WARN` events (breadcrumbs) — without a Sentry
-/// client they do nothing — and with `traces` every span is also an OpenTelemetry span
-/// ([`traces::otlp_provider`]).
+/// Besides the log lines, when Sentry is on its layers receive spans (performance
+/// traces), `ERROR` events (Sentry events) and `INFO`/`WARN` events (breadcrumbs), and
+/// with `traces` every span is also an OpenTelemetry span ([`traces::otlp_provider`]).
 pub fn init(
     format: LogFormat,
     traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 ) -> TracingGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Lines are written by a thread of their own: a request never waits on a write
+    // to standard output (unless the buffer is full).
+    let (writer, lines_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .finish(std::io::stdout());
     let lines = match format {
         LogFormat::Json => format::layer()
             .json()
             .flatten_event(true)
             .with_target(false)
+            .with_writer(writer)
             .boxed(),
-        LogFormat::Text => format::layer().with_target(false).boxed(),
+        // Colours only for a terminal: none in files, pipes and log collectors.
+        LogFormat::Text => format::layer()
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_writer(writer)
+            .boxed(),
     };
+    // Sentry's layers only with a Sentry client: without one they would still cost
+    // every span and event a few microseconds.
+    let sentry_on = ::sentry::Hub::current().client().is_some();
+    let sentry_layers = sentry_on.then(|| {
+        SpanLayer::new()
+            .with_filter(LevelFilter::INFO)
+            .and_then(ErrorLayer::new().with_filter(LevelFilter::ERROR))
+            .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+    });
     let result = tracing_subscriber::registry()
         .with(filter)
         .with(lines)
-        .with(SpanLayer::new().with_filter(LevelFilter::INFO))
-        .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
-        .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+        .with(sentry_layers)
         .with(traces.as_ref().map(traces::layer))
         .try_init();
     drop(result);
-    TracingGuard(traces)
+    TracingGuard {
+        traces,
+        lines: Some(lines_guard),
+    }
 }
 
 /// Shortest `METRICS_SCRAPE_TOKEN` production accepts.

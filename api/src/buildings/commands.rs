@@ -280,7 +280,7 @@ impl BuildingsApi {
         .with_body(&body.0)
         .run(BUILDINGS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.building(id, command, &context).await
+            write.new_building(id, command, &context).await
         })
         .await
     }

@@ -95,49 +95,59 @@ impl EventLog {
         ))
     }
 
+    /// Appends a command's events — and, for a keyed command, its first result — in
+    /// one statement: one round trip, atomic on its own.
     async fn append(&self, events: &[SerializedEvent]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for event in events {
-            sqlx::query(
-                "INSERT INTO events
-                    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
+        let column = |f: fn(&SerializedEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+        let keyed = (
+            text(&first.metadata, metadata::ORG_ID),
+            text(&first.metadata, metadata::IDEMPOTENCY_KEY),
+            text(&first.metadata, metadata::IDEMPOTENCY_REQUEST_HASH),
+        );
+        let insert_events = "INSERT INTO events
+                (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT t, id, seq, et, ev, p::json, m::json
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                           $6::text[], $7::text[]) WITH ORDINALITY AS u(t, id, seq, et, ev, p, m, n)
+              ORDER BY n";
+        let sql = match keyed {
+            (Some(_), Some(_), Some(_)) => format!(
+                "WITH appended AS ({insert_events} RETURNING 1)
+                 INSERT INTO command_idempotency
+                    (org_id, idempotency_key, request_hash, aggregate_type, aggregate_id, version, status)
+                 SELECT $8, $9, $10, $11, $12, $13, $14 WHERE EXISTS (SELECT 1 FROM appended)"
+            ),
+            _ => insert_events.to_owned(),
+        };
+        let mut query = sqlx::query(&sql)
+            .bind(column(|e| e.aggregate_type.clone()))
+            .bind(column(|e| e.aggregate_id.clone()))
+            .bind(
+                events
+                    .iter()
+                    .map(|e| i64::try_from(e.sequence).unwrap_or(i64::MAX))
+                    .collect::<Vec<_>>(),
             )
-            .bind(&event.aggregate_type)
-            .bind(&event.aggregate_id)
-            .bind(i64::try_from(event.sequence).unwrap_or(i64::MAX))
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(&event.payload)
-            .bind(&event.metadata)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let (Some(first), Some(last)) = (events.first(), events.last()) {
-            let keyed = (
-                text(&first.metadata, metadata::ORG_ID),
-                text(&first.metadata, metadata::IDEMPOTENCY_KEY),
-                text(&first.metadata, metadata::IDEMPOTENCY_REQUEST_HASH),
-            );
-            if let (Some(org_id), Some(key), Some(request_hash)) = keyed {
-                let status: i16 = if first.sequence == 1 { 201 } else { 200 };
-                sqlx::query(
-                    "INSERT INTO command_idempotency
-                        (org_id, idempotency_key, request_hash, aggregate_type, aggregate_id, version, status)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
+            .bind(column(|e| e.event_type.clone()))
+            .bind(column(|e| e.event_version.clone()))
+            .bind(column(|e| e.payload.to_string()))
+            .bind(column(|e| e.metadata.to_string()));
+        if let (Some(org_id), Some(key), Some(request_hash)) = keyed {
+            let status: i16 = if first.sequence == 1 { 201 } else { 200 };
+            query = query
                 .bind(org_id)
                 .bind(key)
                 .bind(request_hash)
                 .bind(&last.aggregate_type)
                 .bind(&last.aggregate_id)
                 .bind(i64::try_from(last.sequence).unwrap_or(i64::MAX))
-                .bind(status)
-                .execute(&mut *tx)
-                .await?;
-            }
+                .bind(status);
         }
-        tx.commit().await
+        query.execute(&self.pool).await?;
+        Ok(())
     }
 }
 

@@ -35,6 +35,15 @@ use crate::problem::ApiError;
 
 type Store<A> = PersistedEventStore<EventLog, A>;
 
+/// The aggregate a command is for.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// One that may have events.
+    Existing(Uuid),
+    /// One whose id was just made for this command.
+    New(Uuid),
+}
+
 /// How often a command without `If-Match` is decided again after losing a race.
 const RACE_RETRIES: usize = 3;
 
@@ -177,7 +186,25 @@ impl WriteSide {
         command: BuildingCommand,
         context: &CommandContext,
     ) -> Result<Committed, ApiError> {
-        self.execute(&self.buildings, &(), id.0, command, context)
+        self.execute(
+            &self.buildings,
+            &(),
+            Target::Existing(id.0),
+            command,
+            context,
+        )
+        .await
+    }
+
+    /// A command that creates a building under an id just made for it: there is
+    /// nothing to load.
+    pub async fn new_building(
+        &self,
+        id: BuildingId,
+        command: BuildingCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        self.execute(&self.buildings, &(), Target::New(id.0), command, context)
             .await
     }
 
@@ -187,15 +214,38 @@ impl WriteSide {
         command: CompCommand,
         context: &CommandContext,
     ) -> Result<Committed, ApiError> {
-        self.execute(&self.comps, &self.comp_services, id.0, command, context)
-            .await
+        self.execute(
+            &self.comps,
+            &self.comp_services,
+            Target::Existing(id.0),
+            command,
+            context,
+        )
+        .await
+    }
+
+    /// A command that creates a comp under an id just made for it.
+    pub async fn new_comp(
+        &self,
+        id: domain::values::CompId,
+        command: CompCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        self.execute(
+            &self.comps,
+            &self.comp_services,
+            Target::New(id.0),
+            command,
+            context,
+        )
+        .await
     }
 
     async fn execute<A, C>(
         &self,
         store: &Store<A>,
         services: &A::Services,
-        id: Uuid,
+        target: Target,
         command: C,
         context: &CommandContext,
     ) -> Result<Committed, ApiError>
@@ -206,7 +256,7 @@ impl WriteSide {
         if let Some(first) = self.first_result(context).await? {
             return first;
         }
-        let (result, appended) = self.decide(store, services, id, command, context).await;
+        let (result, appended) = self.decide(store, services, target, command, context).await;
         if appended {
             self.jobs.announce_commit(context.request_id.as_str());
         }
@@ -226,7 +276,7 @@ impl WriteSide {
         &self,
         store: &Store<A>,
         services: &A::Services,
-        id: Uuid,
+        target: Target,
         command: C,
         context: &CommandContext,
     ) -> (Result<Committed, ApiError>, bool)
@@ -234,10 +284,26 @@ impl WriteSide {
         A: Aggregate<Command = Scoped<C>, Error = DomainError>,
         C: Clone,
     {
+        let (id, mut fresh) = match target {
+            Target::Existing(id) => (id, false),
+            Target::New(id) => (id, true),
+        };
         let aggregate_id = id.to_string();
         let mut races = 0;
         loop {
-            let mut loaded = match store.load_aggregate(&aggregate_id).await {
+            let loaded = if fresh {
+                // An id made for this command has no events: nothing to read.
+                Ok(cqrs_es::persist::EventStoreAggregateContext {
+                    aggregate_id: aggregate_id.clone(),
+                    aggregate: A::default(),
+                    current_sequence: 0,
+                    current_snapshot: None,
+                })
+            } else {
+                store.load_aggregate(&aggregate_id).await
+            };
+            fresh = false;
+            let mut loaded = match loaded {
                 Ok(loaded) => loaded,
                 Err(error) => return (Err(store_error(error)), false),
             };

@@ -281,7 +281,7 @@ impl CompsApi {
         .with_body(&body.0)
         .run(COMPS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.comp(id, command, &context).await
+            write.new_comp(id, command, &context).await
         })
         .await
     }
@@ -314,7 +314,7 @@ impl CompsApi {
         .with_body(&body.0)
         .run(COMPS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.comp(id, command, &context).await
+            write.new_comp(id, command, &context).await
         })
         .await
     }

@@ -1,6 +1,6 @@
 //! Costs that must not grow, counted rather than timed: a read served from the cache
-//! sends Postgres nothing, and a burst of commands queues one wake-up job for the
-//! worker, not one per command.
+//! sends Postgres nothing, a command creating a resource sends it one statement, and a
+//! burst of commands queues one wake-up job for the worker, not one per command.
 
 use std::time::Duration;
 
@@ -53,6 +53,20 @@ async fn a_cached_read_sends_postgres_nothing() {
     let uncached = app.call(Method::GET, "/v1/buildings?limit=7", None).await;
     assert_eq!(uncached.status, StatusCode::OK);
     assert!(counter.count() > 0, "the uncached read was not counted");
+}
+
+#[tokio::test]
+async fn a_command_creating_a_resource_sends_one_statement() {
+    let counter = StatementCounter::start("127.0.0.1:5432").await;
+    let app = spawn_app_counted(&counter).await;
+    app.register_building().await;
+    counter.reset();
+    app.register_building().await;
+    assert_eq!(
+        counter.count(),
+        1,
+        "a register appends its event in one statement, with nothing to load"
+    );
 }
 
 /// Wake-up jobs waiting in the app's catch-up queue (apalis-redis keys).
