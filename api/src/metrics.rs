@@ -189,6 +189,9 @@ pub struct Observed<'a> {
     pub response_bytes: u64,
 }
 
+/// Method label, route id and status.
+type SeriesKey = (&'static str, usize, u16);
+
 /// The series one kind of request (method, route, status) counts in, looked up once.
 #[derive(Debug)]
 struct Series {
@@ -206,7 +209,7 @@ pub struct ApiMetrics {
     routes: RouteTable,
     /// Series by (method, route id, status): a request records into handles, with no
     /// label strings built and no registry lookup once its kind has been seen.
-    series: std::sync::RwLock<HashMap<(&'static str, usize, u16), Arc<Series>>>,
+    series: std::sync::RwLock<HashMap<SeriesKey, Arc<Series>>>,
 }
 
 impl ApiMetrics {

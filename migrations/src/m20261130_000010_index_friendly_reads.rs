@@ -13,12 +13,14 @@
 //!   row-level security. Only `prism_app` may call them.
 //!   - `prism_buildings_within(lat, lon, radius_m)`: ids within the radius (a GIST
 //!     index on organisation and location, with `btree_gist`);
+//!   - `prism_buildings_nearest(…)`: a nearest-first page (a map) in one call — the
+//!     ids and distances within the radius that pass the list's plain filters, after
+//!     the cursor, at most `lim` — so the candidates are read once;
 //!   - `prism_buildings_in_box(min_lon, min_lat, max_lon, max_lat)`: ids in a map
 //!     viewport, west > east crossing the antimeridian (a GIST index on organisation
 //!     and the point's geometry);
 //!   - `prism_buildings_matching(patterns)`: ids whose search text is `LIKE` every
-//!     pattern (the trigram index finds the first pattern's candidates; pass the most
-//!     selective, the longest, first).
+//!     pattern (the trigram index intersects the words' trigrams).
 //! - the area sort pages on `rentable_area_order`, the area as `float8` (leakproof
 //!   comparisons; every area Prism accepts converts exactly enough to keep its order).
 
@@ -52,6 +54,33 @@ impl MigrationTrait for Migration {
                       WHERE b.org_id = current_setting('prism.org_id', true)
                         AND ST_DWithin(b.location, ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography, $3)
                    $$"#,
+                // A map's nearest-first page in one call: the organisation's buildings
+                // within the radius that pass the list's plain filters, ordered by
+                // distance and id, after the cursor, at most `lim`. The rows the GIST
+                // index finds are read once here; the caller looks up only the page.
+                r#"CREATE FUNCTION prism_buildings_nearest(
+                       lat float8, lon float8, radius_m float8, want_archived boolean,
+                       want_type text, want_class text, want_city text, want_submarket text,
+                       after_distance float8, after_id uuid, lim integer)
+                   RETURNS TABLE (id uuid, distance_m float8)
+                   LANGUAGE sql STABLE SECURITY DEFINER ROWS 26
+                   SET search_path = public, pg_temp
+                   AS $$
+                     SELECT n.id, n.distance_m
+                       FROM (SELECT b.id, ST_Distance(b.location, p.point) AS distance_m
+                               FROM buildings b,
+                                    (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS point) p
+                              WHERE b.org_id = current_setting('prism.org_id', true)
+                                AND ST_DWithin(b.location, p.point, $3)
+                                AND b.archived = $4
+                                AND ($5 IS NULL OR b.property_type = $5)
+                                AND ($6 IS NULL OR b.building_class = $6)
+                                AND ($7 IS NULL OR lower(b.city) = lower($7))
+                                AND ($8 IS NULL OR lower(b.submarket) = lower($8))) n
+                      WHERE $9 IS NULL OR (n.distance_m, n.id) > ($9, $10)
+                      ORDER BY n.distance_m, n.id
+                      LIMIT $11
+                   $$"#,
                 r#"CREATE FUNCTION prism_buildings_in_box(float8, float8, float8, float8)
                    RETURNS TABLE (id uuid)
                    LANGUAGE sql STABLE SECURITY DEFINER ROWS 200
@@ -65,23 +94,36 @@ impl MigrationTrait for Migration {
                         AND b.lat BETWEEN $2 AND $4
                         AND (CASE WHEN $1 <= $3 THEN b.lon BETWEEN $1 AND $3 ELSE b.lon >= $1 OR b.lon <= $3 END)
                    $$"#,
-                // The trigram index first (the fence keeps the planner to it), then the
-                // organisation and every pattern.
+                // One `LIKE` per word (up to eight), planned for the words given: the
+                // trigram index intersects them all; any further words are checked on
+                // the rows it finds.
                 r#"CREATE FUNCTION prism_buildings_matching(text[])
                    RETURNS TABLE (id uuid)
-                   LANGUAGE sql STABLE SECURITY DEFINER ROWS 200
+                   LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 200
                    SET search_path = public, pg_temp
                    AS $$
-                     SELECT c.id
-                       FROM (SELECT b.id, b.org_id, b.search_text FROM buildings b
-                              WHERE b.search_text LIKE $1[1] OFFSET 0) c
-                      WHERE c.org_id = current_setting('prism.org_id', true)
-                        AND c.search_text LIKE ALL ($1)
-                   $$"#,
+                   DECLARE
+                     words integer := coalesce(array_length($1, 1), 0);
+                     conditions text := '';
+                   BEGIN
+                     IF words = 0 THEN
+                       RETURN;
+                     END IF;
+                     FOR i IN 1 .. least(words, 8) LOOP
+                       conditions := conditions || format(' AND b.search_text LIKE $1[%s]', i);
+                     END LOOP;
+                     RETURN QUERY EXECUTE
+                       'SELECT b.id FROM buildings b
+                         WHERE b.org_id = current_setting(''prism.org_id'', true)'
+                       || conditions || ' AND b.search_text LIKE ALL ($1)'
+                       USING $1;
+                   END $$"#,
                 "REVOKE ALL ON FUNCTION prism_buildings_within(float8, float8, float8) FROM PUBLIC",
+                "REVOKE ALL ON FUNCTION prism_buildings_nearest(float8, float8, float8, boolean, text, text, text, text, float8, uuid, integer) FROM PUBLIC",
                 "REVOKE ALL ON FUNCTION prism_buildings_in_box(float8, float8, float8, float8) FROM PUBLIC",
                 "REVOKE ALL ON FUNCTION prism_buildings_matching(text[]) FROM PUBLIC",
                 "GRANT EXECUTE ON FUNCTION prism_buildings_within(float8, float8, float8) TO prism_app",
+                "GRANT EXECUTE ON FUNCTION prism_buildings_nearest(float8, float8, float8, boolean, text, text, text, text, float8, uuid, integer) TO prism_app",
                 "GRANT EXECUTE ON FUNCTION prism_buildings_in_box(float8, float8, float8, float8) TO prism_app",
                 "GRANT EXECUTE ON FUNCTION prism_buildings_matching(text[]) TO prism_app",
             ],
@@ -95,6 +137,7 @@ impl MigrationTrait for Migration {
             &[
                 "DROP FUNCTION IF EXISTS prism_buildings_matching(text[])",
                 "DROP FUNCTION IF EXISTS prism_buildings_in_box(float8, float8, float8, float8)",
+                "DROP FUNCTION IF EXISTS prism_buildings_nearest(float8, float8, float8, boolean, text, text, text, text, float8, uuid, integer)",
                 "DROP FUNCTION IF EXISTS prism_buildings_within(float8, float8, float8)",
                 "DROP INDEX IF EXISTS buildings_org_area_idx",
                 "ALTER TABLE buildings DROP COLUMN IF EXISTS rentable_area_order",

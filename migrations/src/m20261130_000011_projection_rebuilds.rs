@@ -4,8 +4,8 @@
 //! them in (`projections::rebuild`); this table is how the api, the worker and the
 //! CLI share it. At most one rebuild of a projection is active at a time.
 //!
-//! Each projection's checkpoint also gets a `generation`, raised by every swap: the
-//! cache stamps views with it, so a view read before a swap is never stored after it.
+//! Each projection's checkpoint also gets a `generation`, raised by every swap, so an
+//! operator sees when the tables serving reads were last replaced.
 
 use sea_orm_migration::prelude::*;
 

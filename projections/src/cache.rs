@@ -7,13 +7,15 @@
 //! - A list entry lives under the organisation's list *generation*, a random token the
 //!   worker replaces after every batch that changed the organisation's rows; readers
 //!   only look under the current one, so old pages are never read again and expire.
-//! - Every key also carries the views' *generation*: the catalog's, raised when a
-//!   rebuild swaps new tables in (before its transaction commits). A reader learns the
+//! - Every key also carries the views' *generation*, moved on by every rebuild's swap
+//!   (just before its transaction commits). A reader learns the
 //!   generation in the same round trip as the entry, before it reads Postgres, so a
 //!   view read from the old tables is only ever stored under the old generation, which
 //!   no reader looks under again.
-//! - The worker refreshes entries from `cache_refresh_outbox`, written in the batch's
-//!   transaction, so a refresh lost to a crash or a Redis outage happens on the next pass.
+//! - The worker marks changed views from `cache_refresh_outbox`, written in the batch's
+//!   transaction, so a mark lost to a crash or a Redis outage happens on the next pass:
+//!   a detail gets a tombstone at the catalog's stamp (readers miss it and read
+//!   Postgres; an older read offered late is refused), a list a new generation.
 //!
 //! Redis being down makes reads slower, never failing: every call has a short timeout,
 //! and after a failure the cache is skipped for a moment instead of waiting each time.
@@ -29,7 +31,7 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::queries::{buildings, comps};
+use crate::queries::CATALOG_STAMP_SQL;
 use crate::ProjectionError;
 
 /// How long a detail entry lives without being refreshed.
@@ -48,6 +50,9 @@ redis.call('HSET', KEYS[1], 's', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'b', ARGV[
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
+
+/// A view to mark: organisation, view, its id, and the catalog's stamp when read.
+type OutboxRow = (String, String, String, Option<String>);
 
 /// A rendered view: the response body and its entity tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,13 +204,6 @@ pub struct ViewCache {
     generation: Arc<AtomicI64>,
 }
 
-/// Raises the views' generation to ARGV[1] unless it is there already: KEYS[1].
-const RAISE_SCRIPT: &str = r"
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-";
-
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -330,20 +328,13 @@ impl ViewCache {
         Some(current)
     }
 
-    /// Raises the views' generation to `generation` (a rebuild's swap, before it
-    /// commits); `false` when Redis did not take it.
-    pub async fn raise_generation(&self, generation: i64) -> bool {
+    /// Moves the views to a new generation (a rebuild's swap, just before it commits):
+    /// a number never used before, so whatever happens to the swap, views read before
+    /// this are never looked up again. `None` when Redis did not answer.
+    pub async fn next_generation(&self) -> Option<i64> {
         let key = self.views_generation_key();
-        let raised: Option<i64> = self
-            .call(|mut c| async move {
-                redis::Script::new(RAISE_SCRIPT)
-                    .key(&key)
-                    .arg(generation)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await;
-        raised.is_some()
+        self.call(|mut c| async move { c.incr::<_, _, i64>(&key, 1).await })
+            .await
     }
 
     /// Stores `view` for `key` under the views' `generation` (the one [`Self::get`] or
@@ -414,86 +405,82 @@ impl ViewCache {
             .is_some()
     }
 
-    /// Refreshes up to `limit` views named in the outbox; returns how many. Rows stay
-    /// in the outbox when Redis does not take the refresh, for the next pass.
+    /// Marks up to `limit` views the outbox names as changed; returns how many. A
+    /// detail gets a *tombstone* — no body, the catalog's current stamp — so the next
+    /// reader misses it and reads Postgres, and a read from before the change, offered
+    /// late, is refused for its older stamp; a list gets its organisation's new
+    /// generation. Two statements and one Redis round trip however many views; rows
+    /// stay in the outbox when Redis does not answer, for the next pass.
     pub async fn refresh_from_outbox(
         &self,
         pool: &PgPool,
         limit: i64,
     ) -> Result<usize, ProjectionError> {
         let mut tx = pool.begin().await?;
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT org_id, view, view_id FROM cache_refresh_outbox
-              ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
+        let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "SELECT org_id, view, view_id, {CATALOG_STAMP_SQL} AS stamp FROM cache_refresh_outbox
+              ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+        ))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut done = 0;
-        // Learned before any view is read from Postgres, as readers do.
-        let generation = match rows.is_empty() {
-            true => None,
-            false => self.generation().await,
-        };
-        for (org_id, view, view_id) in &rows {
-            let refreshed = match (view.as_str(), generation) {
-                // Redis did not answer: the rows stay for the next pass.
-                (_, None) => false,
-                ("lists", Some(_)) => self.new_list_generation(org_id).await,
-                ("building" | "comp", Some(generation)) => match Uuid::parse_str(view_id) {
-                    Ok(id) => {
-                        self.refresh_detail(pool, org_id, view, id, generation)
-                            .await?
-                    }
-                    Err(_) => true,
-                },
-                _ => true,
-            };
-            if !refreshed {
-                break;
-            }
-            sqlx::query(
-                "DELETE FROM cache_refresh_outbox WHERE org_id = $1 AND view = $2 AND view_id = $3",
-            )
-            .bind(org_id)
-            .bind(view)
-            .bind(view_id)
-            .execute(&mut *tx)
-            .await?;
-            done += 1;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
         }
-        tx.commit().await?;
-        Ok(done)
-    }
-
-    /// Reads one detail from Postgres and offers it to the cache; says whether Redis took it.
-    async fn refresh_detail(
-        &self,
-        pool: &PgPool,
-        org_id: &str,
-        view: &str,
-        id: Uuid,
-        generation: i64,
-    ) -> Result<bool, ProjectionError> {
-        let (key, read) = if view == "building" {
-            let key = ViewKey::Building { org_id, id };
-            let read = buildings::detail(pool, org_id, id)
-                .await?
-                .map(|(v, stamp)| (CachedView::render(v.building.version, &v), stamp));
-            (key, read)
-        } else {
-            let key = ViewKey::Comp { org_id, id };
-            let read = comps::detail(pool, org_id, id)
-                .await?
-                .map(|(v, stamp)| (CachedView::render(v.version, &v), stamp));
-            (key, read)
+        let Some(generation) = self.generation().await else {
+            return Ok(0);
         };
-        Ok(match read {
-            Some((rendered, stamp)) => {
-                self.offer(&key, generation, &stamp, &rendered).await;
-                self.link.available()
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (org_id, view, view_id, stamp) in &rows {
+            match (view.as_str(), Uuid::parse_str(view_id)) {
+                ("lists", _) => {
+                    pipe.cmd("SET")
+                        .arg(self.generation_key(org_id))
+                        .arg(Uuid::new_v4().simple().to_string())
+                        .ignore();
+                }
+                ("building" | "comp", Ok(id)) => {
+                    let key = if view == "building" {
+                        ViewKey::Building { org_id, id }
+                    } else {
+                        ViewKey::Comp { org_id, id }
+                    };
+                    let key = self.key(&key, generation);
+                    pipe.cmd("DEL").arg(&key).ignore();
+                    pipe.cmd("HSET")
+                        .arg(&key)
+                        .arg("s")
+                        .arg(stamp.as_deref().unwrap_or_default())
+                        .ignore();
+                    pipe.cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(DETAIL_TTL.as_millis() as u64)
+                        .ignore();
+                }
+                _ => {}
             }
-            None => self.remove(&key, generation).await,
-        })
+        }
+        let marked: Option<()> = self
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await;
+        if marked.is_none() {
+            return Ok(0);
+        }
+        let column =
+            |f: fn(&OutboxRow) -> &String| rows.iter().map(|r| f(r).clone()).collect::<Vec<_>>();
+        sqlx::query(
+            "DELETE FROM cache_refresh_outbox o
+              USING unnest($1::text[], $2::text[], $3::text[]) AS d(org_id, view, view_id)
+              WHERE o.org_id = d.org_id AND o.view = d.view AND o.view_id = d.view_id",
+        )
+        .bind(column(|r| &r.0))
+        .bind(column(|r| &r.1))
+        .bind(column(|r| &r.2))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.len())
     }
 }

@@ -313,6 +313,30 @@ pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Option<Rebuild>, sqlx::Er
     Ok(row.map(Into::into))
 }
 
+/// Checks the live tables of `projection` against the log up to its checkpoint (one
+/// snapshot for both): the checks a rebuild passes before its swap, for a projection
+/// an operator doubts. `Ok(Ok(()))` when they agree.
+pub async fn verify_live(
+    pool: &PgPool,
+    projection: Projection,
+) -> Result<Result<(), verify::VerificationFailure>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let Some(checkpoint) = checkpoint::load(&mut tx, projection.name()).await? else {
+        return Ok(Ok(()));
+    };
+    let verdict = verify::verify(
+        &mut tx,
+        projection.projector().checks(),
+        &checkpoint.cursor(),
+    )
+    .await?;
+    tx.rollback().await?;
+    Ok(verdict)
+}
+
 /// The session advisory-lock key that makes one worker the runner of a rebuild.
 fn runner_key(id: Uuid) -> i64 {
     let bytes = id.as_bytes();
@@ -477,6 +501,9 @@ async fn start(
     ))
     .execute(&mut *tx)
     .await?;
+    for (table, _) in projection.projector().tables() {
+        create_shadow_indexes(&mut tx, table, &shadow, Indexes::BTree).await?;
+    }
     let started = sqlx::query(
         "UPDATE projection_rebuilds
             SET state = 'running', started_at = now(), updated_at = now(),
@@ -618,11 +645,23 @@ async fn create_shadow_table(
     Ok(())
 }
 
-/// The live table's secondary indexes, made on the shadow table (idempotent).
+/// Which of the live table's secondary indexes to make on the shadow table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indexes {
+    /// B-trees: the projector's own reads use them (a comp's building, say), and they
+    /// are cheap to keep up while loading.
+    BTree,
+    /// The rest (GIST, trigram): only queries need them; built once, before the swap.
+    Other,
+}
+
+/// The live table's secondary indexes of one kind, made on the shadow table
+/// (idempotent: a resumed rebuild makes only what is missing).
 async fn create_shadow_indexes(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     table: &str,
     shadow: &str,
+    which: Indexes,
 ) -> Result<(), sqlx::Error> {
     let definitions: Vec<(String, String)> = sqlx::query_as(
         "SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
@@ -631,13 +670,17 @@ async fn create_shadow_indexes(
             AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
     )
     .bind(table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     for (name, definition) in definitions {
         // `CREATE [UNIQUE] INDEX name ON public.table USING …`
         let Some((_, rest)) = definition.split_once(&format!(" ON public.{table} ")) else {
             continue;
         };
+        let btree = rest.starts_with("USING btree");
+        if btree != (which == Indexes::BTree) {
+            continue;
+        }
         let unique = if definition.starts_with("CREATE UNIQUE") {
             "UNIQUE "
         } else {
@@ -646,12 +689,14 @@ async fn create_shadow_indexes(
         sqlx::query(&format!(
             "CREATE {unique}INDEX IF NOT EXISTS {name} ON {shadow}.{table} {rest}"
         ))
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     }
-    sqlx::query(&format!("ANALYZE {shadow}.{table}"))
-        .execute(pool)
-        .await?;
+    if which == Indexes::Other {
+        sqlx::query(&format!("ANALYZE {shadow}.{table}"))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -744,8 +789,11 @@ async fn verify_and_swap(
     progress: &mut (dyn FnMut(&Rebuild) + Send),
 ) -> Result<Step, RebuildError> {
     let shadow = rebuild.shadow_schema();
-    for (table, _) in projection.projector().tables() {
-        create_shadow_indexes(pool, table, &shadow).await?;
+    {
+        let mut conn = pool.acquire().await?;
+        for (table, _) in projection.projector().tables() {
+            create_shadow_indexes(&mut conn, table, &shadow, Indexes::Other).await?;
+        }
     }
     if let Step::Stopped(stopped) = build(pool, rebuild, projection, options, progress).await? {
         return Ok(Step::Stopped(stopped));
@@ -841,13 +889,6 @@ async fn swap(
     .bind(projection.name())
     .fetch_one(&mut *tx)
     .await?;
-    if let (Some(cache), true) = (cache, projection.projector().feeds_cache()) {
-        if !cache.raise_generation(generation).await {
-            return Err(SwapError::Rebuild(RebuildError::CacheUnavailable(
-                "Redis did not answer".into(),
-            )));
-        }
-    }
     // The last events, in the swap's transaction: the live catch-up waits for it.
     sqlx::query(&format!("SET LOCAL search_path TO {shadow}, public"))
         .execute(&mut *tx)
@@ -885,6 +926,13 @@ async fn swap(
             .await?;
     }
     checkpoint::swap_in(&mut tx, projection.name(), &cursor, applied, generation).await?;
+    // The old tables and what is left of the shadow schema (its outbox) go with the
+    // swap: their files are removed when it commits.
+    for schema in [&retired, &shadow] {
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut *tx)
+            .await?;
+    }
     let row: RebuildRow = sqlx::query_as(&format!(
         "UPDATE projection_rebuilds
             SET state = 'swapped', finished_at = now(), updated_at = now(),
@@ -898,16 +946,17 @@ async fn swap(
     .bind(applied)
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
-    // The old tables and what is left of the shadow schema (its outbox).
-    for schema in [&retired, &shadow] {
-        if let Err(error) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(pool)
-            .await
-        {
-            tracing::warn!(%error, schema, "could not drop a schema after a swap; drop it by hand");
+    if let (Some(cache), true) = (cache, projection.projector().feeds_cache()) {
+        // Last, with the live tables locked: a reader that learns the new generation
+        // waits for this commit and reads the new tables; one that read the old
+        // tables stores its view under the old generation, never read again.
+        if cache.next_generation().await.is_none() {
+            return Err(SwapError::Rebuild(RebuildError::CacheUnavailable(
+                "Redis did not answer".into(),
+            )));
         }
     }
+    tx.commit().await?;
     let swapped: Rebuild = row.into();
     tracing::info!(rebuild.id = %swapped.id, projection.name = %projection, events = swapped.events_applied, rate = swapped.rate().unwrap_or_default(), "rebuild swapped in");
     Ok(swapped)

@@ -180,7 +180,19 @@ async fn building_lists_keep_their_indexes_under_row_level_security() {
         }),
         ..BuildingFilter::default()
     };
+    // A map's nearest-first page: the candidates read once, the page by primary key.
     let explained = explain_buildings(&pool, &near, BuildingSort::Distance, None).await;
+    assert_uses(
+        &explained,
+        Some("buildings_pkey"),
+        Some("prism_buildings_nearest"),
+    );
+    // Near with words: the candidates by place, then by primary key.
+    let near_words = BuildingFilter {
+        text: Some("hudson".into()),
+        ..near.clone()
+    };
+    let explained = explain_buildings(&pool, &near_words, BuildingSort::Distance, None).await;
     assert_uses(
         &explained,
         Some("buildings_pkey"),
@@ -242,67 +254,80 @@ async fn comp_lists_keep_their_indexes_under_row_level_security() {
     );
 }
 
-/// Plans a security-definer function's own body, as its owner runs it, with `args`.
-async fn explain_function(pool: &PgPool, name: &str, types: &str, args: &str) -> Value {
-    let mut conn = pool.acquire().await.expect("connection");
-    let body: String = sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = $1")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
-        .expect("the function exists");
-    sqlx::query("SELECT set_config('prism.org_id', $1, false)")
-        .bind(ORG)
-        .execute(&mut *conn)
-        .await
-        .expect("organisation");
-    sqlx::query(&format!("PREPARE body({types}) AS {body}"))
-        .execute(&mut *conn)
-        .await
-        .expect("prepare the body");
-    // Five custom plans, then the generic plan a function call gets.
-    for _ in 0..5 {
-        sqlx::query(&format!("EXECUTE body({args})"))
-            .execute(&mut *conn)
-            .await
-            .expect("execute");
-    }
-    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE body({args})"))
-        .fetch_one(&mut *conn)
-        .await
-        .expect("explain");
-    sqlx::query("DEALLOCATE body")
-        .execute(&mut *conn)
-        .await
-        .expect("deallocate");
-    plan
+/// The plans of the statements a function runs inside, as its owner runs them when
+/// `call` calls it: `auto_explain` sends each nested plan to the client, read here
+/// through `psql`.
+fn nested_plans(url: &str, call: &str) -> Vec<Value> {
+    let script = format!(
+        "LOAD 'auto_explain';
+         SET auto_explain.log_min_duration = 0;
+         SET auto_explain.log_nested_statements = on;
+         SET auto_explain.log_level = notice;
+         SET auto_explain.log_format = json;
+         SET client_min_messages = notice;
+         SELECT set_config('prism.org_id', '{ORG}', false);
+         {call};"
+    );
+    let output = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            &script,
+        ])
+        .output()
+        .expect("psql runs");
+    let notices = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{notices}");
+    // Each notice: `NOTICE:  duration: … ms  plan:` then the plan's JSON.
+    notices
+        .split("NOTICE:")
+        .filter_map(|notice| notice.find('{').map(|at| &notice[at..]))
+        .filter_map(|json| serde_json::from_str::<Value>(json.trim()).ok())
+        .collect()
+}
+
+/// The plan of the statement inside a function that reads `buildings`.
+fn body_plan(url: &str, call: &str) -> Value {
+    let plans = nested_plans(url, call);
+    let body = plans
+        .into_iter()
+        .find(|plan| {
+            plan["Query Text"]
+                .as_str()
+                .is_some_and(|q| q.contains("FROM buildings b"))
+        })
+        .unwrap_or_else(|| panic!("no plan of the function's body for {call}"));
+    serde_json::json!([body])
 }
 
 #[tokio::test]
 async fn the_search_functions_use_the_spatial_and_trigram_indexes() {
-    let (_db, pool) = populated().await;
-    let within = explain_function(
-        &pool,
-        "prism_buildings_within",
-        "float8, float8, float8",
-        "40.7, -73.95, 2000",
-    )
-    .await;
+    let (db, pool) = populated().await;
+    drop(pool);
+    let within = body_plan(
+        db.url(),
+        "SELECT count(*) FROM prism_buildings_within(40.7, -73.95, 2000)",
+    );
     assert_uses(&within, Some("buildings_org_location_idx"), None);
-    let in_box = explain_function(
-        &pool,
-        "prism_buildings_in_box",
-        "float8, float8, float8, float8",
-        "-73.99, 40.70, -73.96, 40.73",
-    )
-    .await;
+    let nearest = body_plan(
+        db.url(),
+        "SELECT count(*) FROM prism_buildings_nearest(40.7, -73.95, 2000, false, NULL, NULL, NULL, NULL, NULL, NULL, 26)",
+    );
+    assert_uses(&nearest, Some("buildings_org_location_idx"), None);
+    let in_box = body_plan(
+        db.url(),
+        "SELECT count(*) FROM prism_buildings_in_box(-73.99, 40.70, -73.96, 40.73)",
+    );
     assert_uses(&in_box, Some("buildings_org_point_idx"), None);
-    let matching = explain_function(
-        &pool,
-        "prism_buildings_matching",
-        "text[]",
-        "ARRAY['%hudson%', '%1%']",
-    )
-    .await;
+    let matching = body_plan(
+        db.url(),
+        "SELECT count(*) FROM prism_buildings_matching(ARRAY['%hudson%', '%123%'])",
+    );
     assert_uses(&matching, Some("buildings_search_idx"), None);
 }
 

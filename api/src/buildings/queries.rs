@@ -85,12 +85,18 @@ impl BuildingQueriesApi {
             let limit = page_size(limit.0).map_err(query_error)?;
             let org_id = auth.0.org_id.as_str();
             let normalised = format!("{filter:?}|{sort:?}|{limit}");
+            // Searches by place or words seldom repeat exactly (a map pans): caching
+            // their first pages would only fill Redis.
+            let cacheable = cursor.0.is_none()
+                && filter.near.is_none()
+                && filter.bbox.is_none()
+                && filter.text.is_none();
             views
                 .list(
                     org_id,
                     "buildings",
                     &normalised,
-                    cursor.0.is_none(),
+                    cacheable,
                     if_none_match.0.as_deref(),
                     |mut tx| async move {
                         buildings::list(&mut *tx, org_id, &filter, sort, limit, cursor.0.as_deref())

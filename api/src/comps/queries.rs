@@ -88,7 +88,8 @@ impl CompQueriesApi {
                     org_id,
                     "comps",
                     &normalised,
-                    cursor.0.is_none(),
+                    // Searches by place seldom repeat exactly: not cached.
+                    cursor.0.is_none() && filter.near.is_none(),
                     if_none_match.0.as_deref(),
                     |mut tx| async move {
                         comps::list(&mut *tx, org_id, &filter, sort, limit, cursor.0.as_deref())

@@ -258,6 +258,12 @@ fn list_query<'q>(
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
 
+    if let (Some(near), BuildingSort::Distance, None, None) =
+        (filter.near, sort, &filter.text, filter.bbox)
+    {
+        let qb = nearest_query(prefix, org_id, filter, near, after.as_ref(), limit)?;
+        return Ok((qb, query_fingerprint));
+    }
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(prefix);
     qb.push("SELECT * FROM (SELECT ");
     qb.push(BUILDING_COLUMNS);
@@ -279,12 +285,11 @@ fn list_query<'q>(
     }
     if let Some(text) = &filter.text {
         // Every word a substring of the name or address, through the trigram index
-        // (migration 000010), the longest word first: it narrows the most.
-        let mut words: Vec<String> = text
+        // (migration 000010).
+        let words: Vec<String> = text
             .split_whitespace()
             .map(|word| like_pattern(&word.to_lowercase()))
             .collect();
-        words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         qb.push(" AND b.id = ANY (ARRAY(SELECT id FROM prism_buildings_matching(")
             .push_bind(words)
             .push(")))");
@@ -309,6 +314,64 @@ fn list_query<'q>(
     }
     push_keyset(&mut qb, "b", sort.key(), after.as_ref(), limit)?;
     Ok((qb, query_fingerprint))
+}
+
+/// A nearest-first page (a map) without text or box filters: the page's ids and
+/// distances from `prism_buildings_nearest` (migration 000010), which reads the
+/// candidates within the radius once, then those rows by primary key under row-level
+/// security.
+fn nearest_query<'q>(
+    prefix: &'q str,
+    org_id: &'q str,
+    filter: &'q BuildingFilter,
+    near: Near,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<QueryBuilder<'q, Postgres>, QueryError> {
+    let invalid = || QueryError::invalid("cursor", "is not a cursor this API issued");
+    let after = after
+        .map(|cursor| {
+            let distance = cursor
+                .key
+                .as_deref()
+                .and_then(|key| key.parse::<f64>().ok())
+                .ok_or_else(invalid)?;
+            let id = Uuid::parse_str(&cursor.id).map_err(|_| invalid())?;
+            Ok::<_, QueryError>((distance, id))
+        })
+        .transpose()?;
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(prefix);
+    qb.push("SELECT ");
+    qb.push(BUILDING_COLUMNS);
+    qb.push(
+        ", n.distance_m, b.rentable_area_order, (n.distance_m)::text AS sort_key
+         FROM prism_buildings_nearest(",
+    );
+    qb.push_bind(near.lat)
+        .push(", ")
+        .push_bind(near.lon)
+        .push(", ")
+        .push_bind(near.radius_m)
+        .push(", ")
+        .push_bind(filter.archived.unwrap_or(false))
+        .push(", ")
+        .push_bind(filter.property_type.clone())
+        .push(", ")
+        .push_bind(filter.building_class.clone())
+        .push(", ")
+        .push_bind(filter.city.clone())
+        .push(", ")
+        .push_bind(filter.submarket.clone())
+        .push(", ")
+        .push_bind(after.map(|a| a.0))
+        .push(", ")
+        .push_bind(after.map(|a| a.1))
+        .push(", ")
+        .push_bind(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+        .push(") n JOIN buildings b ON b.id = n.id WHERE b.org_id = ")
+        .push_bind(org_id)
+        .push(" ORDER BY n.distance_m, n.id");
+    Ok(qb)
 }
 
 /// The plan Postgres picks for the list query (the tests assert that it uses its

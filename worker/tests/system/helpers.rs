@@ -238,6 +238,15 @@ impl System {
 
     /// Starts `prism-worker` as a process with `batch_size` events per batch.
     pub fn spawn_worker_process(&self, batch_size: usize) -> WorkerProcess {
+        self.spawn_worker_process_with(batch_size, &[])
+    }
+
+    /// [`Self::spawn_worker_process`] with more settings.
+    pub fn spawn_worker_process_with(
+        &self,
+        batch_size: usize,
+        more: &[(&str, &str)],
+    ) -> WorkerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_prism-worker"));
         command
             .env_clear()
@@ -248,7 +257,36 @@ impl System {
         for (name, value) in self.worker_vars(&batch_size.to_string()) {
             command.env(name, value);
         }
+        for (name, value) in more {
+            command.env(name, value);
+        }
         WorkerProcess(command.spawn().expect("prism-worker starts"))
+    }
+
+    /// The environment `prism-worker` runs with in this system (for a one-off command).
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        self.worker_vars("500")
+    }
+
+    /// `count` more buildings registered straight into the log, each a copy of one
+    /// registration the api made (so the rebuild tests have a history of some size).
+    pub async fn seed_buildings(&self, count: i64) {
+        let template = self
+            .register(&building_body("Seed template", 40.7, -73.9))
+            .await;
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'building', gen_random_uuid()::text, 1, 'BuildingRegistered', '1',
+                    jsonb_set(t.payload::jsonb, '{BuildingRegistered,name}', to_jsonb('Seeded ' || i))::json,
+                    t.metadata
+               FROM generate_series(1, $2) AS i,
+                    (SELECT payload, metadata FROM events WHERE aggregate_id = $1) AS t",
+        )
+        .bind(&template)
+        .bind(count)
+        .execute(&self.pool)
+        .await
+        .expect("seed");
     }
 
     pub async fn call(

@@ -8,4 +8,5 @@ mod faults;
 mod helpers;
 mod metrics;
 mod queries;
+mod rebuilds;
 mod traces;
