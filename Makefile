@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: bench load-smoke ops-check bench-projections replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: bench load-smoke ops-check bench-projections rebuild replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -62,10 +62,10 @@ bench: services
 bench-projections: services
 	cargo bench --quiet -p worker --bench projections
 
-## replay: rebuild a projection from the event log, e.g. make replay P=catalog.
+## rebuild: rebuild a projection beside the live one, with progress, e.g. make rebuild P=catalog (replay: its former name).
 P ?= catalog
-replay:
-	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379} cargo run --quiet --bin prism-worker -- replay $(P)
+rebuild replay:
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379} cargo run --quiet --bin prism-worker -- rebuild $(P)
 
 clean-dev:
 	rm -rf .dev

@@ -34,7 +34,11 @@ prometheus --config.file="$STACK_DIR/prometheus.yml" --storage.tsdb.path="$STACK
 prometheus_pid=$!
 PROM="http://127.0.0.1:$prom_port"
 
-log "traffic for 8 s (commands, reads, a cache hit, a 404, a refused token)"
+log "traffic for 8 s (commands, reads, a cache hit, a 404, a refused token, a rebuild)"
+# A rebuild of the audit projection runs beside the traffic: its metrics (and the
+# dashboard's latest-rebuild panel) have data.
+curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $STACK_TOKEN" \
+  "$STACK_API/v1/admin/projections/audit/rebuilds"
 end=$((SECONDS + 8))
 while [ "$SECONDS" -lt "$end" ]; do
   stack_post /v1/comps/lease "{\"building_id\":\"$STACK_BUILDING\",\"tenant\":\"Globex\",\"leased_area_sqft\":5000,
@@ -72,6 +76,11 @@ prism_projection_lag_events{projection="audit"}
 prism_projection_lag_seconds
 prism_projection_last_batch_size
 prism_projection_failing
+prism_rebuild_state{projection="catalog",state="failed"}
+prism_rebuild_events_applied{projection="audit"}
+prism_rebuild_events_total
+prism_rebuild_events_per_second
+prism_rebuild_stalled_seconds
 LIST
 python="python3"
 python3 -c 'import yaml' 2>/dev/null || python="$HOME/.cache/prism/venv/bin/python"

@@ -9,8 +9,13 @@
 //! - `prism_projection_position`, `prism_projection_lag_events`,
 //!   `prism_projection_lag_seconds`, `prism_projection_last_batch_size`,
 //!   `prism_projection_failing` by `projection`.
+//! - `prism_rebuild_state{projection,state}` (1 for the latest rebuild's state),
+//!   `prism_rebuild_events_applied`, `prism_rebuild_events_total`,
+//!   `prism_rebuild_events_per_second` and `prism_rebuild_stalled_seconds` (since an
+//!   active rebuild last made progress) by `projection`; every projection has them,
+//!   rebuilt or not.
 //!
-//! Queue and projection gauges are sampled every `METRICS_SAMPLE_MS` by a background
+//! Queue, projection and rebuild gauges are sampled every `METRICS_SAMPLE_MS` by a background
 //! task, not per scrape: a scrape only renders what is in memory.
 
 use std::sync::Arc;
@@ -221,41 +226,46 @@ impl WorkerMetrics {
         }
         match projections::rebuild::latest(pool).await {
             Ok(rebuilds) => {
-                for rebuild in rebuilds {
-                    let projection = rebuild.projection.clone();
+                // Every projection has its series, rebuilt or not, so dashboards and
+                // alerts always have data.
+                for projection in projections::Projection::ALL {
+                    let name = projection.name();
+                    let rebuild = rebuilds.iter().find(|r| r.projection == name);
                     for state in projections::rebuild::RebuildState::ALL {
+                        let current = rebuild.is_some_and(|r| r.state == state);
                         self.registry
                             .gauge(
                                 "prism_rebuild_state",
                                 vec![
-                                    ("projection", projection.clone()),
+                                    ("projection", name.to_owned()),
                                     ("state", state.as_str().to_owned()),
                                 ],
                             )
-                            .set(if state == rebuild.state { 1.0 } else { 0.0 });
+                            .set(if current { 1.0 } else { 0.0 });
                     }
-                    let set = |name: &'static str, value: f64| {
+                    let set = |metric: &'static str, value: f64| {
                         self.registry
-                            .gauge(name, vec![("projection", projection.clone())])
+                            .gauge(metric, vec![("projection", name.to_owned())])
                             .set(value);
                     };
                     set(
                         "prism_rebuild_events_applied",
-                        rebuild.events_applied as f64,
+                        rebuild.map_or(0.0, |r| r.events_applied as f64),
                     );
-                    set("prism_rebuild_events_total", rebuild.events_total as f64);
+                    set(
+                        "prism_rebuild_events_total",
+                        rebuild.map_or(0.0, |r| r.events_total as f64),
+                    );
                     set(
                         "prism_rebuild_events_per_second",
-                        rebuild.rate().unwrap_or(0.0),
+                        rebuild.and_then(|r| r.rate()).unwrap_or(0.0),
                     );
-                    let stalled = if rebuild.state.is_active() {
-                        (chrono::Utc::now() - rebuild.updated_at)
+                    let stalled = rebuild.filter(|r| r.state.is_active()).map_or(0.0, |r| {
+                        (chrono::Utc::now() - r.updated_at)
                             .num_milliseconds()
                             .max(0) as f64
                             / 1000.0
-                    } else {
-                        0.0
-                    };
+                    });
                     set("prism_rebuild_stalled_seconds", stalled);
                 }
             }

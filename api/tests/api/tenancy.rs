@@ -92,6 +92,30 @@ fn operations(building: &str, comp: &str) -> Vec<(Method, String, Option<Value>,
             None,
             "projections:admin",
         ),
+        (
+            Method::POST,
+            "/v1/admin/projections/audit/rebuilds".into(),
+            None,
+            "projections:admin",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/rebuilds".into(),
+            None,
+            "projections:admin",
+        ),
+        (
+            Method::GET,
+            format!("/v1/admin/rebuilds/{comp}"),
+            None,
+            "projections:admin",
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/admin/rebuilds/{comp}"),
+            None,
+            "projections:admin",
+        ),
     ]
 }
 
