@@ -21,7 +21,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `PRISM_BENCH_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `BENCH_SECONDS` per measurement (default 8),
 //! `BENCH_SIZES` (buildings, default `10000,100000`), `BENCH_HISTORY_EVENTS` (the
-//! replayed history, default 1000000), `BENCH_LAG_RATE` (default 500) and
+//! replayed history, default 1000000), `BENCH_LAG_RATE` (default 500),
+//! `BENCH_PHASES` (default `commands,sizes,lag,history`: run only some) and
 //! `BENCH_REPORT` (where the Markdown report is written too).
 
 mod load;
@@ -64,6 +65,8 @@ struct Settings {
     history_events: i64,
     lag_rate: u32,
     report: Option<String>,
+    /// The parts to run (`BENCH_PHASES`): commands, sizes, lag, history.
+    phases: Vec<String>,
 }
 
 impl Settings {
@@ -86,7 +89,15 @@ impl Settings {
             history_events: env_or("BENCH_HISTORY_EVENTS", 1_000_000i64)?,
             lag_rate: env_or("BENCH_LAG_RATE", 500u32)?,
             report: std::env::var("BENCH_REPORT").ok(),
+            phases: env_or("BENCH_PHASES", "commands,sizes,lag,history".to_owned())?
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .collect(),
         })
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
     }
 }
 
@@ -726,68 +737,70 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
 
     // Commands.
     let (host, token) = (stack.host(), stack.token.clone());
-    let register: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |n| {
-            load::request(
-                "POST",
-                &host,
-                "/v1/buildings",
-                Some(&token),
-                Some(building_body(n)),
-            )
-        })
-    };
-    let outcome = load::closed_loop(
-        stack.api_addr,
-        16,
-        settings.warmup,
-        settings.seconds,
-        register,
-        created,
-    )
-    .await?;
-    report.throughput(
-        "`POST /v1/buildings`, 16 connections",
-        &outcome,
-        "raw insert, 16 clients",
-        raw16,
-        Some((0.5, None)),
-    );
-    let lease: load::MakeRequest = {
-        let (host, token) = (host.clone(), token.clone());
-        Arc::new(move |n| {
-            let body = json!({
-                "building_id": template_building, "tenant": format!("Tenant {n}"),
-                "leased_area_sqft": "12500", "starting_rent_psf": "60", "lease_type": "gross",
-                "term_months": 120, "commencement_date": "2026-02-01", "free_rent_months": 6,
-                "ti_allowance_psf": "40", "escalation_pct": "3"
-            });
-            load::request(
-                "POST",
-                &host,
-                "/v1/comps/lease",
-                Some(&token),
-                Some(body.to_string()),
-            )
-        })
-    };
-    let outcome = load::closed_loop(
-        stack.api_addr,
-        16,
-        settings.warmup,
-        settings.seconds,
-        lease,
-        created,
-    )
-    .await?;
-    report.throughput(
-        "`POST /v1/comps/lease`, 16 connections",
-        &outcome,
-        "raw insert, 16 clients",
-        raw16,
-        None,
-    );
+    if settings.runs("commands") {
+        let register: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |n| {
+                load::request(
+                    "POST",
+                    &host,
+                    "/v1/buildings",
+                    Some(&token),
+                    Some(building_body(n)),
+                )
+            })
+        };
+        let outcome = load::closed_loop(
+            stack.api_addr,
+            16,
+            settings.warmup,
+            settings.seconds,
+            register,
+            created,
+        )
+        .await?;
+        report.throughput(
+            "`POST /v1/buildings`, 16 connections",
+            &outcome,
+            "raw insert, 16 clients",
+            raw16,
+            Some((0.5, None)),
+        );
+        let lease: load::MakeRequest = {
+            let (host, token) = (host.clone(), token.clone());
+            Arc::new(move |n| {
+                let body = json!({
+                    "building_id": template_building, "tenant": format!("Tenant {n}"),
+                    "leased_area_sqft": "12500", "starting_rent_psf": "60", "lease_type": "gross",
+                    "term_months": 120, "commencement_date": "2026-02-01", "free_rent_months": 6,
+                    "ti_allowance_psf": "40", "escalation_pct": "3"
+                });
+                load::request(
+                    "POST",
+                    &host,
+                    "/v1/comps/lease",
+                    Some(&token),
+                    Some(body.to_string()),
+                )
+            })
+        };
+        let outcome = load::closed_loop(
+            stack.api_addr,
+            16,
+            settings.warmup,
+            settings.seconds,
+            lease,
+            created,
+        )
+        .await?;
+        report.throughput(
+            "`POST /v1/comps/lease`, 16 connections",
+            &outcome,
+            "raw insert, 16 clients",
+            raw16,
+            None,
+        );
+    }
     wait_for_projections(&pool, Instant::now()).await?;
     let mut run = Run {
         settings: settings.clone(),
@@ -802,7 +815,12 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
     // Sizes.
     let mut seeded_buildings = 0;
     let mut seeded_comps = 0;
-    for size in settings.sizes.clone() {
+    let sizes = if settings.runs("sizes") {
+        settings.sizes.clone()
+    } else {
+        Vec::new()
+    };
+    for size in sizes {
         let label = format!("{}k buildings", size / 1000);
         run.grow((seeded_buildings, size), (seeded_comps, size), &label)
             .await?;
@@ -811,13 +829,15 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         run.reads(&label).await?;
         run.replay().await?;
     }
-    run.lag().await?;
+    if settings.runs("lag") {
+        run.lag().await?;
+    }
 
     // The history: comps added to the largest size until the log holds the events asked.
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&run.pool)
         .await?;
-    if settings.history_events > events {
+    if settings.runs("history") && settings.history_events > events {
         let more = settings.history_events - events;
         let label = format!("history of {} events", settings.history_events);
         run.grow(
