@@ -838,6 +838,11 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         .fetch_one(&run.pool)
         .await?;
     if settings.runs("history") && settings.history_events > events {
+        if seeded_buildings == 0 {
+            // Without the sizes: the largest size's buildings first.
+            seeded_buildings = settings.sizes.iter().copied().max().unwrap_or(100_000);
+            run.grow((0, seeded_buildings), (0, 0), "buildings").await?;
+        }
         let more = settings.history_events - events;
         let label = format!("history of {} events", settings.history_events);
         run.grow(
