@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make test`'s test run: every crate's tests, then the API fuzzing, then closing lines
 # that total them ("tests: N passed, N failed, N ignored" and schemathesis's counts),
-# also written to $CARGO_TARGET_DIR/test-summary.txt for CI to repeat at the end.
+# also written to $CARGO_TARGET_DIR/test-summary.txt for CI to repeat at the end. A
+# cargo run that failed without a failing test (a compile error, an aborted test
+# binary) is counted as failed there, never as "0 failed".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 target="${CARGO_TARGET_DIR:-target}"
@@ -11,13 +13,11 @@ log="$target/test-output.log"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-summary=$(awk '/^test result:/ {
-    for (i = 1; i <= NF; i++) {
-      if ($(i+1) ~ /^passed;?$/) passed += $i
-      if ($(i+1) ~ /^failed;?$/) failed += $i
-      if ($(i+1) ~ /^ignored;?$/) ignored += $i
-    }
-  } END { printf "tests: %d passed, %d failed, %d ignored\n", passed, failed, ignored }' "$log")
+# "tests: N passed, N failed, N ignored", and why when cargo failed: a compile error or
+# an aborted test binary prints no "test result:" line, yet it is a failure.
+# shellcheck source=scripts/lib/cargo-summary.sh
+. scripts/lib/cargo-summary.sh
+summary=$(cargo_test_summary "$log" "$status")
 
 # API fuzzing against the running api and worker (schemathesis; scripts/fuzz.sh).
 fuzz_log="$target/fuzz-output.log"
