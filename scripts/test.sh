@@ -26,9 +26,11 @@ fuzz_status=${PIPESTATUS[0]}
 fuzz_cases=$(grep -Eo '[0-9]+ generated, [0-9]+ passed[^=]*' "$fuzz_log" | tail -n 1)
 fuzz_summary="schemathesis: exit $fuzz_status; ${fuzz_cases:-no cases run}"
 
-# Operations as code, each file proven by its tool: compose files and Dockerfile
-# (docker-compose config), alert rules (promtool tests) and Alertmanager (amtool),
-# dashboards (structure and PromQL), the CI workflow (actionlint).
+# Every scripts/checks/*.sh: operations as code, each file proven by its tool (compose
+# files and Dockerfile with docker-compose config, alert rules with promtool tests,
+# Alertmanager with amtool, dashboards' structure and PromQL, the workflows with
+# actionlint, shell scripts with ShellCheck), the supply chain (cargo deny), CI's path
+# filters against the tracked files, and this script's own summary parsing.
 checks_log="$target/ops-files-output.log"
 : > "$checks_log"
 checks_failed=0; checks_run=0
@@ -36,7 +38,7 @@ for check in scripts/checks/*.sh; do
   checks_run=$((checks_run + 1))
   "$check" 2>&1 | tee -a "$checks_log" || { checks_failed=$((checks_failed + 1)); echo "FAILED: $check" | tee -a "$checks_log"; }
 done
-checks_summary="ops files: $checks_run check scripts, $checks_failed failed"
+checks_summary="checks: $checks_run scripts, $checks_failed failed"
 
 # A real Prometheus scraping a running api and worker (scripts/ops-check.sh).
 ops_log="$target/ops-check-output.log"
