@@ -27,6 +27,7 @@ feeds_nothing=$(cat <<'LIST'
 README.md	documentation
 docs/	documentation (except the files listed as inputs below)
 .gitignore	read by git only; the image build reads .dockerignore
+.github/dependabot.yml	Dependabot's update schedule
 LIST
 )
 
