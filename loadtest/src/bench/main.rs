@@ -563,14 +563,20 @@ impl Run {
             );
             tokio::spawn(async move {
                 loop {
+                    // The oldest answers first (the projector applies in order), a
+                    // bounded number per look: the look's own cost stays an index probe
+                    // per id instead of a scan of the table.
                     let pending: Vec<uuid::Uuid> = {
                         let answered = answered.lock().expect("lock");
                         let visible = visible.lock().expect("lock");
-                        answered
-                            .keys()
-                            .filter(|id| !visible.contains_key(id))
-                            .copied()
-                            .collect()
+                        let mut pending: Vec<(Instant, uuid::Uuid)> = answered
+                            .iter()
+                            .filter(|(id, _)| !visible.contains_key(id))
+                            .map(|(id, at)| (*at, *id))
+                            .collect();
+                        pending.sort_unstable();
+                        pending.truncate(256);
+                        pending.into_iter().map(|(_, id)| id).collect()
                     };
                     if pending.is_empty() && done.load(Ordering::Relaxed) {
                         return;
@@ -597,7 +603,15 @@ impl Run {
             load::open_loop(stack.api_addr, settings.lag_rate, seconds, make, sender).await?;
         let statuses = collector.await?;
         done.store(true, Ordering::Relaxed);
-        let _ = tokio::time::timeout(Duration::from_secs(30), poller).await;
+        let abort = poller.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(30), poller)
+            .await
+            .is_err()
+        {
+            // Rows still missing after half a minute are reported as not visible; the
+            // poller must not keep querying through the phases that follow.
+            abort.abort();
+        }
         let answered = answered.lock().expect("lock").clone();
         let visible = visible.lock().expect("lock").clone();
         let mut lags: Vec<u32> = answered
