@@ -117,7 +117,8 @@ impl Rebuild {
         Some((self.events_total - self.events_applied).max(0) as f64 / rate)
     }
 
-    fn shadow_schema(&self) -> String {
+    /// The schema its tables are built in until the swap.
+    pub fn shadow_schema(&self) -> String {
         format!("prism_rebuild_{}", self.id.simple())
     }
 
@@ -709,6 +710,21 @@ fn is_unapplicable(error: &ProjectionError) -> Option<String> {
     }
 }
 
+/// Points the transaction's unqualified table names at the shadow schema. Its
+/// statements are planned for each execution's arguments: the shadow tables grow from
+/// empty and have no statistics until they are verified, so a plan kept from the first
+/// batches (a scan of an empty table) would scan the whole table in every later one.
+async fn enter_shadow(conn: &mut PgConnection, shadow: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('search_path', $1, true),
+                set_config('plan_cache_mode', 'force_custom_plan', true)",
+    )
+    .bind(format!("{shadow}, public"))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Applies shadow batches until the log's head; each batch commits with the rebuild's
 /// checkpoint. Stops early when the rebuild is cancelled or an event cannot be applied.
 async fn build(
@@ -721,11 +737,12 @@ async fn build(
     let shadow = rebuild.shadow_schema();
     let mut cursor = rebuild.cursor.clone();
     let mut since_total = tokio::time::Instant::now();
+    // Statistics at every doubling: without them a batch's `= ANY(ids)` reads are
+    // estimated to match much of the table and planned as scans of all of it.
+    let mut analyze_at = ANALYZE_FIRST_AT;
     loop {
         let mut tx = pool.begin().await?;
-        sqlx::query(&format!("SET LOCAL search_path TO {shadow}, public"))
-            .execute(&mut *tx)
-            .await?;
+        enter_shadow(&mut tx, &shadow).await?;
         let horizon = log::horizon(&mut tx).await?;
         let events = log::read_after(&mut tx, &cursor, &horizon, options.batch_size).await?;
         let Some(last) = events.last() else {
@@ -776,7 +793,33 @@ async fn build(
                 abandon(pool, &current, RebuildState::Cancelled, None).await?,
             ));
         }
+        if current.events_applied >= analyze_at {
+            analyze_shadow(pool, projection, &shadow).await?;
+            analyze_at = current.events_applied.saturating_mul(2);
+        }
     }
+}
+
+/// Events after which a rebuild first gathers its shadow tables' statistics.
+const ANALYZE_FIRST_AT: i64 = 1_000;
+
+/// Gathers statistics of every shadow table of `projection` (a sample: a fraction of a
+/// second even at millions of rows).
+async fn analyze_shadow(
+    pool: &PgPool,
+    projection: Projection,
+    shadow: &str,
+) -> Result<(), sqlx::Error> {
+    let tables: Vec<String> = projection
+        .projector()
+        .tables()
+        .iter()
+        .map(|(table, _)| format!("{shadow}.{table}"))
+        .collect();
+    sqlx::query(&format!("ANALYZE {}", tables.join(", ")))
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// `verifying`: indexes, a last catch-up, the checks, then the swap.
@@ -890,9 +933,7 @@ async fn swap(
     .fetch_one(&mut *tx)
     .await?;
     // The last events, in the swap's transaction: the live catch-up waits for it.
-    sqlx::query(&format!("SET LOCAL search_path TO {shadow}, public"))
-        .execute(&mut *tx)
-        .await?;
+    enter_shadow(&mut tx, &shadow).await?;
     let mut cursor = rebuild.cursor.clone();
     let mut applied = rebuild.events_applied;
     let horizon = log::horizon(&mut tx).await?;
