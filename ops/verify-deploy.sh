@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Post-deploy verification of a running prism-api: health, readiness, the token check,
-# authenticated reads, the OpenAPI document, security headers and (optionally) the
-# protected /metrics. Prints PASS, FAIL or SKIP per check; exits 1 when any check
-# failed. Needs curl and python3 only. Runbook: docs/ops/deploy.md.
+# authenticated reads, the OpenAPI document, HSTS and the other security headers, and
+# /metrics (refused without the scrape token, served with it). Prints PASS, FAIL or
+# SKIP per check; exits 1 when any check failed. Needs curl and python3 only.
+# Runbook: docs/ops/deploy.md; the deploy workflow runs it after every production
+# rollout (.github/workflows/deploy.yml).
 set -euo pipefail
 
 usage() {
@@ -18,14 +20,31 @@ trailing path) and prints PASS, FAIL or SKIP for each check:
   GET /v1/buildings, token       200 with "items"                      (PRISM_VERIFY_TOKEN)
   GET /v1/comps, token           200 with "items"                      (PRISM_VERIFY_TOKEN)
   GET /openapi.json              200 with "paths"
-  security headers               X-Content-Type-Options: nosniff, X-Frame-Options: DENY
+  HSTS                           Strict-Transport-Security with max-age >= 31536000 and
+                                 includeSubDomains (ENV=production sends it)
+  security headers               on a 200 (/health) and on an error (the 401 above):
+                                 X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
+                                 Referrer-Policy: no-referrer,
+                                 Cross-Origin-Resource-Policy: same-site,
+                                 Content-Security-Policy: default-src 'none'; frame-ancestors 'none'
+  GET /metrics, no token         refused: 401 from the api, or 403/404 where the edge
+                                 blocks it; a 200 fails (anyone could read every metric)
   GET /metrics, scrape token     200 containing http_requests_total    (METRICS_SCRAPE_TOKEN)
 
 Environment:
   PRISM_VERIFY_TOKEN    a Clerk session token of an organisation, with the scopes
                         buildings:read and comps:read. Unset: the two authenticated
                         checks are skipped (SKIP), not failed.
-  METRICS_SCRAPE_TOKEN  the api's scrape token. Unset: the /metrics check is skipped.
+  METRICS_SCRAPE_TOKEN  the api's scrape token. Unset: the /metrics check with the
+                        token is skipped.
+  VERIFY_REQUIRE_TOKENS true: an unset PRISM_VERIFY_TOKEN or METRICS_SCRAPE_TOKEN fails
+                        instead of skipping (the deploy workflow sets it).
+  VERIFY_METRICS_URL    where /metrics is scraped, when the public BASE_URL blocks it
+                        (docs/ops/tls-cloudflare.md): e.g. http://10.0.0.5:8080. Both
+                        /metrics checks also run there. Unset, and BASE_URL's /metrics
+                        blocked at the edge: the check with the token is skipped.
+  VERIFY_EXPECT_HSTS    false: HSTS is not expected (a local stack with
+                        ENV=development); its check says SKIP. Default true.
   VERIFY_READY_WAIT     seconds to wait for /ready to answer 200 (default 30).
   VERIFY_TIMEOUT        seconds per request (default 10).
 
@@ -53,6 +72,10 @@ done
 
 READY_WAIT="${VERIFY_READY_WAIT:-30}"
 TIMEOUT="${VERIFY_TIMEOUT:-10}"
+REQUIRE_TOKENS="${VERIFY_REQUIRE_TOKENS:-false}"
+EXPECT_HSTS="${VERIFY_EXPECT_HSTS:-true}"
+METRICS_URL="${VERIFY_METRICS_URL:-}"
+METRICS_URL="${METRICS_URL%/}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"
@@ -62,17 +85,24 @@ pass() { printf 'PASS  %s\n' "$*"; }
 fail() { printf 'FAIL  %s\n' "$*"; failures=$((failures + 1)); }
 skip() { printf 'SKIP  %s\n' "$*"; }
 
-# fetch NAME PATH [BEARER]: GET BASE_URL/PATH; the body goes to $work/NAME.body, the
-# headers to $work/NAME.headers; prints the status code (000 when no answer came).
+# missing_token WHAT: SKIP, or FAIL with VERIFY_REQUIRE_TOKENS=true.
+missing_token() {
+  if [ "$REQUIRE_TOKENS" = true ]; then fail "$1 (VERIFY_REQUIRE_TOKENS=true)"; else skip "$1"; fi
+}
+
+# fetch NAME PATH [BEARER]: GET BASE_URL/PATH (or PATH itself when it is a URL); the
+# body goes to $work/NAME.body, the headers to $work/NAME.headers; prints the status
+# code (000 when no answer came).
 fetch() {
-  local name="$1" path="$2" bearer="${3:-}"
+  local name="$1" path="$2" bearer="${3:-}" url
+  case "$path" in http://* | https://*) url="$path" ;; *) url="$BASE_URL$path" ;; esac
   local args=(-sS --max-time "$TIMEOUT" -o "$work/$name.body" -D "$work/$name.headers" -w '%{http_code}')
   : > "$work/$name.body"; : > "$work/$name.headers"
   if [ -n "$bearer" ]; then
     (umask 077; printf 'Authorization: Bearer %s\n' "$bearer" > "$work/$name.auth")
     args+=(-H "@$work/$name.auth")
   fi
-  curl "${args[@]}" "$BASE_URL$path" 2>"$work/$name.err" || true
+  curl "${args[@]}" "$url" 2>"$work/$name.err" || true
   rm -f "$work/$name.auth"
 }
 
@@ -166,7 +196,7 @@ if [ -n "${PRISM_VERIFY_TOKEN:-}" ]; then
     fi
   done
 else
-  skip "GET /v1/buildings and GET /v1/comps with a token: PRISM_VERIFY_TOKEN is not set"
+  missing_token "GET /v1/buildings and GET /v1/comps with a token: PRISM_VERIFY_TOKEN is not set"
 fi
 
 # 6. The OpenAPI document.
@@ -177,27 +207,76 @@ else
   fail "GET /openapi.json: expected 200 with paths; $(why openapi "$code")"
 fi
 
-# 7. Security headers (on every response; checked on /health's).
-nosniff=$(header health x-content-type-options)
-frame=$(header health x-frame-options)
-if [ "${nosniff,,}" = nosniff ] && [ "${frame^^}" = DENY ]; then
-  pass "security headers: X-Content-Type-Options: nosniff, X-Frame-Options: DENY"
-else
-  fail "security headers: expected X-Content-Type-Options: nosniff and X-Frame-Options: DENY; got '${nosniff}' and '${frame}'"
-fi
+# 7. HSTS: browsers use only HTTPS for the api host (and its subdomains) for a year.
 hsts=$(header health strict-transport-security)
-echo "INFO  Strict-Transport-Security: ${hsts:-absent} (the api sends it only with ENV=production)"
-
-# 8. Metrics with the scrape token.
-if [ -n "${METRICS_SCRAPE_TOKEN:-}" ]; then
-  code=$(fetch metrics /metrics "$METRICS_SCRAPE_TOKEN")
-  if [ "$code" = 200 ] && grep -q 'http_requests_total' "$work/metrics.body"; then
-    pass "GET /metrics with the scrape token: 200 with http_requests_total"
-  else
-    fail "GET /metrics with the scrape token: expected 200 with http_requests_total; status $code"
-  fi
+if [ "$EXPECT_HSTS" = false ]; then
+  skip "Strict-Transport-Security: not expected (VERIFY_EXPECT_HSTS=false); got '${hsts:-nothing}'"
+elif max_age=$(sed -nE 's/.*max-age="?([0-9]+)"?.*/\1/ip' <<<"$hsts") \
+    && [ -n "$max_age" ] && [ "$max_age" -ge 31536000 ] && grep -qi 'includesubdomains' <<<"$hsts"; then
+  pass "Strict-Transport-Security: $hsts"
 else
-  skip "GET /metrics: METRICS_SCRAPE_TOKEN is not set"
+  fail "Strict-Transport-Security: expected max-age >= 31536000 and includeSubDomains (sent with ENV=production); got '${hsts:-nothing}'"
+fi
+
+# 8. The other security headers, on a success (/health) and on an error (the 401).
+security_headers() {
+  local name=$1 what=$2 wrong=() value
+  value=$(header "$name" x-content-type-options)
+  [ "${value,,}" = nosniff ] || wrong+=("X-Content-Type-Options '${value}'")
+  value=$(header "$name" x-frame-options)
+  [ "${value^^}" = DENY ] || wrong+=("X-Frame-Options '${value}'")
+  value=$(header "$name" referrer-policy)
+  [ "${value,,}" = no-referrer ] || wrong+=("Referrer-Policy '${value}'")
+  value=$(header "$name" cross-origin-resource-policy)
+  [ "${value,,}" = same-site ] || wrong+=("Cross-Origin-Resource-Policy '${value}'")
+  value=$(header "$name" content-security-policy)
+  [[ "$value" == *"default-src 'none'"* && "$value" == *"frame-ancestors 'none'"* ]] \
+    || wrong+=("Content-Security-Policy '${value}'")
+  if [ "${#wrong[@]}" = 0 ]; then
+    pass "security headers on $what: nosniff, DENY, no-referrer, same-site, CSP default-src 'none'"
+  else
+    fail "security headers on $what: wrong or missing: $(printf '%s; ' "${wrong[@]}" | sed 's/; $//')"
+  fi
+}
+security_headers health "GET /health (200)"
+security_headers anonymous "GET /v1/buildings without a token (401)"
+
+# 9. /metrics refused without the scrape token, on the public URL and where it is
+#    scraped. 401 is the api's answer; 403 or 404 is an edge that blocks the path.
+edge_blocked=""
+metrics_refused() { # NAME URL_OR_PATH LABEL
+  local code
+  code=$(fetch "$1" "$2")
+  case "$code" in
+    401) pass "GET $3 without a token: 401 (the scrape token is required)" ;;
+    403 | 404)
+      pass "GET $3 without a token: $code (blocked in front of the api)"
+      edge_blocked=1
+      ;;
+    200) fail "GET $3 without a token: 200, every metric is public (METRICS_SCRAPE_TOKEN unset, or ENV is not production)" ;;
+    *) fail "GET $3 without a token: expected 401 (or 403/404 from the edge); $(why "$1" "$code")" ;;
+  esac
+}
+metrics_refused metrics_public /metrics "$BASE_URL/metrics"
+metrics_base="$BASE_URL"
+if [ -n "$METRICS_URL" ]; then
+  edge_blocked=""
+  metrics_refused metrics_direct "$METRICS_URL/metrics" "$METRICS_URL/metrics"
+  metrics_base="$METRICS_URL"
+fi
+
+# 10. /metrics with the scrape token.
+if [ -z "${METRICS_SCRAPE_TOKEN:-}" ]; then
+  missing_token "GET /metrics with the scrape token: METRICS_SCRAPE_TOKEN is not set"
+else
+  code=$(fetch metrics "$metrics_base/metrics" "$METRICS_SCRAPE_TOKEN")
+  if [ "$code" = 200 ] && grep -q 'http_requests_total' "$work/metrics.body"; then
+    pass "GET $metrics_base/metrics with the scrape token: 200 with http_requests_total"
+  elif [ -n "$edge_blocked" ] && { [ "$code" = 403 ] || [ "$code" = 404 ]; }; then
+    skip "GET $metrics_base/metrics with the scrape token: blocked in front of the api ($code); set VERIFY_METRICS_URL to the address Prometheus scrapes"
+  else
+    fail "GET $metrics_base/metrics with the scrape token: expected 200 with http_requests_total; status $code"
+  fi
 fi
 
 if [ "$failures" = 0 ]; then
