@@ -28,6 +28,7 @@ README.md	documentation
 docs/	documentation (except the files listed as inputs below)
 .gitignore	read by git only; the image build reads .dockerignore
 .github/dependabot.yml	Dependabot's update schedule
+.github/CODEOWNERS	review routing
 LIST
 )
 

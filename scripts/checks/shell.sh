@@ -10,7 +10,7 @@ log() { printf '[shell] %s\n' "$*"; }
 command -v shellcheck >/dev/null || apt_install shellcheck
 
 shopt -s nullglob
-scripts=(scripts/*.sh scripts/checks/*.sh scripts/lib/*.sh ops/*.sh ops/alertmanager/*.sh .ci/run)
+scripts=(scripts/*.sh scripts/checks/*.sh scripts/lib/*.sh ops/*.sh ops/alertmanager/*.sh ops/deploy/*.sh .ci/run)
 if shellcheck -x "${scripts[@]}"; then
   log "ok: ${#scripts[@]} scripts, no findings"
 else
