@@ -46,7 +46,9 @@ elif [ "${PRISM_DENY_REQUIRE_ADVISORIES:-false}" = true ]; then
   tail -n 5 "$work/fetch.log" | sed 's/^/        /'
   log "FAIL  advisories: the RustSec database could not be fetched (PRISM_DENY_REQUIRE_ADVISORIES=true)"
   failed=1
-elif [ -n "$(ls -A "$db_dir" 2>/dev/null)" ]; then
+elif compgen -G "$db_dir/*/crates" >/dev/null; then
+  # A database an earlier run fetched (its crates/ folder of advisories), not only
+  # the lock file a failed fetch leaves.
   # --offline: no fetch, and cargo-deny refuses a copy older than 90 days.
   if cargo deny --locked --offline check advisories; then
     log "ok    advisories (RustSec database from an earlier fetch, in $db_dir: it could not be refreshed)"
@@ -55,7 +57,7 @@ elif [ -n "$(ls -A "$db_dir" 2>/dev/null)" ]; then
     failed=1
   fi
 else
-  log "SKIP  advisories: the RustSec database cannot be fetched from this machine ($(tail -n 1 "$work/fetch.log" | cut -c1-160)); backend-ci checks them and fails on any"
+  log "SKIP  advisories: the RustSec database cannot be fetched from this machine ($(grep -v '^[[:space:]]*$' "$work/fetch.log" | tail -n 1 | cut -c1-160)); backend-ci checks them and fails on any"
 fi
 
 if [ "$failed" = 0 ]; then log "all checks passed"; else log "checks FAILED"; fi
