@@ -103,6 +103,11 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
+        if std::env::var("BENCH_KEEP_DATABASE").as_deref() == Ok("1") {
+            // For profiling afterwards: the seeded history stays.
+            eprintln!("[bench] kept database {}", self.name);
+            return;
+        }
         let statement = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
         let admin_url = self.admin_url.clone();
         let _ = std::thread::spawn(move || {
