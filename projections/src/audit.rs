@@ -5,7 +5,7 @@
 use sqlx::PgConnection;
 
 use crate::log::LoggedEvent;
-use crate::projection::Projector;
+use crate::projection::{Projector, Target};
 use crate::verify::Check;
 use crate::ProjectionError;
 
@@ -31,6 +31,7 @@ impl Projector for Audit {
         &self,
         conn: &mut PgConnection,
         events: &[LoggedEvent],
+        _target: Target,
     ) -> Result<(), ProjectionError> {
         apply(conn, events).await
     }

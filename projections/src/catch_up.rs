@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::log::{self, LogCursor, LoggedEvent};
-use crate::projection::Projection;
+use crate::projection::{Projection, Target};
 use crate::ProjectionError;
 
 /// How a catch-up works through the log.
@@ -163,7 +163,10 @@ async fn apply(
     projection: Projection,
     events: &[LoggedEvent],
 ) -> Result<(), ProjectionError> {
-    projection.projector().apply(conn, events).await
+    projection
+        .projector()
+        .apply(conn, events, Target::Live)
+        .await
 }
 
 /// Writes the failure to the checkpoint row, so it shows in the admin API and metrics.

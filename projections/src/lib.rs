@@ -36,8 +36,8 @@ mod verify;
 pub use catch_up::{catch_up, status, CatchUpOptions, CatchUpOutcome, ProjectionStatus};
 pub use checkpoint::Checkpoint;
 pub use log::{LogCursor, EVENT_WRITER_LOCK};
-pub use projection::{Projection, Projector};
-pub use verify::{Check, VerificationFailure};
+pub use projection::{Projection, Projector, Target};
+pub use verify::{Check, Fold, VerificationFailure};
 
 /// The one Postgres pool a process uses for the event store and the read models
 /// (postgres-es and these projections share it: one sqlx line). A connection waits at

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use crate::log::LoggedEvent;
-use crate::verify::Check;
+use crate::verify::{Check, Fold};
 use crate::{audit, catalog, ProjectionError};
 
 /// A read model built from the event log.
@@ -32,17 +32,35 @@ pub trait Projector: Send + Sync + 'static {
         &self,
         conn: &mut PgConnection,
         events: &[LoggedEvent],
+        target: Target,
     ) -> Result<(), ProjectionError>;
 
     /// What a rebuild proves before it swaps: each check folds the log independently
     /// of [`Self::apply`] and compares per-organisation counts and digests with the rows.
     fn checks(&self) -> &'static [Check];
 
+    /// Folds of the log that several of [`Self::checks`] read, made once per
+    /// verification.
+    fn folds(&self) -> &'static [Fold] {
+        &[]
+    }
+
     /// Whether the Redis cache views are read from this projection's tables (a swap
     /// then raises the views' generation).
     fn feeds_cache(&self) -> bool {
         false
     }
+}
+
+/// Whose tables a batch is applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The tables queries read: what readers see changes with the batch (the catalog
+    /// queues its cache refreshes).
+    Live,
+    /// A rebuild's shadow tables: nobody reads them until the swap, which moves the
+    /// cache to a new generation instead of refreshing views one by one.
+    Shadow,
 }
 
 /// A projection: a handle on its [`Projector`], cheap to copy.

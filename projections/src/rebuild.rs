@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::cache::ViewCache;
 use crate::checkpoint;
 use crate::log::{self, LogCursor};
-use crate::projection::Projection;
+use crate::projection::{Projection, Target};
 use crate::verify;
 use crate::ProjectionError;
 
@@ -322,18 +322,15 @@ pub async fn verify_live(
     projection: Projection,
 ) -> Result<Result<(), verify::VerificationFailure>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    // Not read-only: the checks' folds are temporary tables. The transaction is
+    // rolled back.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
         .await?;
     let Some(checkpoint) = checkpoint::load(&mut tx, projection.name()).await? else {
         return Ok(Ok(()));
     };
-    let verdict = verify::verify(
-        &mut tx,
-        projection.projector().checks(),
-        &checkpoint.cursor(),
-    )
-    .await?;
+    let verdict = verify::verify(&mut tx, projection.projector(), &checkpoint.cursor()).await?;
     tx.rollback().await?;
     Ok(verdict)
 }
@@ -495,13 +492,6 @@ async fn start(
     for (table, _) in projection.projector().tables() {
         create_shadow_table(&mut tx, table, &shadow).await?;
     }
-    // The projector's cache-refresh requests land here and are dropped with the
-    // schema: the swap raises the views' generation instead.
-    sqlx::query(&format!(
-        "CREATE TABLE {shadow}.cache_refresh_outbox (LIKE public.cache_refresh_outbox INCLUDING ALL)"
-    ))
-    .execute(&mut *tx)
-    .await?;
     for (table, _) in projection.projector().tables() {
         create_shadow_indexes(&mut tx, table, &shadow, Indexes::BTree).await?;
     }
@@ -711,13 +701,15 @@ fn is_unapplicable(error: &ProjectionError) -> Option<String> {
 }
 
 /// Points the transaction's unqualified table names at the shadow schema. Its
-/// statements are planned for each execution's arguments: the shadow tables grow from
-/// empty and have no statistics until they are verified, so a plan kept from the first
-/// batches (a scan of an empty table) would scan the whole table in every later one.
+/// statements are planned for each execution's arguments (the shadow tables grow from
+/// empty, so a plan kept from the first batches, a scan of an empty table, would scan
+/// the whole table in every later one), and without parallel workers: the rebuild
+/// shares the machine with the live projections and the api.
 async fn enter_shadow(conn: &mut PgConnection, shadow: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "SELECT set_config('search_path', $1, true),
-                set_config('plan_cache_mode', 'force_custom_plan', true)",
+                set_config('plan_cache_mode', 'force_custom_plan', true),
+                set_config('max_parallel_workers_per_gather', '0', true)",
     )
     .bind(format!("{shadow}, public"))
     .execute(conn)
@@ -749,7 +741,11 @@ async fn build(
             tx.commit().await?;
             return Ok(Step::Continue);
         };
-        if let Err(error) = projection.projector().apply(&mut tx, &events).await {
+        if let Err(error) = projection
+            .projector()
+            .apply(&mut tx, &events, Target::Shadow)
+            .await
+        {
             drop(tx);
             return match is_unapplicable(&error) {
                 Some(reason) => Ok(Step::Stopped(
@@ -849,8 +845,7 @@ async fn verify_and_swap(
         sqlx::query(&format!("SET LOCAL search_path TO {shadow}, public"))
             .execute(&mut *tx)
             .await?;
-        let verdict =
-            verify::verify(&mut tx, projection.projector().checks(), &current.cursor).await?;
+        let verdict = verify::verify(&mut tx, projection.projector(), &current.cursor).await?;
         tx.rollback().await?;
         verdict
     };
@@ -940,7 +935,11 @@ async fn swap(
     loop {
         let events = log::read_after(&mut tx, &cursor, &horizon, 5_000).await?;
         let Some(last) = events.last() else { break };
-        if let Err(error) = projection.projector().apply(&mut tx, &events).await {
+        if let Err(error) = projection
+            .projector()
+            .apply(&mut tx, &events, Target::Shadow)
+            .await
+        {
             return Err(match is_unapplicable(&error) {
                 Some(reason) => SwapError::Unapplicable(reason),
                 None => SwapError::Rebuild(RebuildError::Database(match error {
@@ -967,7 +966,7 @@ async fn swap(
             .await?;
     }
     checkpoint::swap_in(&mut tx, projection.name(), &cursor, applied, generation).await?;
-    // The old tables and what is left of the shadow schema (its outbox) go with the
+    // The old tables and the (now empty) shadow schema go with the
     // swap: their files are removed when it commits.
     for schema in [&retired, &shadow] {
         sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

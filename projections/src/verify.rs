@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use crate::log::LogCursor;
+use crate::projection::Projector;
 
 /// One comparison. Both queries return `(org_id text, rows bigint, digest numeric)`
 /// per organisation; `expected` reads `events` up to the cursor (`$1` transaction id as
@@ -20,6 +21,15 @@ pub struct Check {
     pub name: &'static str,
     pub expected: &'static str,
     pub actual: &'static str,
+}
+
+/// A fold of the log that several checks read: made once per verification, as a
+/// temporary table `name` dropped with the verification's transaction. `query` reads
+/// `events` up to the cursor like [`Check::expected`] (`$1`, `$2`).
+#[derive(Debug, Clone, Copy)]
+pub struct Fold {
+    pub name: &'static str,
+    pub query: &'static str,
 }
 
 /// What a failed check found.
@@ -53,13 +63,25 @@ async fn summary(
         .collect())
 }
 
-/// Runs `checks` against the log up to `cursor`; the first failing check, if any.
+/// Runs `projector`'s checks against the log up to `cursor`, in the caller's
+/// transaction (its folds are temporary tables dropped at its end); the first failing
+/// check, if any.
 pub async fn verify(
     conn: &mut PgConnection,
-    checks: &[Check],
+    projector: &dyn Projector,
     cursor: &LogCursor,
 ) -> Result<Result<(), VerificationFailure>, sqlx::Error> {
-    for check in checks {
+    for fold in projector.folds() {
+        sqlx::query(&format!(
+            "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {}",
+            fold.name, fold.query
+        ))
+        .bind(&cursor.transaction_id)
+        .bind(cursor.position)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for check in projector.checks() {
         let expected = summary(conn, check.expected, cursor).await?;
         let actual = summary(conn, check.actual, cursor).await?;
         if expected == actual {
