@@ -130,15 +130,20 @@ pub async fn read_after(
         .await
 }
 
+/// Whether any event is at or above the horizon: the newest event's transaction, one
+/// entry at the end of the log's index. (`EXISTS (… WHERE transaction_id >= $1)` reads
+/// the same, but Postgres plans it as a scan that stops at the first match — and there
+/// is usually none, so it read the whole log after every short batch.)
+pub(crate) const HELD_BACK: &str =
+    "SELECT coalesce(max(transaction_id) >= $1::text::xid8, false) FROM events";
+
 /// Whether events exist that the horizon holds back (their transaction is at or above
 /// it): a reader that found nothing new should look again shortly.
 pub async fn held_back(conn: &mut PgConnection, horizon: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE transaction_id >= $1::text::xid8)",
-    )
-    .bind(horizon)
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar(HELD_BACK)
+        .bind(horizon)
+        .fetch_one(conn)
+        .await
 }
 
 /// How far `after` is behind the log: events not yet applied (an index range scan over

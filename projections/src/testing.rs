@@ -295,6 +295,31 @@ async fn proxy(
 
 /// The plan Postgres picks to read the log after `after` (the tests assert that it
 /// follows the global-order index rather than sorting).
+/// The generic plan of the check for events the horizon holds back: the plan a
+/// reader's connection keeps after running it a few times, made for any horizon.
+pub async fn explain_held_back(conn: &mut sqlx::PgConnection) -> serde_json::Value {
+    for statement in [
+        "SET plan_cache_mode = force_generic_plan".to_owned(),
+        format!("PREPARE prism_held_back(text) AS {}", crate::log::HELD_BACK),
+    ] {
+        sqlx::query(&statement)
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+    }
+    let plan = sqlx::query_scalar("EXPLAIN (FORMAT JSON) EXECUTE prism_held_back('0')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain the held-back check");
+    for statement in ["DEALLOCATE prism_held_back", "RESET plan_cache_mode"] {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .expect("reset");
+    }
+    plan
+}
+
 pub async fn explain_log_read(
     conn: &mut sqlx::PgConnection,
     after: (&str, i64),

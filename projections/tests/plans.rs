@@ -344,20 +344,7 @@ async fn pooled_connections_run_without_the_jit() {
 
 #[tokio::test]
 async fn the_log_is_read_in_the_order_of_its_index() {
-    let db = TestDatabase::migrated().await;
-    let pool = projections::connect_pool(db.url(), 1).await.expect("pool");
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT 'building', md5(i::text), 1, 'BuildingRegistered', '1', '{}', '{}'
-           FROM generate_series(1, 20000) AS i",
-    )
-    .execute(&pool)
-    .await
-    .expect("events");
-    sqlx::query("ANALYZE events")
-        .execute(&pool)
-        .await
-        .expect("analyze");
+    let (_db, pool) = twenty_thousand_events().await;
     let mut conn = pool.acquire().await.expect("connection");
     let explained = projections::testing::explain_log_read(&mut conn, ("0", 0)).await;
     // Transaction ids sort as numbers only in the index: sorted as text, 100000 would
@@ -370,4 +357,44 @@ async fn the_log_is_read_in_the_order_of_its_index() {
         "the log read sorts: {}",
         describe(&explained)
     );
+}
+
+#[tokio::test]
+async fn a_short_batch_looks_for_held_back_events_at_the_end_of_the_index() {
+    // After every batch that found fewer events than it could take: whether any event
+    // is at or above the horizon. There usually is none, and a scan looking for one
+    // reads the whole log.
+    let (_db, pool) = twenty_thousand_events().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let explained = projections::testing::explain_held_back(&mut conn).await;
+    assert_uses(&explained, Some("events_global_order_idx"), None);
+    assert!(
+        plan_nodes(&explained)
+            .iter()
+            .all(|n| n["Node Type"] != "Seq Scan"),
+        "the held-back check scans the log: {}",
+        describe(&explained)
+    );
+}
+
+/// A log of 20,000 events from 400 transactions, statistics gathered.
+async fn twenty_thousand_events() -> (TestDatabase, PgPool) {
+    let db = TestDatabase::migrated().await;
+    let pool = projections::connect_pool(db.url(), 1).await.expect("pool");
+    for transaction in 0..400 {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'building', md5(i::text), 1, 'BuildingRegistered', '1', '{}', '{}'
+               FROM generate_series($1 * 50, $1 * 50 + 49) AS i",
+        )
+        .bind(transaction)
+        .execute(&pool)
+        .await
+        .expect("events");
+    }
+    sqlx::query("ANALYZE events")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    (db, pool)
 }
