@@ -3,6 +3,12 @@
 //! as its events. Either both are committed or neither: a retry after a lost response
 //! always finds the result, and a concurrent duplicate hits the primary key instead
 //! of appending twice.
+//!
+//! Appends are committed in groups: commands that finish deciding while another
+//! group is being written wait for the next one, and a group is one statement — one
+//! round trip and one WAL flush for all of them. A group the database refuses (a
+//! command that lost a race, say) is retried command by command, so each command
+//! gets its own answer and a refused command never takes another down with it.
 
 use std::sync::Arc;
 
@@ -13,6 +19,7 @@ use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Metadata keys every event carries (see docs/events.md).
 pub mod metadata {
@@ -38,7 +45,20 @@ pub struct FirstResult {
 pub struct EventLog {
     pool: PgPool,
     reader: Arc<PostgresEventRepository>,
+    appends: mpsc::Sender<Append>,
 }
+
+/// One command's events, waiting for its group.
+struct Append {
+    events: Vec<SerializedEvent>,
+    done: oneshot::Sender<Result<(), sqlx::Error>>,
+}
+
+/// Groups written at once: while they are, the next commands queue up.
+const WRITERS: usize = 4;
+
+/// Commands in one group at most.
+const GROUP_LIMIT: usize = 64;
 
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,10 +83,18 @@ fn text<'a>(metadata: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 impl EventLog {
+    /// The log over `pool`, with its group writers (tasks that end when the last clone
+    /// of the log is dropped).
     pub fn new(pool: PgPool) -> Self {
+        let (appends, queue) = mpsc::channel(WRITERS * GROUP_LIMIT);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_groups(pool.clone(), Arc::clone(&queue)));
+        }
         Self {
             reader: Arc::new(PostgresEventRepository::new(pool.clone())),
             pool,
+            appends,
         }
     }
 
@@ -95,60 +123,172 @@ impl EventLog {
         ))
     }
 
-    /// Appends a command's events — and, for a keyed command, its first result — in
-    /// one statement: one round trip, atomic on its own.
+    /// Appends a command's events — and, for a keyed command, its first result — with
+    /// the commands of its group, atomically for the command.
     async fn append(&self, events: &[SerializedEvent]) -> Result<(), sqlx::Error> {
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        if events.is_empty() {
             return Ok(());
+        }
+        let (done, answer) = oneshot::channel();
+        let append = Append {
+            events: events.to_vec(),
+            done,
         };
-        let column = |f: fn(&SerializedEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
-        let keyed = (
+        if self.appends.send(append).await.is_err() {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        answer.await.unwrap_or(Err(sqlx::Error::PoolClosed))
+    }
+}
+
+/// A group writer: takes every append waiting (up to [`GROUP_LIMIT`]) and commits them
+/// in one statement.
+async fn write_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
+    loop {
+        let group = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < GROUP_LIMIT {
+                match queue.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            group
+        };
+        let commands: Vec<&[SerializedEvent]> = group.iter().map(|a| a.events.as_slice()).collect();
+        match append_group(&pool, &commands).await {
+            Ok(()) => {
+                for append in group {
+                    let _ = append.done.send(Ok(()));
+                }
+            }
+            // The database refused the group and committed none of it: each command
+            // alone, to find the one it refuses.
+            Err(sqlx::Error::Database(_)) if group.len() > 1 => {
+                for append in group {
+                    let alone = append_group(&pool, &[append.events.as_slice()]).await;
+                    let _ = append.done.send(alone);
+                }
+            }
+            // The group's fate is unknown (the connection failed) or it was one
+            // command: every command gets the error.
+            Err(error) => {
+                let mut group = group.into_iter();
+                if let Some(first) = group.next() {
+                    for append in group {
+                        let _ = append.done.send(Err(same_error(&error)));
+                    }
+                    let _ = first.done.send(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// An error like `error` for another command of its group.
+fn same_error(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// Appends the events of `commands` — and each keyed command's first result — in one
+/// statement: one round trip, atomic for all of them.
+pub(crate) async fn append_group(
+    pool: &PgPool,
+    commands: &[&[SerializedEvent]],
+) -> Result<(), sqlx::Error> {
+    let events: Vec<&SerializedEvent> = commands.iter().flat_map(|c| c.iter()).collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let column =
+        |f: fn(&SerializedEvent) -> String| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    let mut keyed = KeyedResults::default();
+    for command in commands {
+        let (Some(first), Some(last)) = (command.first(), command.last()) else {
+            continue;
+        };
+        if let (Some(org_id), Some(key), Some(request_hash)) = (
             text(&first.metadata, metadata::ORG_ID),
             text(&first.metadata, metadata::IDEMPOTENCY_KEY),
             text(&first.metadata, metadata::IDEMPOTENCY_REQUEST_HASH),
-        );
-        let insert_events = "INSERT INTO events
-                (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT t, id, seq, et, ev, p::json, m::json
-               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                           $6::text[], $7::text[]) WITH ORDINALITY AS u(t, id, seq, et, ev, p, m, n)
-              ORDER BY n";
-        let sql = match keyed {
-            (Some(_), Some(_), Some(_)) => format!(
-                "WITH appended AS ({insert_events} RETURNING 1)
-                 INSERT INTO command_idempotency
-                    (org_id, idempotency_key, request_hash, aggregate_type, aggregate_id, version, status)
-                 SELECT $8, $9, $10, $11, $12, $13, $14 WHERE EXISTS (SELECT 1 FROM appended)"
-            ),
-            _ => insert_events.to_owned(),
-        };
-        let mut query = sqlx::query(&sql)
-            .bind(column(|e| e.aggregate_type.clone()))
-            .bind(column(|e| e.aggregate_id.clone()))
-            .bind(
-                events
-                    .iter()
-                    .map(|e| i64::try_from(e.sequence).unwrap_or(i64::MAX))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(column(|e| e.event_type.clone()))
-            .bind(column(|e| e.event_version.clone()))
-            .bind(column(|e| e.payload.to_string()))
-            .bind(column(|e| e.metadata.to_string()));
-        if let (Some(org_id), Some(key), Some(request_hash)) = keyed {
-            let status: i16 = if first.sequence == 1 { 201 } else { 200 };
-            query = query
-                .bind(org_id)
-                .bind(key)
-                .bind(request_hash)
-                .bind(&last.aggregate_type)
-                .bind(&last.aggregate_id)
-                .bind(i64::try_from(last.sequence).unwrap_or(i64::MAX))
-                .bind(status);
+        ) {
+            keyed.org_ids.push(org_id.to_owned());
+            keyed.keys.push(key.to_owned());
+            keyed.request_hashes.push(request_hash.to_owned());
+            keyed.aggregate_types.push(last.aggregate_type.clone());
+            keyed.aggregate_ids.push(last.aggregate_id.clone());
+            keyed
+                .versions
+                .push(i64::try_from(last.sequence).unwrap_or(i64::MAX));
+            keyed
+                .statuses
+                .push(if first.sequence == 1 { 201 } else { 200 });
         }
-        query.execute(&self.pool).await?;
-        Ok(())
     }
+    let insert_events = "INSERT INTO events
+            (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT t, id, seq, et, ev, p::json, m::json
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                       $6::text[], $7::text[]) WITH ORDINALITY AS u(t, id, seq, et, ev, p, m, n)
+          ORDER BY n";
+    let sql = if keyed.keys.is_empty() {
+        insert_events.to_owned()
+    } else {
+        format!(
+            "WITH appended AS ({insert_events} RETURNING 1)
+             INSERT INTO command_idempotency
+                (org_id, idempotency_key, request_hash, aggregate_type, aggregate_id, version, status)
+             SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                                  $13::bigint[], $14::smallint[])
+              WHERE EXISTS (SELECT 1 FROM appended)"
+        )
+    };
+    let mut query = sqlx::query(&sql)
+        .bind(column(|e| e.aggregate_type.clone()))
+        .bind(column(|e| e.aggregate_id.clone()))
+        .bind(
+            events
+                .iter()
+                .map(|e| i64::try_from(e.sequence).unwrap_or(i64::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|e| e.event_type.clone()))
+        .bind(column(|e| e.event_version.clone()))
+        .bind(column(|e| e.payload.to_string()))
+        .bind(column(|e| e.metadata.to_string()));
+    if !keyed.keys.is_empty() {
+        query = query
+            .bind(keyed.org_ids)
+            .bind(keyed.keys)
+            .bind(keyed.request_hashes)
+            .bind(keyed.aggregate_types)
+            .bind(keyed.aggregate_ids)
+            .bind(keyed.versions)
+            .bind(keyed.statuses);
+    }
+    query.execute(pool).await?;
+    Ok(())
+}
+
+/// The first results of a group's keyed commands, as columns.
+#[derive(Default)]
+struct KeyedResults {
+    org_ids: Vec<String>,
+    keys: Vec<String>,
+    request_hashes: Vec<String>,
+    aggregate_types: Vec<String>,
+    aggregate_ids: Vec<String>,
+    versions: Vec<i64>,
+    statuses: Vec<i16>,
 }
 
 impl PersistedEventRepository for EventLog {

@@ -63,3 +63,50 @@ async fn with_the_same_if_match_only_one_writer_wins() {
     }
     assert_eq!(app.event_count().await, 2);
 }
+
+#[tokio::test]
+async fn a_command_that_loses_its_race_takes_no_other_command_down() {
+    // Commands deciding at the same moment are committed together; a loser among them
+    // (a stale If-Match that only the database catches) must not fail the others.
+    let app = spawn_app().await;
+    let building = app.register_building().await;
+    let path = format!("/v1/buildings/{building}");
+    let registrations = (0..24).map(|_| {
+        let app = &app;
+        async move {
+            app.call(Method::POST, "/v1/buildings", Some(&building_body()))
+                .await
+        }
+    });
+    let updates = ["A", "B", "C", "D"].map(|name| {
+        let body = json!({"name": name});
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.call_as(
+                &token(),
+                Method::PATCH,
+                &path,
+                Some(&body),
+                &[("if-match", "1")],
+            )
+            .await
+        }
+    });
+    let (registered, updated) = tokio::join!(
+        futures_util::future::join_all(registrations),
+        futures_util::future::join_all(updates)
+    );
+    for reply in &registered {
+        assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
+    }
+    let won = updated
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(won, 1);
+    for lost in updated.iter().filter(|r| r.status != StatusCode::OK) {
+        lost.assert_problem(409, "version-conflict");
+    }
+    assert_eq!(app.event_count().await, 1 + 24 + 1);
+}

@@ -69,6 +69,37 @@ async fn a_command_creating_a_resource_sends_one_statement() {
     );
 }
 
+#[tokio::test]
+async fn commands_arriving_together_are_appended_together() {
+    let counter = StatementCounter::start("127.0.0.1:5432").await;
+    let app = spawn_app_counted(&counter).await;
+    app.register_building().await;
+    counter.reset();
+    let commands = 64;
+    let replies = futures_util::future::join_all((0..commands).map(|_| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/v1/buildings",
+                Some(&crate::helpers::building_body()),
+            )
+            .await
+        }
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
+    }
+    // One statement per command appended alone; commands that finish deciding while
+    // a group is written go into the next one.
+    let statements = counter.count();
+    assert!(
+        statements < commands,
+        "{statements} statements for {commands} concurrent commands"
+    );
+}
+
 /// Wake-up jobs waiting in the app's catch-up queue (apalis-redis keys).
 async fn queued_wake_ups(app: &crate::helpers::TestApp) -> i64 {
     let (namespace, url) = app.redis();
