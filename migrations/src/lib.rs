@@ -20,7 +20,9 @@
 //!   reviewed security-definer functions, and a leakproof area order, so reads keep
 //!   their indexes under row-level security;
 //! - `m20261130_000011_projection_rebuilds`: rebuilds beside the live projection, and
-//!   each projection's generation (raised by a swap).
+//!   each projection's generation (raised by a swap);
+//! - `m20261130_000012_nearest_by_index_order`: distances on the sphere, and a
+//!   nearest-first page that walks the spatial index in distance order.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -35,6 +37,7 @@ mod m20261130_000008_market_running_totals;
 mod m20261130_000009_event_writers;
 mod m20261130_000010_index_friendly_reads;
 mod m20261130_000011_projection_rebuilds;
+mod m20261130_000012_nearest_by_index_order;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -57,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_event_writers::Migration),
             Box::new(m20261130_000010_index_friendly_reads::Migration),
             Box::new(m20261130_000011_projection_rebuilds::Migration),
+            Box::new(m20261130_000012_nearest_by_index_order::Migration),
         ]
     }
 }

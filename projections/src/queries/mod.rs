@@ -225,7 +225,8 @@ pub(crate) fn push_within(
     }
 }
 
-/// `, ST_Distance(<location>, <near>) AS distance_m` (NULL without `near`).
+/// `, ST_Distance(<location>, <near>, false) AS distance_m` (NULL without `near`): on
+/// the sphere, as the nearest-first index order measures (migration 000012).
 pub(crate) fn push_distance(
     qb: &mut QueryBuilder<'_, Postgres>,
     near: Option<Near>,
@@ -239,7 +240,7 @@ pub(crate) fn push_distance(
             .push_bind(near.lon)
             .push(", ")
             .push_bind(near.lat)
-            .push("), 4326)::geography) AS distance_m");
+            .push("), 4326)::geography, false) AS distance_m");
         }
         None => {
             qb.push(", NULL::float8 AS distance_m");

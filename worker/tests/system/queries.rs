@@ -112,8 +112,9 @@ async fn commands_show_up_in_every_query() {
 async fn near_finds_buildings_at_known_distances() {
     let mut system = System::start().await;
     system.start_worker().await;
-    // Along the meridian at the equator one degree of latitude is 110,574 m (WGS 84).
-    for (name, lat) in [("A 110m", 0.001), ("B 553m", 0.005), ("C 2211m", 0.02)] {
+    // Distances are on the sphere of mean Earth radius (6,371,008.8 m): one degree of
+    // latitude is 111,195 m (on the WGS 84 ellipsoid, at the equator, 110,574 m).
+    for (name, lat) in [("A 111m", 0.001), ("B 556m", 0.005), ("C 2224m", 0.02)] {
         system.register(&building_body(name, lat, 0.0)).await;
     }
     system.wait_until_quiet(Duration::from_secs(15)).await;
@@ -127,21 +128,75 @@ async fn near_finds_buildings_at_known_distances() {
     };
     let (status, page) = system.get("/v1/buildings?near=0,0&radius_m=1000").await;
     assert_eq!(status, 200, "{page:#}");
-    assert_eq!(names(&page), ["A 110m", "B 553m"], "inside, nearest first");
+    assert_eq!(names(&page), ["A 111m", "B 556m"], "inside, nearest first");
     let distance = page["items"][1]["distance_m"].as_f64().expect("distance");
-    assert!((distance - 552.87).abs() < 1.0, "{distance}");
-    // The edge, within a metre either way.
-    let (_, inside) = system.get("/v1/buildings?near=0,0&radius_m=554").await;
-    assert_eq!(names(&inside).len(), 2);
-    let (_, outside) = system.get("/v1/buildings?near=0,0&radius_m=552").await;
-    assert_eq!(names(&outside), ["A 110m"]);
+    assert!((distance - 555.98).abs() < 0.5, "{distance}");
+    // The edge, within a metre either way, for the nearest-first page and for a search
+    // combined with another filter (the radius is tested by another function there).
+    for query in ["", "&q=B"] {
+        let (_, inside) = system
+            .get(&format!("/v1/buildings?near=0,0&radius_m=557{query}"))
+            .await;
+        assert!(names(&inside).contains(&"B 556m".to_owned()), "{inside:#}");
+        let (_, outside) = system
+            .get(&format!("/v1/buildings?near=0,0&radius_m=555{query}"))
+            .await;
+        assert!(
+            !names(&outside).contains(&"B 556m".to_owned()),
+            "{outside:#}"
+        );
+    }
     let (_, boxed) = system.get("/v1/buildings?bbox=-0.01,0.002,0.01,0.03").await;
-    assert_eq!(names(&boxed), ["B 553m", "C 2211m"]);
+    assert_eq!(names(&boxed), ["B 556m", "C 2224m"]);
     let (_, comps_near) = system.get("/v1/comps?near=0,0&radius_m=100").await;
     assert_eq!(comps_near["items"].as_array().map(Vec::len), Some(0));
     let (status, bad) = system.get("/v1/buildings?near=0,0").await;
     assert_eq!(status, 400, "{bad:#}");
     assert_eq!(bad["errors"][0]["field"], "radius_m");
+}
+
+#[tokio::test]
+async fn nearest_first_pages_order_ties_by_id_and_never_repeat_or_skip() {
+    let mut system = System::start().await;
+    system.start_worker().await;
+    // Three buildings share a point, two share another: their distances tie.
+    let lats = [0.003, 0.001, 0.003, 0.006, 0.001, 0.003, 0.004];
+    for (i, lat) in lats.iter().enumerate() {
+        system
+            .register(&building_body(&format!("T{i}"), *lat, 0.0))
+            .await;
+    }
+    system.register(&building_body("Far", 0.5, 0.0)).await;
+    system.wait_until_quiet(Duration::from_secs(15)).await;
+    let mut seen: Vec<(f64, String)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/buildings?near=0,0&radius_m=1000&limit=2&cursor={c}"),
+            None => "/v1/buildings?near=0,0&radius_m=1000&limit=2".to_owned(),
+        };
+        let (status, page) = system.get(&path).await;
+        assert_eq!(status, 200, "{page:#}");
+        for item in page["items"].as_array().expect("items") {
+            seen.push((
+                item["distance_m"].as_f64().expect("distance"),
+                item["id"].as_str().expect("id").to_owned(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected = seen.clone();
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    expected.dedup();
+    assert_eq!(
+        seen.len(),
+        lats.len(),
+        "every building within the radius once"
+    );
+    assert_eq!(seen, expected, "nearest first, ties by id");
 }
 
 #[tokio::test]
