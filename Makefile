@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: bench load-smoke ops-check bench-projections rebuild replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: bench soak load-smoke ops-check bench-projections rebuild replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -57,6 +57,11 @@ token:
 bench: services
 	cargo build --release --bin prism-api --bin prism-worker --bin prism-bench
 	BENCH_REPORT="$(CARGO_TARGET_DIR)/bench-report.md" "$(CARGO_TARGET_DIR)/release/prism-bench"
+
+## soak: ten minutes of steady mixed load; fails if the api's or the worker's memory keeps growing (docs/performance.md).
+soak: services
+	cargo build --release --bin prism-api --bin prism-worker --bin prism-bench
+	set -o pipefail; "$(CARGO_TARGET_DIR)/release/prism-bench" soak | tee "$(CARGO_TARGET_DIR)/soak-report.md"
 
 ## bench-projections: catch-up throughput and commit-to-visible lag beside a raw-insert baseline (docs/performance.md).
 bench-projections: services

@@ -12,9 +12,10 @@
 //! - reads at each size (default 10k and 100k buildings, one lease each): cached
 //!   building detail and first list page, `/health`, `near`, `bbox`, `q=` and market
 //!   statistics;
-//! - the read side: catch-up rates of `catalog` and `audit` at each size, replay of the
-//!   whole history (default 1M events), commit-to-visible lag at a steady 500
-//!   commands/s;
+//! - the read side: catch-up rates of `catalog` and `audit` at each size, a rebuild of
+//!   the whole history (default 1M events) by `prism-worker rebuild`, commit-to-visible
+//!   lag at a steady 500 commands/s, and a rebuild by the live worker while commands
+//!   flow at 100/s with the live catalog's lag meanwhile;
 //! - resident memory of the api and the worker under all of it.
 //!
 //! Settings (environment): `PRISM_BENCH_DATABASE_URL` (a superuser URL, default
@@ -22,12 +23,17 @@
 //! `redis://127.0.0.1:6379`), `BENCH_SECONDS` per measurement (default 8),
 //! `BENCH_SIZES` (buildings, default `10000,100000`), `BENCH_HISTORY_EVENTS` (the
 //! replayed history, default 1000000), `BENCH_LAG_RATE` (default 500),
-//! `BENCH_PHASES` (default `commands,sizes,lag,history`: run only some) and
-//! `BENCH_REPORT` (where the Markdown report is written too).
+//! `BENCH_PHASES` (default `commands,sizes,lag,history,live-rebuild`: run only some),
+//! `BENCH_REPORT` (where the Markdown report is written too) and
+//! `BENCH_KEEP_DATABASE=1` (keep the seeded database, for profiling afterwards).
+//!
+//! `prism-bench soak` is `make soak` instead: a steady load for ten minutes and the
+//! processes' memory throughout ([`soak`]).
 
 mod load;
 mod report;
 mod seed;
+mod soak;
 mod stack;
 
 use std::collections::HashMap;
@@ -65,7 +71,7 @@ struct Settings {
     history_events: i64,
     lag_rate: u32,
     report: Option<String>,
-    /// The parts to run (`BENCH_PHASES`): commands, sizes, lag, history.
+    /// The parts to run (`BENCH_PHASES`): commands, sizes, lag, history, live-rebuild.
     phases: Vec<String>,
 }
 
@@ -89,10 +95,13 @@ impl Settings {
             history_events: env_or("BENCH_HISTORY_EVENTS", 1_000_000i64)?,
             lag_rate: env_or("BENCH_LAG_RATE", 500u32)?,
             report: std::env::var("BENCH_REPORT").ok(),
-            phases: env_or("BENCH_PHASES", "commands,sizes,lag,history".to_owned())?
-                .split(',')
-                .map(|p| p.trim().to_owned())
-                .collect(),
+            phases: env_or(
+                "BENCH_PHASES",
+                "commands,sizes,lag,history,live-rebuild".to_owned(),
+            )?
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .collect(),
         })
     }
 
@@ -251,6 +260,168 @@ fn building_body(n: u64) -> String {
         "submarket": "Submarket 00"
     })
     .to_string()
+}
+
+/// What a lag measurement saw.
+struct Lag {
+    accepted: u64,
+    visible: usize,
+    failures: u64,
+    /// Sorted lags in microseconds.
+    lags_us: Vec<u32>,
+}
+
+impl Lag {
+    fn max_ms(&self) -> f64 {
+        self.lags_us.last().copied().unwrap_or(0) as f64 / 1000.0
+    }
+
+    fn row(&self, path: &str) -> Row {
+        Row {
+            path: format!(
+                "{path} ({} accepted, {} visible, {} failed)",
+                self.accepted, self.visible, self.failures
+            ),
+            prism: format!(
+                "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                load::percentile_us(&self.lags_us, 50.0) as f64 / 1000.0,
+                load::percentile_us(&self.lags_us, 95.0) as f64 / 1000.0,
+                load::percentile_us(&self.lags_us, 99.0) as f64 / 1000.0,
+                self.max_ms()
+            ),
+            baseline: String::new(),
+            ratio: None,
+            goal: String::new(),
+            met: None,
+        }
+    }
+}
+
+/// Registers buildings at `rate` per second for `duration` or until `stop`; for each,
+/// the time from its answer (after its commit) to its row in the catalog's `buildings`.
+async fn measure_lag(
+    stack: &Stack,
+    pool: &PgPool,
+    rate: u32,
+    duration: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Lag> {
+    let host = stack.host();
+    let token = stack.token.clone();
+    let offset = 1_000_000_000u64 + u64::from(rand_offset());
+    let make: load::MakeRequest = Arc::new(move |n| {
+        load::request(
+            "POST",
+            &host,
+            "/v1/buildings",
+            Some(&token),
+            Some(building_body(offset + n)),
+        )
+    });
+    let answered: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<load::Answer>();
+    let collector = {
+        let answered = Arc::clone(&answered);
+        tokio::spawn(async move {
+            let mut accepted = 0u64;
+            while let Some(answer) = receiver.recv().await {
+                if answer.status.as_u16() == 201 {
+                    accepted += 1;
+                }
+                let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().and_then(|s| s.parse().ok()));
+                if let Some(id) = id {
+                    answered.lock().expect("lock").insert(id, answer.answered);
+                }
+            }
+            accepted
+        })
+    };
+    let visible: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (answered, visible, done, pool) = (
+            Arc::clone(&answered),
+            Arc::clone(&visible),
+            Arc::clone(&done),
+            pool.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                // The oldest answers first (the projector applies in order), a bounded
+                // number per look: the look's own cost stays an index probe per id
+                // instead of a scan of the table.
+                let pending: Vec<uuid::Uuid> = {
+                    let answered = answered.lock().expect("lock");
+                    let visible = visible.lock().expect("lock");
+                    let mut pending: Vec<(Instant, uuid::Uuid)> = answered
+                        .iter()
+                        .filter(|(id, _)| !visible.contains_key(id))
+                        .map(|(id, at)| (*at, *id))
+                        .collect();
+                    pending.sort_unstable();
+                    pending.truncate(256);
+                    pending.into_iter().map(|(_, id)| id).collect()
+                };
+                if pending.is_empty() && done.load(Ordering::Relaxed) {
+                    return;
+                }
+                if !pending.is_empty() {
+                    let seen: Vec<uuid::Uuid> =
+                        sqlx::query_scalar("SELECT id FROM buildings WHERE id = ANY($1)")
+                            .bind(&pending)
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap_or_default();
+                    let now = Instant::now();
+                    let mut visible = visible.lock().expect("lock");
+                    for id in seen {
+                        visible.entry(id).or_insert(now);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let failures = tokio::select! {
+        failures = load::open_loop(stack.api_addr, rate, duration, make, sender) => failures?,
+        () = stop => 0,
+    };
+    let accepted = collector.await?;
+    done.store(true, Ordering::Relaxed);
+    let abort = poller.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(30), poller)
+        .await
+        .is_err()
+    {
+        // Rows still missing after half a minute are reported as not visible; the
+        // poller must not keep querying through the phases that follow.
+        abort.abort();
+    }
+    let answered = answered.lock().expect("lock").clone();
+    let visible = visible.lock().expect("lock").clone();
+    let mut lags_us: Vec<u32> = answered
+        .iter()
+        .filter_map(|(id, at)| {
+            visible.get(id).map(|seen| {
+                u32::try_from(seen.saturating_duration_since(*at).as_micros()).unwrap_or(u32::MAX)
+            })
+        })
+        .collect();
+    lags_us.sort_unstable();
+    Ok(Lag {
+        accepted,
+        visible: lags_us.len(),
+        failures,
+        lags_us,
+    })
+}
+
+/// A different numbering for each lag measurement's buildings.
+fn rand_offset() -> u32 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    (NEXT.fetch_add(1, Ordering::Relaxed) as u32) * 10_000_000
 }
 
 /// Prism under test, what the run measured so far, and the baselines.
@@ -517,132 +688,94 @@ impl Run {
         Ok(())
     }
 
-    /// Commands at a steady rate; for each, the time from its answer (after its commit) to
-    /// its building row in the catalog projection.
+    /// Commands at a steady rate for twice the measurement time; for each, the time from
+    /// its answer (after its commit) to its building row in the catalog projection.
     async fn lag(&mut self) -> anyhow::Result<()> {
-        let (stack, pool, settings, report) =
-            (&self.stack, &self.pool, &self.settings, &mut self.report);
-        let host = stack.host();
-        let token = stack.token.clone();
-        let offset = 1_000_000_000u64;
-        let make: load::MakeRequest = Arc::new(move |n| {
+        let seconds = Duration::from_secs(self.settings.seconds.as_secs().max(10) * 2);
+        let rate = self.settings.lag_rate;
+        let lag = measure_lag(
+            &self.stack,
+            &self.pool,
+            rate,
+            seconds,
+            std::future::pending(),
+        )
+        .await?;
+        self.report.push(lag.row(&format!(
+            "commit-to-visible lag, `POST /v1/buildings` at {rate}/s for {} s",
+            seconds.as_secs()
+        )));
+        Ok(())
+    }
+
+    /// A rebuild of `catalog` run by the live worker (asked for through the admin API)
+    /// while commands flow at a fifth of the lag rate: the rebuild's rate beside the raw
+    /// insert rate, and the commit-to-visible lag of the live catalog meanwhile.
+    async fn rebuild_under_load(&mut self) -> anyhow::Result<()> {
+        let (stack, pool) = (&self.stack, &self.pool);
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await?;
+        let (status, body) = load::once(
+            stack.api_addr,
             load::request(
                 "POST",
-                &host,
-                "/v1/buildings",
-                Some(&token),
-                Some(building_body(offset + n)),
-            )
-        });
-        let answered: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<load::Answer>();
-        let collector = {
-            let answered = Arc::clone(&answered);
-            tokio::spawn(async move {
-                let mut statuses: HashMap<u16, u64> = HashMap::new();
-                while let Some(answer) = receiver.recv().await {
-                    *statuses.entry(answer.status.as_u16()).or_default() += 1;
-                    let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().and_then(|s| s.parse().ok()));
-                    if let Some(id) = id {
-                        answered.lock().expect("lock").insert(id, answer.answered);
-                    }
-                }
-                statuses
-            })
-        };
-        let visible: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let poller = {
-            let (answered, visible, done, pool) = (
-                Arc::clone(&answered),
-                Arc::clone(&visible),
-                Arc::clone(&done),
-                pool.clone(),
-            );
-            tokio::spawn(async move {
+                &stack.host(),
+                "/v1/admin/projections/catalog/rebuilds",
+                Some(&stack.token),
+                None,
+            ),
+        )
+        .await?;
+        anyhow::ensure!(status.as_u16() == 202, "rebuild request: {status} {body:?}");
+        let id: uuid::Uuid = serde_json::from_slice::<serde_json::Value>(&body)?["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .context("the rebuild's id")?;
+        let started = Instant::now();
+        let finished = {
+            let pool = pool.clone();
+            async move {
                 loop {
-                    // The oldest answers first (the projector applies in order), a
-                    // bounded number per look: the look's own cost stays an index probe
-                    // per id instead of a scan of the table.
-                    let pending: Vec<uuid::Uuid> = {
-                        let answered = answered.lock().expect("lock");
-                        let visible = visible.lock().expect("lock");
-                        let mut pending: Vec<(Instant, uuid::Uuid)> = answered
-                            .iter()
-                            .filter(|(id, _)| !visible.contains_key(id))
-                            .map(|(id, at)| (*at, *id))
-                            .collect();
-                        pending.sort_unstable();
-                        pending.truncate(256);
-                        pending.into_iter().map(|(_, id)| id).collect()
-                    };
-                    if pending.is_empty() && done.load(Ordering::Relaxed) {
+                    let state: Option<String> =
+                        sqlx::query_scalar("SELECT state FROM projection_rebuilds WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&pool)
+                            .await
+                            .ok()
+                            .flatten();
+                    if matches!(state.as_deref(), Some("swapped" | "failed" | "cancelled")) {
                         return;
                     }
-                    if !pending.is_empty() {
-                        let seen: Vec<uuid::Uuid> =
-                            sqlx::query_scalar("SELECT id FROM buildings WHERE id = ANY($1)")
-                                .bind(&pending)
-                                .fetch_all(&pool)
-                                .await
-                                .unwrap_or_default();
-                        let now = Instant::now();
-                        let mut visible = visible.lock().expect("lock");
-                        for id in seen {
-                            visible.entry(id).or_insert(now);
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-            })
+            }
         };
-        let seconds = Duration::from_secs(settings.seconds.as_secs().max(10) * 2);
-        let failures =
-            load::open_loop(stack.api_addr, settings.lag_rate, seconds, make, sender).await?;
-        let statuses = collector.await?;
-        done.store(true, Ordering::Relaxed);
-        let abort = poller.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(30), poller)
-            .await
-            .is_err()
-        {
-            // Rows still missing after half a minute are reported as not visible; the
-            // poller must not keep querying through the phases that follow.
-            abort.abort();
-        }
-        let answered = answered.lock().expect("lock").clone();
-        let visible = visible.lock().expect("lock").clone();
-        let mut lags: Vec<u32> = answered
-            .iter()
-            .filter_map(|(id, at)| {
-                visible.get(id).map(|seen| {
-                    u32::try_from(seen.saturating_duration_since(*at).as_micros())
-                        .unwrap_or(u32::MAX)
-                })
-            })
-            .collect();
-        lags.sort_unstable();
-        let accepted = statuses.get(&201).copied().unwrap_or(0);
-        report.push(Row {
-        path: format!(
-            "commit-to-visible lag, `POST /v1/buildings` at {}/s for {} s ({accepted} accepted, {} visible, {failures} failed)",
-            settings.lag_rate,
-            seconds.as_secs(),
-            lags.len()
-        ),
-        prism: format!(
-            "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-            load::percentile_us(&lags, 50.0) as f64 / 1000.0,
-            load::percentile_us(&lags, 95.0) as f64 / 1000.0,
-            load::percentile_us(&lags, 99.0) as f64 / 1000.0
-        ),
-        baseline: String::new(),
-        ratio: None,
-        goal: String::new(),
-        met: None,
-    });
+        let rate = (self.settings.lag_rate / 5).max(1);
+        let lag = measure_lag(stack, pool, rate, Duration::from_secs(3600), finished).await?;
+        let elapsed = started.elapsed();
+        let (state, applied): (String, i64) =
+            sqlx::query_as("SELECT state, events_applied FROM projection_rebuilds WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await?;
+        let rebuild_rate = applied as f64 / elapsed.as_secs_f64();
+        self.report.push(Row {
+            path: format!(
+                "rebuild of `catalog` by the live worker ({events} events) while commands flow at {rate}/s"
+            ),
+            prism: format!("{state}: {rebuild_rate:.0} events/s ({:.1} s)", elapsed.as_secs_f64()),
+            baseline: format!("raw insert {:.0} rows/s", self.raw_insert),
+            ratio: Some(rebuild_rate / self.raw_insert),
+            goal: String::new(),
+            met: None,
+        });
+        let mut row = lag.row(&format!(
+            "commit-to-visible lag in the live `catalog` during that rebuild, at {rate}/s"
+        ));
+        row.goal = "max < 1 s".into();
+        row.met = Some(lag.max_ms() < 1000.0 && lag.visible as u64 == lag.accepted);
+        self.report.push(row);
         Ok(())
     }
 
@@ -867,6 +1000,9 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         .await?;
         run.replay().await?;
     }
+    if settings.runs("live-rebuild") {
+        run.rebuild_under_load().await?;
+    }
     let Run {
         stack,
         pool,
@@ -898,6 +1034,10 @@ fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("baseline-server") {
         let port: u16 = args.get(1).context("baseline-server PORT")?.parse()?;
         return runtime.block_on(baseline_server(port));
+    }
+    if args.first().map(String::as_str) == Some("soak") {
+        let flat = runtime.block_on(soak::run())?;
+        std::process::exit(if flat { 0 } else { 1 });
     }
     let settings = Settings::from_env()?;
     let report = runtime.block_on(run(settings.clone()))?;

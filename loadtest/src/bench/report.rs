@@ -97,21 +97,13 @@ impl Report {
     }
 
     pub fn render(&self) -> String {
-        let machine = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|info| {
-                info.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut text = format!(
-            "Run {} on {machine} ({cores} cores), release build; Postgres, Redis, the api, \
+            "Run {} on {}, release build; Postgres, Redis, the api, \
              the worker and the load generator share the machine.\n\n\
              | path | Prism | baseline (same run) | ratio | goal | met |\n\
              | --- | --- | --- | --- | --- | --- |\n",
-            self.started
+            self.started,
+            machine()
         );
         for row in &self.rows {
             text.push_str(&format!(
@@ -142,4 +134,18 @@ fn errors(outcome: &Outcome) -> String {
             outcome.first_error.as_deref().unwrap_or("?")
         )
     }
+}
+
+/// The CPU's model and the number of cores, e.g. `AMD EPYC (2 cores)`.
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model} ({cores} cores)")
 }
