@@ -22,7 +22,9 @@
 //! - `m20261130_000011_projection_rebuilds`: rebuilds beside the live projection, and
 //!   each projection's generation (raised by a swap);
 //! - `m20261130_000012_nearest_by_index_order`: distances on the sphere, and a
-//!   nearest-first page that walks the spatial index in distance order.
+//!   nearest-first page that walks the spatial index in distance order;
+//! - `m20261130_000013_outbox_order`: the cache-refresh outbox is read oldest first
+//!   through an index.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -38,6 +40,7 @@ mod m20261130_000009_event_writers;
 mod m20261130_000010_index_friendly_reads;
 mod m20261130_000011_projection_rebuilds;
 mod m20261130_000012_nearest_by_index_order;
+mod m20261130_000013_outbox_order;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -61,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_index_friendly_reads::Migration),
             Box::new(m20261130_000011_projection_rebuilds::Migration),
             Box::new(m20261130_000012_nearest_by_index_order::Migration),
+            Box::new(m20261130_000013_outbox_order::Migration),
         ]
     }
 }
