@@ -423,6 +423,8 @@ struct Batch {
     facts_before: HashMap<Uuid, CompFacts>,
     changed_buildings: BTreeSet<Uuid>,
     changed_comps: BTreeSet<Uuid>,
+    /// Comps recorded by this batch: no reader can have cached them before it.
+    new_comps: BTreeSet<Uuid>,
     /// Buildings whose area changed: their sales' price per square foot follows.
     resized: BTreeSet<Uuid>,
     /// Buildings whose comp statistics to recompute.
@@ -637,6 +639,7 @@ impl Batch {
                     at,
                 );
                 self.comps.insert(id, row);
+                self.new_comps.insert(id);
             }
             CompEvent::SaleCompRecorded {
                 org_id,
@@ -652,6 +655,7 @@ impl Batch {
                     at,
                 );
                 self.comps.insert(id, row);
+                self.new_comps.insert(id);
             }
             other => {
                 let Some(row) = self.comps.get_mut(&id) else {
@@ -784,6 +788,10 @@ impl Batch {
     /// queued is renewed, not skipped: if a refresh is reading it right now (row
     /// locked), this waits for that refresh and queues the view again, so the refresh
     /// that read the older rows is never the last one.
+    ///
+    /// Details created by this batch are not queued: a reader that looked for them
+    /// before the batch committed found nothing, and nothing is cached for a view that
+    /// is not found. (A bulk import would otherwise queue a mark for every new row.)
     async fn queue_cache_refresh(
         &self,
         conn: &mut PgConnection,
@@ -791,18 +799,21 @@ impl Batch {
     ) -> Result<(), ProjectionError> {
         let mut views: BTreeSet<(String, &'static str, String)> = BTreeSet::new();
         for id in self.changed_buildings.iter().chain(&self.stats) {
+            if !self.buildings_before.contains_key(id) {
+                continue;
+            }
             if let Some(building) = self.buildings.get(id) {
                 views.insert((building.org_id.clone(), "building", id.to_string()));
             }
         }
-        for id in &self.changed_comps {
+        for id in self.changed_comps.difference(&self.new_comps) {
             if let Some(comp) = self.comps.get(id) {
                 views.insert((comp.org_id.clone(), "comp", id.to_string()));
             }
         }
         for fact in facts
             .values()
-            .filter(|f| self.resized.contains(&f.building_id))
+            .filter(|f| self.resized.contains(&f.building_id) && !self.new_comps.contains(&f.id))
         {
             views.insert((fact.org_id.clone(), "comp", fact.id.to_string()));
         }

@@ -262,3 +262,55 @@ async fn a_rebuild_keeps_statistics_of_its_growing_shadow_tables() {
         "estimated {estimate} rows for {actual}: the shadow table has no statistics"
     );
 }
+
+/// The cache views the outbox names, in order.
+async fn outbox(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT view, view_id FROM cache_refresh_outbox ORDER BY view, view_id")
+        .fetch_all(pool)
+        .await
+        .expect("outbox")
+}
+
+#[tokio::test]
+async fn a_batch_marks_for_refresh_only_the_details_that_existed_before_it() {
+    // A detail nobody could have read before the batch committed has nothing cached
+    // to replace; marking it anyway made a bulk import queue a mark per new row.
+    let db = TestDatabase::migrated().await;
+    let pool = projections::connect_pool(db.url(), 2).await.expect("pool");
+    let (first, then) = unit(0);
+    let (building, lease, sale) = (
+        first[0].aggregate_id,
+        first[1].aggregate_id,
+        first[2].aggregate_id,
+    );
+    let options = CatchUpOptions::default();
+    append(&pool, &first).await;
+    catch_up(&pool, Projection::CATALOG, &options)
+        .await
+        .expect("catch up");
+    assert_eq!(
+        outbox(&pool).await,
+        [("lists".to_owned(), "org_acme".to_owned())],
+        "a new building and its new comps: only the organisation's lists"
+    );
+    sqlx::query("DELETE FROM cache_refresh_outbox")
+        .execute(&pool)
+        .await
+        .expect("empty the outbox");
+    append(&pool, &then).await;
+    catch_up(&pool, Projection::CATALOG, &options)
+        .await
+        .expect("catch up");
+    let mut expected = vec![
+        ("building".to_owned(), building.to_string()),
+        ("comp".to_owned(), lease.to_string()),
+        ("comp".to_owned(), sale.to_string()),
+        ("lists".to_owned(), "org_acme".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(
+        outbox(&pool).await,
+        expected,
+        "every changed detail, and the lists"
+    );
+}
