@@ -20,6 +20,8 @@ const HELD_BACK_PATIENCE: Duration = Duration::from_secs(2);
 const HELD_BACK_PAUSE: Duration = Duration::from_millis(25);
 /// Cache refreshes per outbox pass.
 const REFRESH_BATCH: i64 = 500;
+/// Outbox passes between two catch-ups.
+const REFRESH_PASSES: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -73,8 +75,26 @@ impl Delivery {
     }
 
     /// Catches up every projection, each on its own (a slow one does not hold the
-    /// others back), then refreshes the cache; returns the events applied.
+    /// others back), then refreshes the cache; returns the events applied. A large
+    /// backlog of cache marks (after a bulk import, say) is drained a slice at a time
+    /// with a catch-up between slices, so it never holds the projections back.
     pub async fn catch_up_all(&self) -> Result<u64, ProjectionError> {
+        let mut applied = 0;
+        loop {
+            let (n, failure) = self.catch_up_each().await;
+            applied += n;
+            let more = self.refresh_cache().await;
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            if !more {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// One catch-up of every projection: the events applied, and the last failure.
+    async fn catch_up_each(&self) -> (u64, Option<ProjectionError>) {
         let outcomes = futures_util::future::join_all(
             Projection::ALL
                 .map(|projection| async move { (projection, self.catch_up(projection).await) }),
@@ -93,11 +113,7 @@ impl Delivery {
                 }
             }
         }
-        self.refresh_cache().await;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(applied),
-        }
+        (applied, failure)
     }
 
     async fn catch_up(&self, projection: Projection) -> Result<u64, ProjectionError> {
@@ -117,22 +133,24 @@ impl Delivery {
         Ok(applied)
     }
 
-    /// Refreshes the cache views the outbox names; Redis trouble leaves them queued.
-    pub async fn refresh_cache(&self) {
-        loop {
+    /// Refreshes the cache views the outbox names, up to [`REFRESH_PASSES`] passes;
+    /// true when more are waiting. Redis trouble leaves them queued.
+    pub async fn refresh_cache(&self) -> bool {
+        for _ in 0..REFRESH_PASSES {
             match self
                 .cache
                 .refresh_from_outbox(&self.pool, REFRESH_BATCH)
                 .await
             {
                 Ok(n) if n as i64 == REFRESH_BATCH => continue,
-                Ok(_) => break,
+                Ok(_) => return false,
                 Err(error) => {
                     tracing::warn!(error = %error, "cache refresh failed; it stays queued");
-                    break;
+                    return false;
                 }
             }
         }
+        true
     }
 
     /// Runs rebuild `id` here, reporting each batch to `progress`; `None` when this
