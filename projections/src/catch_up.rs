@@ -150,11 +150,42 @@ async fn one_batch(
         .unwrap_or_else(LogCursor::start);
     let last_at = events.last().map(|e| e.recorded_at).unwrap_or_default();
     checkpoint::advance(&mut tx, projection.name(), &last, events.len(), last_at).await?;
+    hold_open_batch(projection, &events).await;
     tx.commit().await?;
     Ok(Batch {
         applied: events.len(),
         held_back,
     })
+}
+
+/// A test hook, inert unless `PRISM_TEST_HOLD_BATCH` is set (read once, at the first
+/// batch; nothing sets it outside the fault tests). When it names a path, every live
+/// batch that applied events, with its checkpoint advanced and its transaction still
+/// open, writes `<path>.<projection>` (the batch's event count and last position) and
+/// then sleeps `PRISM_TEST_HOLD_MS` (default 30000) before it commits. So a test can
+/// `kill -9` the worker while a batch is provably open
+/// (`a_worker_killed_mid_batch_loses_nothing`, worker/tests/system/faults.rs).
+async fn hold_open_batch(projection: Projection, events: &[LoggedEvent]) {
+    static HOLD: std::sync::OnceLock<Option<(std::path::PathBuf, Duration)>> =
+        std::sync::OnceLock::new();
+    let Some((marker, hold)) = HOLD.get_or_init(|| {
+        let marker = std::env::var_os("PRISM_TEST_HOLD_BATCH")?;
+        let millis = std::env::var("PRISM_TEST_HOLD_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(30_000);
+        Some((marker.into(), Duration::from_millis(millis)))
+    }) else {
+        return;
+    };
+    let last = events.last().map_or(0, |e| e.position);
+    let mut path = marker.clone().into_os_string();
+    path.push(format!(".{}", projection.name()));
+    if let Err(error) = std::fs::write(&path, format!("{} {last}\n", events.len())) {
+        tracing::error!(%error, "PRISM_TEST_HOLD_BATCH: cannot write the marker");
+    }
+    tracing::warn!(projection.name = %projection, "PRISM_TEST_HOLD_BATCH: holding a batch open");
+    tokio::time::sleep(*hold).await;
 }
 
 /// Applies a batch of events to `projection`'s rows, in order.

@@ -258,6 +258,7 @@ impl WriteSide {
         }
         let (result, appended) = self.decide(store, services, target, command, context).await;
         if appended {
+            hold_after_commit(context.request_id.as_str()).await;
             self.jobs.announce_commit(context.request_id.as_str());
         }
         // A keyed duplicate that raced the first request past the check above now
@@ -392,6 +393,35 @@ impl WriteSide {
             })
         }))
     }
+}
+
+/// A test hook, inert unless `PRISM_TEST_HOLD_AFTER_COMMIT` is set (read once; nothing
+/// sets it outside the fault tests). When it names a path, every command whose events
+/// committed writes its request id there and then sleeps `PRISM_TEST_HOLD_MS` (default
+/// 30000) before the wake-up and the response. So a test can `kill -9` the api between
+/// the commit and the answer (`an_api_killed_between_commit_and_response_loses_nothing`,
+/// api/tests/api/crash.rs).
+async fn hold_after_commit(request_id: &str) {
+    static HOLD: std::sync::OnceLock<Option<(std::path::PathBuf, std::time::Duration)>> =
+        std::sync::OnceLock::new();
+    let Some((marker, hold)) = HOLD.get_or_init(|| {
+        let marker = std::env::var_os("PRISM_TEST_HOLD_AFTER_COMMIT")?;
+        let millis = std::env::var("PRISM_TEST_HOLD_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(30_000);
+        Some((marker.into(), std::time::Duration::from_millis(millis)))
+    }) else {
+        return;
+    };
+    if let Err(error) = std::fs::write(marker, request_id) {
+        tracing::error!(%error, "PRISM_TEST_HOLD_AFTER_COMMIT: cannot write the marker");
+    }
+    tracing::warn!(
+        request_id,
+        "PRISM_TEST_HOLD_AFTER_COMMIT: holding the answer"
+    );
+    tokio::time::sleep(*hold).await;
 }
 
 fn store_error(error: AggregateError<DomainError>) -> ApiError {
