@@ -1,55 +1,219 @@
-//! `kill -9` of a `prism-api` process right after a commit: the wake-up job it would
-//! have pushed after answering may never leave, yet the event is in the log and the
-//! next catch-up (what the worker's backstop runs) projects it.
+//! `kill -9` of a `prism-api` process between a command's commit and its answer. The
+//! api runs with the test hook `PRISM_TEST_HOLD_AFTER_COMMIT` (inert unless set): once
+//! a command's events have committed, it writes a marker file and waits before it
+//! wakes the worker and answers. The test kills it then, so the kill provably lands
+//! between the commit and the response, and before any wake-up job:
+//!
+//! - the client gets no response (its connection breaks; it does not time out);
+//! - the event is in the log;
+//! - a running worker projects it through its backstop — no job ran;
+//! - a retry with the same `Idempotency-Key`, against a restarted api, answers the
+//!   original result and appends nothing.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use migrations::testing::TestDatabase;
-use projections::testing::TestNamespace;
-use projections::{catch_up, CatchUpOptions, Projection};
+use projections::testing::{metric, TestNamespace};
 use reqwest::StatusCode;
 use sqlx::PgPool;
+use tokio::sync::oneshot;
+use worker::config::WorkerSettings;
+use worker::Worker;
 
 use crate::helpers::{building_body, token, ApiProcess};
 
+/// How long the hooked api holds its answer: far longer than the test waits for the
+/// broken connection after the kill.
+const HOLD_MS: &str = "10000";
+
+/// A real worker in this process (job queue, backstop every 300 ms); its `/metrics`.
+async fn start_worker(
+    db: &TestDatabase,
+    redis: &TestNamespace,
+) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let vars = [
+        ("ENV", "test"),
+        ("HOST", "127.0.0.1"),
+        ("WORKER_PORT", "0"),
+        ("DATABASE_URL", db.url()),
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+        ("REDIS_URL", redis.url()),
+        ("REDIS_NAMESPACE", redis.name()),
+        ("PROJECTION_BACKSTOP_MS", "300"),
+        ("JOB_POLL_MS", "20"),
+        ("METRICS_SAMPLE_MS", "100"),
+    ];
+    let settings = WorkerSettings::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("worker settings");
+    let worker = Worker::build(settings).await.expect("the worker builds");
+    let metrics = format!("http://127.0.0.1:{}/metrics", worker.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = worker
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (metrics, stop, task)
+}
+
+/// Catch-up jobs the worker has run (`prism_jobs_total`, any outcome).
+async fn jobs_run(client: &reqwest::Client, metrics: &str) -> f64 {
+    let text = client
+        .get(metrics)
+        .send()
+        .await
+        .expect("worker /metrics")
+        .text()
+        .await
+        .expect("text");
+    ["ok", "error"]
+        .iter()
+        .filter_map(|outcome| {
+            metric(
+                &text,
+                &format!(r#"prism_jobs_total{{queue="projections",outcome="{outcome}"}}"#),
+            )
+        })
+        .sum()
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
 #[tokio::test]
-async fn an_api_killed_right_after_a_commit_loses_no_event() {
+async fn an_api_killed_between_commit_and_response_loses_nothing() {
     let db = TestDatabase::migrated().await;
     let redis = TestNamespace::new();
-    let mut api = ApiProcess::start(&db, redis.url(), redis.name(), &[]).await;
+    let pool = PgPool::connect(db.url()).await.expect("pool");
     let client = reqwest::Client::new();
-    let base = api.base.clone();
+    let (metrics, stop_worker, worker) = start_worker(&db, &redis).await;
+    let jobs_before = jobs_run(&client, &metrics).await;
 
-    let reply = client
-        .post(format!("{base}/v1/buildings"))
+    let marker: PathBuf =
+        std::env::temp_dir().join(format!("prism-hold-commit-{}", uuid::Uuid::new_v4()));
+    let marker_env = marker.to_string_lossy().into_owned();
+    let mut api = ApiProcess::start(
+        &db,
+        redis.url(),
+        redis.name(),
+        &[
+            ("PRISM_TEST_HOLD_AFTER_COMMIT", marker_env),
+            ("PRISM_TEST_HOLD_MS", HOLD_MS.to_owned()),
+        ],
+    )
+    .await;
+    let register = {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let url = format!("{}/v1/buildings", api.base);
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token())
+                .header("Idempotency-Key", "killed-1")
+                .json(&building_body())
+                .send()
+                .await
+        })
+    };
+
+    // The hook's marker: the command's events committed and the api is holding its
+    // answer (and its wake-up job).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !marker.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the api never reached the point between commit and response"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(count(&pool, "SELECT count(*) FROM events").await, 1);
+    assert!(
+        !register.is_finished(),
+        "the client was answered before the kill"
+    );
+
+    let killed_at = tokio::time::Instant::now();
+    api.kill_9();
+    let outcome = register.await.expect("the request task");
+    let error = outcome.expect_err("the client must get no response from a killed api");
+    assert!(
+        !error.is_timeout() && killed_at.elapsed() < Duration::from_secs(5),
+        "the connection should break at the kill, not time out: {error}"
+    );
+    let id: String = sqlx::query_scalar("SELECT aggregate_id FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("the committed event");
+
+    // The worker, already running, projects it: no job announced it, so its backstop.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let projected = count(
+            &pool,
+            "SELECT (SELECT count(*) FROM buildings) + (SELECT count(*) FROM audit_log)",
+        )
+        .await;
+        if projected == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never projected the committed building"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        jobs_run(&client, &metrics).await,
+        jobs_before,
+        "a catch-up job ran: the kill should have come before the wake-up"
+    );
+
+    // The client retries against a new api: the first result, nothing appended.
+    let api = ApiProcess::start(&db, redis.url(), redis.name(), &[]).await;
+    let retry = client
+        .post(format!("{}/v1/buildings", api.base))
         .bearer_auth(token())
+        .header("Idempotency-Key", "killed-1")
         .json(&building_body())
         .send()
         .await
-        .expect("register");
-    assert_eq!(reply.status(), StatusCode::CREATED);
-    api.kill_9();
-
-    let pool = PgPool::connect(db.url()).await.expect("pool");
-    let options = CatchUpOptions::default();
-    // Other tests' transactions on the server may hold the horizon back a moment.
-    for _ in 0..500 {
-        catch_up(&pool, Projection::CATALOG, &options)
-            .await
-            .expect("catalog");
-        catch_up(&pool, Projection::AUDIT, &options)
-            .await
-            .expect("audit");
-        let projected: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM buildings) + (SELECT count(*) FROM audit_log)",
-        )
-        .fetch_one(&pool)
+        .expect("retry");
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let body: serde_json::Value = retry.json().await.expect("json");
+    assert_eq!(body["id"], serde_json::json!(id));
+    assert_eq!(body["version"], serde_json::json!(1));
+    assert_eq!(count(&pool, "SELECT count(*) FROM events").await, 1);
+    let detail = client
+        .get(format!("{}/v1/buildings/{id}?min_version=1", api.base))
+        .bearer_auth(token())
+        .send()
         .await
-        .expect("count");
-        if projected == 2 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the committed building never reached the projections");
+        .expect("detail");
+    assert_eq!(detail.status(), StatusCode::OK);
+    assert!(detail.headers().get("projection-lagging").is_none());
+
+    let _ = stop_worker.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
 }
