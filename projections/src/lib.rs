@@ -5,6 +5,8 @@
 //! Layout:
 //! - `log`: reading events after a checkpoint without ever skipping a late commit;
 //! - `checkpoint`: each projection's progress and failure state;
+//! - `deliverable`: whether the database's transaction counter is past the log and the
+//!   checkpoints (not after a restore into another cluster); the worker checks it first;
 //! - `catch_up`: [`catch_up`] — batches applied in one transaction with their
 //!   checkpoint, one catch-up per projection at a time;
 //! - `rebuild`: rebuilds beside the live projection — shadow tables built in short
@@ -23,6 +25,7 @@ pub mod cache;
 mod catalog;
 mod catch_up;
 mod checkpoint;
+pub mod deliverable;
 pub mod jobs;
 mod log;
 mod projection;

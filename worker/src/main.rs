@@ -95,6 +95,14 @@ async fn rebuild_command(
     detach: bool,
 ) -> anyhow::Result<Rebuild> {
     let (pool, _, delivery) = connect(settings).await?;
+    // A rebuild replaces the projection's checkpoint, so one that is ahead is fine
+    // here (the runbook's recovery rebuilds); but events above the database's
+    // transaction counter are above every horizon: the rebuild would read none of them.
+    if let Err(behind) = projections::deliverable::check(&pool).await? {
+        if behind.log_is_ahead() {
+            return Err(anyhow::Error::new(behind).context("prism-worker refuses to rebuild"));
+        }
+    }
     let rebuild = match rebuild::request(&pool, projection, "cli").await {
         Ok(rebuild) => rebuild,
         Err(RebuildError::AlreadyActive(active)) => {

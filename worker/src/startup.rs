@@ -70,6 +70,15 @@ impl Worker {
     pub async fn build(settings: WorkerSettings) -> anyhow::Result<Self> {
         settings.check_serving()?;
         let (pool, redis, delivery) = connect(&settings).await?;
+        // Before serving: a database whose transaction counter is behind the log or a
+        // checkpoint (a restore into another cluster) would have events skipped
+        // silently; refuse instead, naming the runbook.
+        if let Err(behind) = projections::deliverable::check(&pool)
+            .await
+            .context("cannot check the checkpoints against the database's transaction ids")?
+        {
+            return Err(anyhow::Error::new(behind).context("prism-worker refuses to start"));
+        }
         let delivery = Arc::new(delivery);
         let acceptor = TcpListener::bind(format!("{}:{}", settings.host, settings.port))
             .into_acceptor()

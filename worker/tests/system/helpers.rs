@@ -200,19 +200,31 @@ impl System {
         self.start_worker_with(&[]).await;
     }
 
-    /// [`Self::start_worker`] with some settings changed.
-    pub async fn start_worker_with(&mut self, overrides: &[(&'static str, &str)]) {
+    fn worker_settings(&self, overrides: &[(&'static str, &str)]) -> WorkerSettings {
         let mut vars = self.worker_vars("500");
         for (name, value) in overrides {
             vars.retain(|(k, _)| k != name);
             vars.push((name, (*value).to_owned()));
         }
-        let settings = WorkerSettings::from_lookup(|name| {
+        WorkerSettings::from_lookup(|name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.clone())
         })
-        .expect("worker settings");
+        .expect("worker settings")
+    }
+
+    /// Builds a worker as `prism-worker run` does before it serves, without running it:
+    /// `Err` with the whole message (its causes too) when it refuses to start.
+    pub async fn build_worker(&self) -> Result<Worker, String> {
+        Worker::build(self.worker_settings(&[]))
+            .await
+            .map_err(|error| format!("{error:#}"))
+    }
+
+    /// [`Self::start_worker`] with some settings changed.
+    pub async fn start_worker_with(&mut self, overrides: &[(&'static str, &str)]) {
+        let settings = self.worker_settings(overrides);
         let worker = Worker::build(settings).await.expect("the worker builds");
         self.worker_port = Some(worker.port());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -9,4 +9,5 @@ mod helpers;
 mod metrics;
 mod queries;
 mod rebuilds;
+mod restore;
 mod traces;
