@@ -96,6 +96,18 @@ pub struct Settings {
     pub database_url: Secret,
     /// `DATABASE_MAX_CONNECTIONS`: pool size, default 10.
     pub database_max_connections: u32,
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS` (default 2000): how long a request waits for a
+    /// database connection (a free one, or a new one while Postgres refuses) before it
+    /// is answered `503 service-unavailable`.
+    pub database_acquire_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_MS` (default 5000; 0 turns it off): Postgres's
+    /// `statement_timeout` on the api's connections, lock waits included; a statement
+    /// cancelled by it is answered 503.
+    pub database_statement_timeout: Option<Duration>,
+    /// `REDIS_TIMEOUT_MS` (default 250): how long a request waits for Redis (a cache
+    /// view, a rate-limit counter, a wake-up; connecting included) before it goes on
+    /// without it.
+    pub redis_timeout: Duration,
     /// `REDIS_URL`: job queues (wake-ups for the worker), cache views, rate limits.
     pub redis_url: Secret,
     /// `REDIS_NAMESPACE`: prefix of every Redis key, default `prism`; the worker must
@@ -219,12 +231,22 @@ impl Settings {
         };
         let rate_limit_per_minute = u32::try_from(number("RATE_LIMIT_PER_MINUTE", 600)?)
             .context("RATE_LIMIT_PER_MINUTE is too large")?;
+        let database_acquire_timeout =
+            Duration::from_millis(number("DATABASE_ACQUIRE_TIMEOUT_MS", 2000)?.max(1));
+        let database_statement_timeout = match number("DATABASE_STATEMENT_TIMEOUT_MS", 5000)? {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        let redis_timeout = Duration::from_millis(number("REDIS_TIMEOUT_MS", 250)?.max(1));
         Ok(Self {
             environment,
             host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
             port,
             database_url: Secret::new(database_url),
             database_max_connections,
+            database_acquire_timeout,
+            database_statement_timeout,
+            redis_timeout,
             redis_url: Secret::new(redis_url),
             redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
             metrics_scrape_token: metrics_scrape_token.map(Secret::new),
@@ -276,6 +298,9 @@ mod tests {
         .expect("valid");
         assert_eq!(s.port, 8080);
         assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.database_acquire_timeout, Duration::from_secs(2));
+        assert_eq!(s.database_statement_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.redis_timeout, Duration::from_millis(250));
         assert_eq!(
             s.auth.authorized_parties,
             vec!["https://app.example", "https://qa.example"]

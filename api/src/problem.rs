@@ -20,6 +20,9 @@ use crate::input::BodyRejected;
 /// Prefix of every problem type; the full list is in docs/errors.md.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:prism:problem:";
 
+/// `Retry-After` of a `503 service-unavailable`: a dependency is down or restarting.
+pub const RETRY_UNAVAILABLE_SECONDS: u64 = 2;
+
 /// One refused field.
 #[derive(Debug, Clone, Object)]
 pub struct FieldProblem {
@@ -85,9 +88,10 @@ pub enum ProblemResponse {
     /// Something failed on our side; the request id finds it in the logs.
     #[oai(status = 500, content_type = "application/problem+json")]
     InternalServerError(Json<Problem>),
-    /// A dependency is unavailable; retry later.
+    /// A dependency (the database, Clerk's keys) is unavailable; retry after
+    /// `Retry-After` seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
-    ServiceUnavailable(Json<Problem>),
+    ServiceUnavailable(Json<Problem>, #[oai(header = "Retry-After")] String),
 }
 
 /// What went wrong while serving a request.
@@ -180,6 +184,68 @@ impl From<DomainError> for ApiError {
             DomainError::Unavailable(cause) => Self::Unavailable(cause),
         }
     }
+}
+
+impl ApiError {
+    /// A database error as the client should see it: `503 service-unavailable` when
+    /// the database is unavailable ([`database_unavailable`]), else `500 internal`.
+    pub fn from_database(error: sqlx::Error) -> Self {
+        if database_unavailable(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Internal(error.into())
+        }
+    }
+}
+
+/// Whether `error` says the database is unavailable — down, restarting, refusing or
+/// dropping connections, or slower than our timeouts — rather than a fault in the
+/// request or in our code. These are answered 503 (retry), never 500:
+///
+/// - no connection within `DATABASE_ACQUIRE_TIMEOUT_MS` (`PoolTimedOut`; a refused
+///   connection is retried until then), a closed pool, IO and TLS errors (reset,
+///   broken pipe, end of stream), a crashed connection worker;
+/// - SQLSTATE class `08` (connection exception) and `53` (insufficient resources:
+///   too many connections, out of memory or disk), `57P01` admin shutdown, `57P02`
+///   crash shutdown, `57P03` cannot connect now (starting up, shutting down), `57014`
+///   cancelled (`statement_timeout`), `55P03` lock not available, `25006` read-only
+///   transaction (a standby), `40001` and `40P01` (serialization failure, deadlock:
+///   retryable).
+pub fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25006" | "40001" | "40P01"
+                )
+        }),
+        _ => false,
+    }
+}
+
+/// Whether `error` or one of its causes is a database unavailability
+/// ([`database_unavailable`]) or an IO error (errors boxed by cqrs-es and postgres-es).
+pub fn caused_by_unavailability(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(database) = error.downcast_ref::<sqlx::Error>() {
+            if database_unavailable(database) {
+                return true;
+            }
+        }
+        if error.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 impl From<FieldErrors> for ApiError {
@@ -328,7 +394,9 @@ impl ApiError {
             Self::RebuildFinished { state } => Some(format!(
                 "the rebuild is {state}; only an active rebuild can be cancelled"
             )),
-            Self::Unavailable(_) => Some("a dependency is unavailable; retry later".into()),
+            Self::Unavailable(_) => Some(format!(
+                "a dependency is unavailable; retry in {RETRY_UNAVAILABLE_SECONDS} s"
+            )),
             Self::Internal(_) => Some("an internal error occurred; quote the request id".into()),
             _ => None,
         }
@@ -393,7 +461,9 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => ProblemResponse::PayloadTooLarge(problem),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemResponse::UnsupportedMediaType(problem),
             StatusCode::UNPROCESSABLE_ENTITY => ProblemResponse::UnprocessableEntity(problem),
-            StatusCode::SERVICE_UNAVAILABLE => ProblemResponse::ServiceUnavailable(problem),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ProblemResponse::ServiceUnavailable(problem, RETRY_UNAVAILABLE_SECONDS.to_string())
+            }
             // 500, and 405 (no operation matched, so `from_poem_error` sets the status).
             _ => ProblemResponse::InternalServerError(problem),
         }

@@ -29,9 +29,6 @@ use crate::views::Views;
 use projections::cache::{RedisLink, ViewCache};
 use telemetry::metrics::Registry;
 
-/// How long a request waits for Redis before going on without it.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-
 type Apis = (
     BuildingsApi,
     BuildingQueriesApi,
@@ -73,9 +70,13 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
 
 /// The Postgres pool the event store and the read models share.
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<PgPool> {
-    projections::connect_pool(
+    projections::connect_pool_with(
         settings.database_url.expose(),
-        settings.database_max_connections,
+        &projections::PoolSettings {
+            max_connections: settings.database_max_connections,
+            acquire_timeout: settings.database_acquire_timeout,
+            statement_timeout: settings.database_statement_timeout,
+        },
     )
     .await
     .context("cannot connect to DATABASE_URL")
@@ -147,7 +148,7 @@ fn routes(
             .body(document.clone())
     });
     let database: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
-    let redis = RedisLink::new(settings.redis_url.expose(), REDIS_TIMEOUT);
+    let redis = RedisLink::new(settings.redis_url.expose(), settings.redis_timeout);
     let jobs = JobQueue::new(redis.clone(), settings.redis_namespace.clone());
     let metrics = Arc::new(ApiMetrics::new(Registry::new(), routes));
     let scrape_guard = Arc::new(ScrapeGuard::new(

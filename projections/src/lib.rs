@@ -42,21 +42,59 @@ pub use log::{LogCursor, EVENT_WRITER_LOCK};
 pub use projection::{Projection, Projector, Target};
 pub use verify::{Check, Fold, VerificationFailure};
 
+/// How a process's pool waits on Postgres. Every wait is bounded, so an outage turns
+/// into errors within these times instead of requests that hang.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long taking a connection may wait: for a free slot, and for a new
+    /// connection to be made (a refused connection is retried until then).
+    pub acquire_timeout: std::time::Duration,
+    /// `statement_timeout` of every connection; `None` leaves the server's (no limit).
+    /// A statement waiting for a lock counts too.
+    pub statement_timeout: Option<std::time::Duration>,
+}
+
+impl PoolSettings {
+    /// `max_connections` with a 5 s acquire timeout and no statement timeout.
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: None,
+        }
+    }
+}
+
 /// The one Postgres pool a process uses for the event store and the read models
 /// (postgres-es and these projections share it: one sqlx line). A connection waits at
 /// most 5 s for a free slot.
 pub async fn connect_pool(url: &str, max_connections: u32) -> Result<sqlx::PgPool, sqlx::Error> {
+    connect_pool_with(url, &PoolSettings::new(max_connections)).await
+}
+
+/// [`connect_pool`] with its waits set by `settings`.
+pub async fn connect_pool_with(
+    url: &str,
+    settings: &PoolSettings,
+) -> Result<sqlx::PgPool, sqlx::Error> {
     let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    // Short OLTP queries: compiling a plan (the JIT) costs more than it saves.
+    let mut server_options = vec![("jit", "off".to_owned())];
+    if let Some(limit) = settings.statement_timeout {
+        server_options.push(("statement_timeout", limit.as_millis().to_string()));
+    }
     sqlx::postgres::PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(5))
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
         // No ping before each use (a round trip per statement): a connection that
-        // broke fails its next statement and is dropped; connections are renewed.
+        // broke fails its next statement and is dropped (sqlx pings a connection as
+        // it is returned); connections are renewed, so the pool reconnects by itself
+        // after an outage.
         .test_before_acquire(false)
         .idle_timeout(std::time::Duration::from_secs(300))
         .max_lifetime(std::time::Duration::from_secs(1800))
-        // Short OLTP queries: compiling a plan (the JIT) costs more than it saves.
-        .connect_with(options.options([("jit", "off")]))
+        .connect_with(options.options(server_options))
         .await
 }
 

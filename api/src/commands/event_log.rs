@@ -21,6 +21,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::problem::database_unavailable;
+
 /// Metadata keys every event carries (see docs/events.md).
 pub mod metadata {
     pub const ORG_ID: &str = "org_id";
@@ -71,9 +73,8 @@ fn database_error(error: sqlx::Error) -> PersistenceError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
             PersistenceError::OptimisticLockError
         }
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
-            PersistenceError::ConnectionError(Box::new(error))
-        }
+        // The database is unavailable (503), whatever the way it says so.
+        _ if database_unavailable(&error) => PersistenceError::ConnectionError(Box::new(error)),
         _ => PersistenceError::UnknownError(Box::new(error)),
     }
 }
@@ -168,15 +169,29 @@ async fn write_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
             }
             // The database refused the group and committed none of it: each command
             // alone, to find the one it refuses.
-            Err(sqlx::Error::Database(_)) if group.len() > 1 => {
+            Err(error @ sqlx::Error::Database(_))
+                if group.len() > 1 && !database_unavailable(&error) =>
+            {
                 for append in group {
                     let alone = append_group(&pool, &[append.events.as_slice()]).await;
                     let _ = append.done.send(alone);
                 }
             }
-            // The group's fate is unknown (the connection failed) or it was one
-            // command: every command gets the error.
+            // The group's fate is unknown (the connection failed), the database is
+            // unavailable, or it was one command: every command gets the error.
             Err(error) => {
+                let mut group = group;
+                if database_unavailable(&error) {
+                    // The commands queued meanwhile would only wait for a connection
+                    // the pool has just failed to get: they are answered now (503),
+                    // so that no command waits longer than one acquire timeout. The
+                    // queue is left alone when another writer is collecting from it.
+                    if let Ok(mut queue) = queue.try_lock() {
+                        while let Ok(next) = queue.try_recv() {
+                            group.push(next);
+                        }
+                    }
+                }
                 let mut group = group.into_iter();
                 if let Some(first) = group.next() {
                     for append in group {
@@ -189,12 +204,17 @@ async fn write_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
     }
 }
 
-/// An error like `error` for another command of its group.
+/// An error like `error` for another command of its group (an unavailable database
+/// stays unavailable: 503 for each of them).
 fn same_error(error: &sqlx::Error) -> sqlx::Error {
     match error {
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
         sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other if database_unavailable(other) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            other.to_string(),
+        )),
         other => sqlx::Error::Protocol(other.to_string()),
     }
 }

@@ -378,7 +378,7 @@ impl WriteSide {
             .log
             .first_result(context.actor.org_id.as_str(), &idempotency.key)
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .map_err(ApiError::from_database)?;
         Ok(first.map(|first: FirstResult| {
             if first.request_hash != idempotency.request_hash {
                 return Err(ApiError::IdempotencyKeyReused);
@@ -432,6 +432,13 @@ fn store_error(error: AggregateError<DomainError>) -> ApiError {
         AggregateError::DeserializationError(cause) => ApiError::Internal(anyhow::anyhow!(
             "stored event does not deserialise: {cause}"
         )),
+        // postgres-es reports a pool timeout, a shutting-down server and the like as
+        // unexpected: they are the database being unavailable, not a fault.
+        AggregateError::UnexpectedError(cause)
+            if crate::problem::caused_by_unavailability(cause.as_ref()) =>
+        {
+            ApiError::Unavailable(cause.to_string())
+        }
         AggregateError::UnexpectedError(cause) => ApiError::Internal(anyhow::anyhow!("{cause}")),
     }
 }
