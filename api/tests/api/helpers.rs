@@ -500,13 +500,23 @@ impl ApiProcess {
         namespace: &str,
         env: &[(&str, String)],
     ) -> Self {
+        Self::start_at(db.url(), redis_url, namespace, env).await
+    }
+
+    /// [`Self::start`] against the database at `database_url` (a test's own server).
+    pub async fn start_at(
+        database_url: &str,
+        redis_url: &str,
+        namespace: &str,
+        env: &[(&str, String)],
+    ) -> Self {
         let port = projections::testing::free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_prism-api"))
             .env_clear()
             .env("ENV", "test")
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
-            .env("DATABASE_URL", db.url())
+            .env("DATABASE_URL", database_url)
             .env("REDIS_URL", redis_url)
             .env("REDIS_NAMESPACE", namespace)
             .env("CLERK_JWKS_FILE", jwks_file())

@@ -12,6 +12,7 @@ mod helpers;
 mod idempotency;
 mod metrics;
 mod ops;
+mod outages;
 mod redis_tls;
 mod sentry;
 mod tenancy;
