@@ -82,3 +82,8 @@ ops-check: services
 ## load-smoke: the release gate — k6-smoke.js (or prism-loadtest without k6) against BASE_URL or a local release build; fails on a missed SLO.
 load-smoke: services
 	@scripts/load-smoke.sh
+
+## restore-drill: back up a seeded Prism, restore it on the same server and into a cluster behind its transaction ids; the worker refuses, the runbook recovers, rebuilt projections equal the source's (docs/ops/rollback.md).
+.PHONY: restore-drill
+restore-drill: services
+	@scripts/restore-drill.sh
