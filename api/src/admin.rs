@@ -15,11 +15,11 @@ use projections::Projection;
 use uuid::Uuid;
 
 use crate::auth::{BearerAuth, Scope};
-use crate::edge::RequestId;
 use crate::jobs::JobQueue;
 use crate::problem::{ApiError, ProblemResponse};
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 use crate::views::Views;
-use crate::ApiTags;
 
 /// A projection as operators see it.
 #[derive(Debug, Object)]

@@ -9,11 +9,11 @@ use projections::queries::audit::{self, AuditFilter};
 use projections::queries::page_size;
 
 use crate::auth::{BearerAuth, Scope};
-use crate::edge::RequestId;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::AuditPageOut;
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 use crate::views::{query_error, JsonView, Views};
-use crate::ApiTags;
 
 #[derive(Debug, ApiResponse)]
 pub enum AuditResponse {

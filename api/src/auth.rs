@@ -16,6 +16,9 @@
 //! signature check costs hundreds of microseconds, a lookup well under one. Entries are
 //! keyed by the SHA-256 of the whole token — never by a claim read before the
 //! signature is checked — and forgotten when the key set changes.
+//!
+//! [`ScrapeGuard`] says who may scrape `/metrics`: in production, the holder of
+//! `METRICS_SCRAPE_TOKEN` or of a token with `audit:read`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,13 +29,15 @@ use anyhow::Context;
 use domain::values::{OrgId, UserId};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use poem::http::header;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use telemetry::metrics::{bearer, ScrapeToken};
 
-use crate::config::{AuthSettings, KeySetting};
+use crate::config::{AuthSettings, KeySetting, Secret};
 use crate::problem::ApiError;
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
@@ -151,11 +156,12 @@ impl AuthRejected {
     }
 }
 
-impl poem::error::ResponseError for AuthRejected {
-    fn status(&self) -> poem::http::StatusCode {
-        match self {
-            Self::KeysUnavailable => poem::http::StatusCode::SERVICE_UNAVAILABLE,
-            _ => poem::http::StatusCode::UNAUTHORIZED,
+impl From<AuthRejected> for ApiError {
+    /// 401 `unauthenticated` naming the reason; 503 when the keys are unavailable.
+    fn from(rejected: AuthRejected) -> Self {
+        match rejected {
+            AuthRejected::KeysUnavailable => Self::Unavailable(rejected.to_string()),
+            _ => Self::Unauthenticated(rejected.to_string()),
         }
     }
 }
@@ -541,6 +547,43 @@ impl TokenVerifier {
     }
 }
 
+/// Who may scrape: anyone, or (production) the scrape token's holder or an
+/// `audit:read` token.
+#[derive(Debug)]
+pub struct ScrapeGuard {
+    protected: bool,
+    token: Option<ScrapeToken>,
+}
+
+impl ScrapeGuard {
+    pub fn new(protected: bool, token: Option<&Secret>) -> Self {
+        Self {
+            protected,
+            token: token.map(ScrapeToken::new),
+        }
+    }
+
+    pub async fn admits(&self, request: &Request, verifier: &TokenVerifier) -> bool {
+        if !self.protected {
+            return true;
+        }
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(presented) = bearer(authorization) else {
+            return false;
+        };
+        if self.token.as_ref().is_some_and(|t| t.matches(presented)) {
+            return true;
+        }
+        verifier
+            .verify(presented)
+            .await
+            .is_ok_and(|actor| actor.has(Scope::AuditRead))
+    }
+}
+
 /// A Clerk session token in `Authorization: Bearer …`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "verify_bearer")]
@@ -567,6 +610,6 @@ async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor>
         if let Some(metrics) = request.data::<Arc<crate::metrics::ApiMetrics>>() {
             metrics.auth_failure(rejected.reason());
         }
-        poem::Error::from(rejected)
+        poem::Error::from(ApiError::from(rejected))
     })
 }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::auth::{Actor, Scope};
 use crate::commands::{parse_if_match, CommandContext, Committed, Idempotency};
-use crate::edge::RequestId;
 use crate::problem::{ApiError, ProblemResponse};
+use crate::request_id::RequestId;
 
 /// The aggregate a command changed and its version afterwards; ask the read side for
 /// at least this version to read your own write.

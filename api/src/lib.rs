@@ -5,10 +5,13 @@
 //! Layout:
 //! - `config`: the typed settings, read once from the environment;
 //! - `startup`: the `Application` (routes, middleware, listener) and the shared pool;
-//! - `edge`: request ids, request logging, problems for errors outside operations;
+//! - `spec`: the OpenAPI service (every operation) and its document;
+//! - `edge`: client addresses, rate and body limits, request logging, problems for
+//!   errors outside operations;
 //! - `auth`: Clerk JWT verification and the `Actor` every request acts as;
 //! - `input`: JSON bodies that name every bad field, exact decimals, enum choices;
 //! - `problem`: `ApiError` and its single mapping to statuses and problem types;
+//! - `metrics`: the api's series; `route_table`: requests to their documented routes;
 //! - `commands`: the write side — event log, idempotency, optimistic concurrency;
 //! - `command_endpoint`: what every command endpoint shares;
 //! - `buildings`, `comps`, `market`, `audit`, `admin`, `ops`: the endpoints, one module
@@ -16,7 +19,14 @@
 //! - `views`: serving read models from the cache or the projections, ETags,
 //!   `min_version`; `read_types`: the documented shapes of read responses;
 //! - `jobs`: wake-up and rebuild jobs pushed to the worker through Redis;
-//! - `dev`: local signing keys and tokens for development.
+//! - `dev`: local signing keys and tokens for development;
+//! - `request_id`, `tags`: leaf types every layer names.
+//!
+//! Dependencies point one way; each group imports only from the groups after it:
+//! `startup`; the endpoints and `spec`; `command_endpoint`; `commands`, `views`,
+//! `edge`; `auth`, `jobs`; `metrics`, `problem`; and the leaf types (`config`,
+//! `input`, `read_types`, `request_id`, `route_table`, `tags`), which import nothing
+//! of the crate. No module imports one that imports it back.
 //!
 //! Logging is set up by the shared `telemetry` crate.
 
@@ -37,25 +47,12 @@ pub mod metrics;
 mod ops;
 mod problem;
 mod read_types;
+mod request_id;
+mod route_table;
 pub mod spec;
 mod startup;
+mod tags;
 mod views;
 
-pub use startup::{connect_database, openapi, Application};
-
-/// Operation groups in the OpenAPI document.
-#[derive(Debug, poem_openapi::Tags)]
-enum ApiTags {
-    /// Buildings: register, update, relocate, archive, restore; list, read, history.
-    Buildings,
-    /// Lease and sale comparables: record, amend, verify, retract; list and read.
-    Comps,
-    /// Market statistics by submarket, property type and quarter.
-    Market,
-    /// The audit log (scope `audit:read`).
-    Audit,
-    /// Projection state and rebuilds (scope `projections:admin`).
-    Admin,
-    /// Health and readiness.
-    Operations,
-}
+pub use spec::openapi;
+pub use startup::{connect_database, Application};

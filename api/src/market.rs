@@ -10,12 +10,12 @@ use projections::queries::market::{self, MarketCellView, MarketFilter};
 use serde::Serialize;
 
 use crate::auth::{BearerAuth, Scope};
-use crate::edge::RequestId;
 use crate::input::{Choice, IsoDate};
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::MarketStatsOut;
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 use crate::views::{query_error, JsonView, Views};
-use crate::ApiTags;
 
 #[derive(Debug, ApiResponse)]
 pub enum MarketStatsResponse {

@@ -1,154 +1,21 @@
-//! The api's metrics, served at `/metrics` in Prometheus text format.
+//! The api's metrics, served at `/metrics` in Prometheus text format (the endpoint
+//! and who may scrape it are in `ops`).
 //!
 //! HTTP series carry `method`, `path` and `status`; `path` is the route template from
-//! the OpenAPI document (`/v1/buildings/{id}`), never the raw path, and every path
-//! matching no route is `unmatched`, so label values stay bounded. Domain counters:
-//! commands by operation and outcome, cache lookups by view and outcome, token
-//! refusals by reason. Process and runtime series come from [`telemetry::metrics`].
-//!
-//! With `ENV=production`, `/metrics` needs `Authorization: Bearer $METRICS_SCRAPE_TOKEN`
-//! (compared in constant time) or a token with `audit:read`; anything else gets 401.
+//! the OpenAPI document (`/v1/buildings/{id}`, see `route_table`), never the raw path,
+//! and every path matching no route is `unmatched`, so label values stay bounded.
+//! Domain counters: commands by operation and outcome, cache lookups by view and
+//! outcome, token refusals by reason. Process and runtime series come from
+//! [`telemetry::metrics`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::http::{header, Method, StatusCode};
-use poem::{handler, web::Data, IntoResponse, Request, Response};
-use telemetry::metrics::{bearer, Registry, ScrapeToken};
+use poem::http::{Method, StatusCode};
+use telemetry::metrics::Registry;
 
-use crate::auth::{Scope, TokenVerifier};
-use crate::config::Secret;
-use crate::edge::RequestId;
-use crate::problem::ApiError;
-
-/// The `path` label of requests that match no route.
-pub const UNMATCHED: &str = "unmatched";
-
-/// Routes served outside the OpenAPI document, by path prefix.
-const OTHER_ROUTES: [&str; 3] = ["/openapi.json", "/metrics", "/docs"];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Parameter,
-}
-
-/// One documented path: its template, segments, and operation ids by method.
-#[derive(Debug)]
-struct Route {
-    template: String,
-    segments: Vec<Segment>,
-    operations: HashMap<String, String>,
-}
-
-/// Resolves a request to its route template (and operation id) from the OpenAPI
-/// document, without depending on how the router names its parameters.
-#[derive(Debug)]
-pub struct RouteTable {
-    routes: Vec<Route>,
-}
-
-impl RouteTable {
-    /// The table of the document `spec` (OpenAPI JSON).
-    pub fn from_spec(spec: &str) -> Self {
-        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-        let mut routes: Vec<Route> = document["paths"]
-            .as_object()
-            .map(|paths| {
-                paths
-                    .iter()
-                    .map(|(template, item)| Route {
-                        template: template.clone(),
-                        segments: template
-                            .split('/')
-                            .skip(1)
-                            .map(|segment| {
-                                if segment.starts_with('{') {
-                                    Segment::Parameter
-                                } else {
-                                    Segment::Literal(segment.to_owned())
-                                }
-                            })
-                            .collect(),
-                        operations: item
-                            .as_object()
-                            .map(|methods| {
-                                methods
-                                    .iter()
-                                    .filter_map(|(method, op)| {
-                                        Some((
-                                            method.to_ascii_uppercase(),
-                                            op["operationId"].as_str()?.to_owned(),
-                                        ))
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        // Literal segments win over parameters (`/v1/comps/lease` before `/v1/comps/{id}`).
-        routes.sort_by_key(|route| {
-            route
-                .segments
-                .iter()
-                .filter(|s| **s == Segment::Parameter)
-                .count()
-        });
-        Self { routes }
-    }
-
-    /// The template and, when the method has one, the operation id of `path`.
-    pub fn resolve(&self, method: &Method, path: &str) -> ResolvedRoute<'_> {
-        let parts = path.split('/').skip(1);
-        let count = parts.clone().count();
-        for (id, route) in self.routes.iter().enumerate() {
-            let matches =
-                route.segments.len() == count
-                    && route.segments.iter().zip(parts.clone()).all(
-                        |(segment, part)| match segment {
-                            Segment::Literal(literal) => literal == part,
-                            Segment::Parameter => !part.is_empty(),
-                        },
-                    );
-            if matches {
-                return ResolvedRoute {
-                    id,
-                    template: route.template.as_str(),
-                    operation: route.operations.get(method.as_str()).map(String::as_str),
-                };
-            }
-        }
-        for (n, other) in OTHER_ROUTES.into_iter().enumerate() {
-            let nested = path
-                .strip_prefix(other)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if nested {
-                return ResolvedRoute {
-                    id: self.routes.len() + n,
-                    template: other,
-                    operation: None,
-                };
-            }
-        }
-        ResolvedRoute {
-            id: self.routes.len() + OTHER_ROUTES.len(),
-            template: UNMATCHED,
-            operation: None,
-        }
-    }
-}
-
-/// A request's route: an id for the series cache, the template for the `path`
-/// label, and the operation id when the method has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolvedRoute<'a> {
-    pub id: usize,
-    pub template: &'a str,
-    pub operation: Option<&'a str>,
-}
+use crate::route_table::{ResolvedRoute, RouteTable};
 
 /// The `method` label: the standard methods, anything else `other`.
 fn method_label(method: &Method) -> &'static str {
@@ -345,105 +212,5 @@ impl ApiMetrics {
 
     pub fn render(&self) -> String {
         self.registry.render()
-    }
-}
-
-/// Who may scrape: anyone, or (production) the scrape token's holder or an
-/// `audit:read` token.
-#[derive(Debug)]
-pub struct ScrapeGuard {
-    protected: bool,
-    token: Option<ScrapeToken>,
-}
-
-impl ScrapeGuard {
-    pub fn new(protected: bool, token: Option<&Secret>) -> Self {
-        Self {
-            protected,
-            token: token.map(ScrapeToken::new),
-        }
-    }
-
-    async fn admits(&self, request: &Request, verifier: &TokenVerifier) -> bool {
-        if !self.protected {
-            return true;
-        }
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(presented) = bearer(authorization) else {
-            return false;
-        };
-        if self.token.as_ref().is_some_and(|t| t.matches(presented)) {
-            return true;
-        }
-        verifier
-            .verify(presented)
-            .await
-            .is_ok_and(|actor| actor.has(Scope::AuditRead))
-    }
-}
-
-/// `GET /metrics`.
-#[handler]
-pub async fn scrape(
-    request: &Request,
-    metrics: Data<&Arc<ApiMetrics>>,
-    guard: Data<&Arc<ScrapeGuard>>,
-    verifier: Data<&Arc<TokenVerifier>>,
-    request_id: Data<&RequestId>,
-) -> Response {
-    if !guard.admits(request, &verifier).await {
-        return ApiError::Unauthenticated(
-            "scraping needs the metrics scrape token or a token with audit:read".into(),
-        )
-        .into_problem(&request_id)
-        .into_response();
-    }
-    Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_resolve_to_their_templates_and_others_collapse() {
-        let table = RouteTable::from_spec(&crate::spec::document());
-        let id = "01a211de-85b1-74e2-ab37-c248cf58d5fa";
-        let resolve = |method: &Method, path: &str| {
-            let route = table.resolve(method, path);
-            (
-                route.template.to_owned(),
-                route.operation.map(str::to_owned),
-            )
-        };
-        assert_eq!(
-            resolve(&Method::GET, &format!("/v1/buildings/{id}")),
-            ("/v1/buildings/{id}".into(), Some("get_building".into()))
-        );
-        assert_eq!(
-            resolve(&Method::POST, "/v1/comps/lease"),
-            ("/v1/comps/lease".into(), Some("record_lease_comp".into()))
-        );
-        assert_eq!(
-            resolve(&Method::POST, &format!("/v1/comps/{id}/verify")).0,
-            "/v1/comps/{id}/verify"
-        );
-        assert_eq!(resolve(&Method::GET, "/docs/index.css").0, "/docs");
-        assert_eq!(resolve(&Method::GET, "/docsy").0, UNMATCHED);
-        assert_eq!(
-            resolve(&Method::GET, "/wp-admin.php"),
-            (UNMATCHED.into(), None)
-        );
-        assert_eq!(resolve(&Method::GET, "/v1/buildings/").0, UNMATCHED);
-        assert_ne!(
-            table.resolve(&Method::GET, "/health").id,
-            table.resolve(&Method::GET, "/ready").id,
-            "each route its own series"
-        );
     }
 }

@@ -1,14 +1,24 @@
 //! Operations endpoints: `/health` says the process serves; `/ready` says it can do
 //! its work — Postgres answers with every migration applied, and Redis answers.
-//! Neither needs a token.
+//! Neither needs a token. `/metrics` serves the api's metrics (`metrics`).
+//!
+//! With `ENV=production`, `/metrics` needs `Authorization: Bearer $METRICS_SCRAPE_TOKEN`
+//! (compared in constant time) or a token with `audit:read`; anything else gets 401.
+
+use std::sync::Arc;
 
 use poem::web::Data;
+use poem::{handler, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use projections::cache::RedisLink;
 use sea_orm::DatabaseConnection;
 
-use crate::ApiTags;
+use crate::auth::{ScrapeGuard, TokenVerifier};
+use crate::metrics::ApiMetrics;
+use crate::problem::ApiError;
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 
 /// How long each readiness check may take; the checks run side by side.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -128,4 +138,25 @@ impl OpsApi {
             }))
         }
     }
+}
+
+/// `GET /metrics`.
+#[handler]
+pub async fn scrape(
+    request: &Request,
+    metrics: Data<&Arc<ApiMetrics>>,
+    guard: Data<&Arc<ScrapeGuard>>,
+    verifier: Data<&Arc<TokenVerifier>>,
+    request_id: Data<&RequestId>,
+) -> Response {
+    if !guard.admits(request, &verifier).await {
+        return ApiError::Unauthenticated(
+            "scraping needs the metrics scrape token or a token with audit:read".into(),
+        )
+        .into_problem(&request_id)
+        .into_response();
+    }
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
 }

@@ -13,9 +13,8 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
-use crate::auth::AuthRejected;
-use crate::edge::RequestId;
 use crate::input::BodyRejected;
+use crate::request_id::RequestId;
 
 /// Prefix of every problem type; the full list is in docs/errors.md.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:prism:problem:";
@@ -470,9 +469,20 @@ impl ApiError {
     }
 }
 
+/// An [`ApiError`] raised before an operation runs (a refused bearer token) travels
+/// as a `poem::Error` with its status; [`from_poem_error`] renders it as the problem.
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.kind().status
+    }
+}
+
 /// Renders an error that escaped the operations (extractors, routing) as a problem.
 pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Response {
-    use poem::IntoResponse;
+    let error = match error.downcast::<ApiError>() {
+        Ok(api_error) => return render(api_error, request_id),
+        Err(error) => error,
+    };
     let api_error = if let Some(rejected) = error.downcast_ref::<BodyRejected>() {
         ApiError::MalformedRequest {
             detail: rejected.detail.clone(),
@@ -488,11 +498,6 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
         }
     } else if error.downcast_ref::<poem::error::CorsError>().is_some() {
         ApiError::CrossOriginRefused
-    } else if let Some(rejected) = error.downcast_ref::<AuthRejected>() {
-        match rejected {
-            AuthRejected::KeysUnavailable => ApiError::Unavailable(rejected.to_string()),
-            _ => ApiError::Unauthenticated(rejected.to_string()),
-        }
     } else {
         match error.status() {
             StatusCode::UNAUTHORIZED => {
@@ -508,8 +513,15 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
             _ => ApiError::Internal(anyhow::anyhow!("{error}")),
         }
     };
-    let status = api_error.kind().status;
-    let mut response = api_error.into_problem(request_id).into_response();
+    render(api_error, request_id)
+}
+
+/// The problem response of `error`, with its own status (also for a 405, which no
+/// [`ProblemResponse`] variant has).
+fn render(error: ApiError, request_id: &RequestId) -> poem::Response {
+    use poem::IntoResponse;
+    let status = error.kind().status;
+    let mut response = error.into_problem(request_id).into_response();
     response.set_status(status);
     response
 }

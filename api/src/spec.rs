@@ -1,4 +1,5 @@
-//! The OpenAPI document as served and committed.
+//! The OpenAPI service ([`openapi`]: every operation) and its document as served and
+//! committed.
 //!
 //! poem-openapi writes one `paths` entry per API type, so a path served by two types
 //! (the commands and the queries of `/v1/buildings`) appears twice in its JSON, and
@@ -6,8 +7,52 @@
 //! UI and from clients' generators. [`document`] re-reads the JSON merging duplicate
 //! keys, so each path holds all its operations.
 
+use poem_openapi::OpenApiService;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+use crate::admin::AdminApi;
+use crate::audit::AuditApi;
+use crate::buildings::{BuildingQueriesApi, BuildingsApi};
+use crate::comps::{CompQueriesApi, CompsApi};
+use crate::market::MarketApi;
+use crate::ops::OpsApi;
+
+type Apis = (
+    BuildingsApi,
+    BuildingQueriesApi,
+    CompsApi,
+    CompQueriesApi,
+    MarketApi,
+    AuditApi,
+    AdminApi,
+    OpsApi,
+);
+
+/// The OpenAPI service: every operation, documented.
+pub fn openapi() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            BuildingsApi,
+            BuildingQueriesApi,
+            CompsApi,
+            CompQueriesApi,
+            MarketApi,
+            AuditApi,
+            AdminApi,
+            OpsApi,
+        ),
+        "Prism API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Commercial real estate data: buildings and lease/sale comparables. \
+         Commands are event-sourced; every response to a command carries the \
+         aggregate's id and new version; reads come from projections the worker \
+         builds from the event log (pass `min_version` to read your own write). \
+         Errors are application/problem+json; their types are listed in docs/errors.md.",
+    )
+}
 
 /// A JSON value read with duplicate object keys merged (objects recursively; for
 /// anything else the last value wins).
@@ -100,7 +145,7 @@ pub fn merge_duplicate_keys(raw: &str) -> String {
 
 /// The OpenAPI document of every operation.
 pub fn document() -> String {
-    merge_duplicate_keys(&crate::openapi().spec())
+    merge_duplicate_keys(&openapi().spec())
 }
 
 #[cfg(test)]

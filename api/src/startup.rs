@@ -9,64 +9,23 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::Cors;
 use poem::{EndpointExt, Route, Server};
-use poem_openapi::OpenApiService;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::PgPool;
 
-use crate::admin::AdminApi;
-use crate::audit::AuditApi;
-use crate::auth::TokenVerifier;
-use crate::buildings::{BuildingQueriesApi, BuildingsApi};
+use crate::auth::{ScrapeGuard, TokenVerifier};
 use crate::commands::WriteSide;
-use crate::comps::{CompQueriesApi, CompsApi};
 use crate::config::{Environment, Settings};
 use crate::edge::{Admission, Edge};
 use crate::jobs::JobQueue;
-use crate::market::MarketApi;
-use crate::metrics::{self, ApiMetrics, RouteTable, ScrapeGuard};
-use crate::ops::OpsApi;
+use crate::metrics::ApiMetrics;
+use crate::ops;
+use crate::route_table::RouteTable;
 use crate::views::Views;
 use projections::cache::{RedisLink, ViewCache};
 use telemetry::metrics::Registry;
 
-type Apis = (
-    BuildingsApi,
-    BuildingQueriesApi,
-    CompsApi,
-    CompQueriesApi,
-    MarketApi,
-    AuditApi,
-    AdminApi,
-    OpsApi,
-);
-
 /// How long in-flight requests may take to finish after shutdown is asked for.
 const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
-
-/// The OpenAPI service: every operation, documented.
-pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            BuildingsApi,
-            BuildingQueriesApi,
-            CompsApi,
-            CompQueriesApi,
-            MarketApi,
-            AuditApi,
-            AdminApi,
-            OpsApi,
-        ),
-        "Prism API",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
-        "Commercial real estate data: buildings and lease/sale comparables. \
-         Commands are event-sourced; every response to a command carries the \
-         aggregate's id and new version; reads come from projections the worker \
-         builds from the event log (pass `min_version` to read your own write). \
-         Errors are application/problem+json; their types are listed in docs/errors.md.",
-    )
-}
 
 /// The Postgres pool the event store and the read models share.
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -135,7 +94,7 @@ fn routes(
     verifier: Arc<TokenVerifier>,
     settings: &Settings,
 ) -> poem::endpoint::BoxEndpoint<'static> {
-    let api = openapi();
+    let api = crate::spec::openapi();
     // Served with duplicate paths merged (see `spec`): the UI embeds the document.
     let raw = api.spec();
     let document = crate::spec::merge_duplicate_keys(&raw);
@@ -191,7 +150,7 @@ fn routes(
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
-        .at("/metrics", poem::get(metrics::scrape))
+        .at("/metrics", poem::get(ops::scrape))
         .at("/docs", docs)
         .around(move |next, request| {
             let admission = Arc::clone(&admission);

@@ -18,12 +18,12 @@ use uuid::Uuid;
 use crate::auth::{BearerAuth, Scope};
 use crate::command_endpoint::{CommandAccepted, CommandRequest};
 use crate::commands::WriteSide;
-use crate::edge::RequestId;
 use crate::input::{
     change, change_or_clear, optional, required, Choice, Exact, JsonBody, ParsedOr, ReasonRequest,
 };
 use crate::problem::{ApiError, ProblemResponse};
-use crate::ApiTags;
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 
 /// A postal address.
 #[derive(Debug, Clone, Object)]

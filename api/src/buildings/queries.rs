@@ -12,12 +12,12 @@ use projections::queries::{audit, page_size, BoundingBox, Near};
 use uuid::Uuid;
 
 use crate::auth::{BearerAuth, Scope};
-use crate::edge::RequestId;
 use crate::input::Choice;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 use crate::views::{query_error, view_response, Detail, JsonView, Views};
-use crate::ApiTags;
 
 view_response!(BuildingResponse, BuildingDetailOut);
 view_response!(BuildingPageResponse, BuildingPageOut);

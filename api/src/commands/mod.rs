@@ -29,9 +29,9 @@ pub use event_log::EventLog;
 use event_log::{metadata, FirstResult};
 
 use crate::auth::Actor;
-use crate::edge::RequestId;
 use crate::jobs::JobQueue;
 use crate::problem::ApiError;
+use crate::request_id::RequestId;
 
 type Store<A> = PersistedEventStore<EventLog, A>;
 

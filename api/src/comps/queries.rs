@@ -11,12 +11,12 @@ use projections::queries::{page_size, Near, QueryError};
 use uuid::Uuid;
 
 use crate::auth::{BearerAuth, Scope};
-use crate::edge::RequestId;
 use crate::input::{Exact, IsoDate};
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{CompOut, CompPageOut};
+use crate::request_id::RequestId;
+use crate::tags::ApiTags;
 use crate::views::{query_error, view_response, Detail, Views};
-use crate::ApiTags;
 
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
