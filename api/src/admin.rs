@@ -14,12 +14,12 @@ use projections::rebuild::{self, Rebuild, RebuildError};
 use projections::Projection;
 use uuid::Uuid;
 
-use crate::auth::{BearerAuth, Scope};
-use crate::jobs::JobQueue;
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::Views;
 
 /// A projection as operators see it.
 #[derive(Debug, Object)]
@@ -163,26 +163,29 @@ impl AdminApi {
     /// Records a rebuild of `name` and wakes a worker to run it.
     async fn start_rebuild(
         auth: &BearerAuth,
-        views: &Views,
-        jobs: &JobQueue,
+        state: &AppState,
         name: &str,
     ) -> Result<RebuildAccepted, ApiError> {
         auth.0.require(Scope::ProjectionsAdmin)?;
         let projection = Projection::parse(name).ok_or(ApiError::NotFound)?;
-        let rebuild = match rebuild::request(&views.pool, projection, auth.0.user_id.as_str()).await
-        {
-            Ok(rebuild) => rebuild,
-            Err(RebuildError::AlreadyActive(active)) => {
-                return Err(ApiError::RebuildInProgress {
-                    id: active.id,
-                    state: active.state.as_str(),
-                })
-            }
-            Err(error) => return Err(unavailable(error)),
-        };
+        let rebuild =
+            match rebuild::request(&state.views.pool, projection, auth.0.user_id.as_str()).await {
+                Ok(rebuild) => rebuild,
+                Err(RebuildError::AlreadyActive(active)) => {
+                    return Err(ApiError::RebuildInProgress {
+                        id: active.id,
+                        state: active.state.as_str(),
+                    })
+                }
+                Err(error) => return Err(unavailable(error)),
+            };
         // Workers also find queued rebuilds on their own within a second; the job only
         // makes it sooner, so a Redis outage does not refuse the request.
-        if !jobs.request_rebuild(rebuild.id, projection.name()).await {
+        if !state
+            .jobs
+            .request_rebuild(rebuild.id, projection.name())
+            .await
+        {
             tracing::warn!(rebuild.id = %rebuild.id, "rebuild job not pushed; a worker will find the rebuild itself");
         }
         tracing::info!(rebuild.id = %rebuild.id, projection.name = %projection, "rebuild requested");
@@ -205,12 +208,12 @@ impl AdminApi {
     async fn projections(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
     ) -> Result<ProjectionsResponse, ProblemResponse> {
         let result = async {
             auth.0.require(Scope::ProjectionsAdmin)?;
-            let statuses = projections::status(&views.pool)
+            let statuses = projections::status(&state.views.pool)
                 .await
                 .map_err(unavailable)?;
             let items = statuses
@@ -261,13 +264,12 @@ impl AdminApi {
     async fn rebuild(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
-        jobs: Data<&JobQueue>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         /// The projection: `catalog` or `audit`.
         name: Path<String>,
     ) -> Result<RebuildAccepted, ProblemResponse> {
-        Self::start_rebuild(&auth, &views, &jobs, &name.0)
+        Self::start_rebuild(&auth, &state, &name.0)
             .await
             .map_err(|error| error.into_problem(&request_id))
     }
@@ -285,13 +287,12 @@ impl AdminApi {
     async fn replay(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
-        jobs: Data<&JobQueue>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         /// The projection: `catalog` or `audit`.
         name: Path<String>,
     ) -> Result<RebuildAccepted, ProblemResponse> {
-        Self::start_rebuild(&auth, &views, &jobs, &name.0)
+        Self::start_rebuild(&auth, &state, &name.0)
             .await
             .map_err(|error| error.into_problem(&request_id))
     }
@@ -308,7 +309,7 @@ impl AdminApi {
     async fn rebuilds(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         /// How many, 1 to 100 (default 20).
         limit: Query<Option<i64>>,
@@ -328,7 +329,7 @@ impl AdminApi {
                     })
                 }
             };
-            let items = rebuild::list(&views.pool, limit)
+            let items = rebuild::list(&state.views.pool, limit)
                 .await
                 .map_err(unavailable)?
                 .into_iter()
@@ -352,14 +353,14 @@ impl AdminApi {
     async fn get_rebuild(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         /// The rebuild's id.
         id: Path<Uuid>,
     ) -> Result<RebuildResponse, ProblemResponse> {
         let result = async {
             auth.0.require(Scope::ProjectionsAdmin)?;
-            let rebuild = rebuild::get(&views.pool, id.0)
+            let rebuild = rebuild::get(&state.views.pool, id.0)
                 .await
                 .map_err(unavailable)?
                 .ok_or(ApiError::NotFound)?;
@@ -382,14 +383,14 @@ impl AdminApi {
     async fn cancel_rebuild(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         /// The rebuild's id.
         id: Path<Uuid>,
     ) -> Result<RebuildResponse, ProblemResponse> {
         let result = async {
             auth.0.require(Scope::ProjectionsAdmin)?;
-            let current = rebuild::get(&views.pool, id.0)
+            let current = rebuild::get(&state.views.pool, id.0)
                 .await
                 .map_err(unavailable)?
                 .ok_or(ApiError::NotFound)?;
@@ -398,7 +399,7 @@ impl AdminApi {
                     state: current.state.as_str(),
                 });
             }
-            let cancelled = rebuild::cancel(&views.pool, id.0)
+            let cancelled = rebuild::cancel(&state.views.pool, id.0)
                 .await
                 .map_err(unavailable)?
                 .ok_or(ApiError::NotFound)?;

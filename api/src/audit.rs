@@ -8,12 +8,14 @@ use poem_openapi::{ApiResponse, OpenApi};
 use projections::queries::audit::{self, AuditFilter};
 use projections::queries::page_size;
 
-use crate::auth::{BearerAuth, Scope};
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::AuditPageOut;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, JsonView, Views};
+use crate::views::{query_error, JsonView};
 
 #[derive(Debug, ApiResponse)]
 pub enum AuditResponse {
@@ -37,7 +39,7 @@ impl AuditApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         aggregate_type: Query<Option<String>>,
         aggregate_id: Query<Option<String>>,
@@ -57,7 +59,8 @@ impl AuditApi {
                 to: to.0,
             };
             let limit = page_size(limit.0).map_err(query_error)?;
-            let mut tx = views
+            let mut tx = state
+                .views
                 .read_as(auth.0.org_id.as_str())
                 .await
                 .map_err(query_error)?;

@@ -31,8 +31,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use poem::http::header;
 use poem::Request;
-use poem_openapi::auth::Bearer;
-use poem_openapi::SecurityScheme;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use telemetry::metrics::{bearer, ScrapeToken};
@@ -582,34 +580,4 @@ impl ScrapeGuard {
             .await
             .is_ok_and(|actor| actor.has(Scope::AuditRead))
     }
-}
-
-/// A Clerk session token in `Authorization: Bearer …`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT", checker = "verify_bearer")]
-pub struct BearerAuth(pub Actor);
-
-async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor> {
-    let verifier = request.data::<Arc<TokenVerifier>>().ok_or_else(|| {
-        poem::Error::from_string(
-            "no token verifier",
-            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
-        )
-    })?;
-    let verified = verifier.verify(&bearer.token).await;
-    if let Ok(actor) = &verified {
-        // Tags the request's Sentry events (its hub is bound by the edge); without
-        // Sentry there is nothing to tag.
-        let hub = sentry::Hub::current();
-        if hub.client().is_some() {
-            hub.configure_scope(|scope| scope.set_tag("org_id", actor.org_id.as_str()));
-        }
-    }
-    verified.map_err(|rejected| {
-        tracing::info!(auth.failure = rejected.reason(), "token refused");
-        if let Some(metrics) = request.data::<Arc<crate::metrics::ApiMetrics>>() {
-            metrics.auth_failure(rejected.reason());
-        }
-        poem::Error::from(ApiError::from(rejected))
-    })
 }

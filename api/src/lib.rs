@@ -5,10 +5,13 @@
 //! Layout:
 //! - `config`: the typed settings, read once from the environment;
 //! - `startup`: the `Application` (routes, middleware, listener) and the shared pool;
+//! - `state`: `AppState`, every dependency of the endpoints in one typed value that
+//!   `startup` builds and each request is given;
 //! - `spec`: the OpenAPI service (every operation) and its document;
 //! - `edge`: client addresses, rate and body limits, request logging, problems for
 //!   errors outside operations;
 //! - `auth`: Clerk JWT verification and the `Actor` every request acts as;
+//!   `bearer`: the security scheme operations name, verifying with `AppState`'s verifier;
 //! - `input`: JSON bodies that name every bad field, exact decimals, enum choices;
 //! - `problem`: `ApiError` and its single mapping to statuses and problem types;
 //! - `metrics`: the api's series; `route_table`: requests to their documented routes;
@@ -23,16 +26,17 @@
 //! - `request_id`, `tags`: leaf types every layer names.
 //!
 //! Dependencies point one way; each group imports only from the groups after it:
-//! `startup`; the endpoints and `spec`; `command_endpoint`; `commands`, `views`,
-//! `edge`; `auth`, `jobs`; `metrics`, `problem`; and the leaf types (`config`,
-//! `input`, `read_types`, `request_id`, `route_table`, `tags`), which import nothing
-//! of the crate. No module imports one that imports it back.
+//! `startup`; the endpoints and `spec`; `bearer`, `command_endpoint`; `state`;
+//! `commands`, `views`, `edge`; `auth`, `jobs`; `metrics`, `problem`; and the leaf
+//! types (`config`, `input`, `read_types`, `request_id`, `route_table`, `tags`), which
+//! import nothing of the crate. No module imports one that imports it back.
 //!
 //! Logging is set up by the shared `telemetry` crate.
 
 mod admin;
 mod audit;
 mod auth;
+mod bearer;
 mod buildings;
 mod command_endpoint;
 mod commands;
@@ -51,6 +55,7 @@ mod request_id;
 mod route_table;
 pub mod spec;
 mod startup;
+mod state;
 mod tags;
 mod views;
 

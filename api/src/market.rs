@@ -9,13 +9,15 @@ use poem_openapi::{ApiResponse, OpenApi};
 use projections::queries::market::{self, MarketCellView, MarketFilter};
 use serde::Serialize;
 
-use crate::auth::{BearerAuth, Scope};
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::input::{Choice, IsoDate};
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::MarketStatsOut;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, JsonView, Views};
+use crate::views::{query_error, JsonView};
 
 #[derive(Debug, ApiResponse)]
 pub enum MarketStatsResponse {
@@ -49,7 +51,7 @@ impl MarketApi {
     async fn stats(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         submarket: Query<Option<String>>,
         property_type: Query<Option<Choice<PropertyType>>>,
@@ -65,7 +67,7 @@ impl MarketApi {
         let result = async {
             auth.0.require(Scope::CompsRead)?;
             let org_id = auth.0.org_id.as_str();
-            let mut tx = views.read_as(org_id).await.map_err(query_error)?;
+            let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
             let items = market::stats(&mut *tx, org_id, &filter)
                 .await
                 .map_err(query_error)?;

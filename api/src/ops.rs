@@ -11,13 +11,10 @@ use poem::web::Data;
 use poem::{handler, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use projections::cache::RedisLink;
-use sea_orm::DatabaseConnection;
 
-use crate::auth::{ScrapeGuard, TokenVerifier};
-use crate::metrics::ApiMetrics;
 use crate::problem::ApiError;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
 
 /// How long each readiness check may take; the checks run side by side.
@@ -77,9 +74,9 @@ impl OpsApi {
     /// 503 with the failing check named. Each check has 500 ms and they run side by
     /// side, so the answer comes within a second even while a dependency hangs.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
-    async fn ready(&self, db: Data<&DatabaseConnection>, redis: Data<&RedisLink>) -> ReadyResponse {
+    async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
         let postgres = async {
-            match tokio::time::timeout(CHECK_TIMEOUT, migrations::missing(&db)).await {
+            match tokio::time::timeout(CHECK_TIMEOUT, migrations::missing(&state.database)).await {
                 Ok(Ok(pending)) if pending.is_empty() => Check {
                     name: "postgres".into(),
                     ok: true,
@@ -112,8 +109,9 @@ impl OpsApi {
             }
         };
         let redis = async {
-            let ping =
-                redis.call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await });
+            let ping = state
+                .redis
+                .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await });
             let answered: Option<String> = tokio::time::timeout(CHECK_TIMEOUT, ping)
                 .await
                 .ok()
@@ -144,12 +142,10 @@ impl OpsApi {
 #[handler]
 pub async fn scrape(
     request: &Request,
-    metrics: Data<&Arc<ApiMetrics>>,
-    guard: Data<&Arc<ScrapeGuard>>,
-    verifier: Data<&Arc<TokenVerifier>>,
+    state: Data<&Arc<AppState>>,
     request_id: Data<&RequestId>,
 ) -> Response {
-    if !guard.admits(request, &verifier).await {
+    if !state.scrape_guard.admits(request, &state.verifier).await {
         return ApiError::Unauthenticated(
             "scraping needs the metrics scrape token or a token with audit:read".into(),
         )
@@ -158,5 +154,5 @@ pub async fn scrape(
     }
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
+        .body(state.metrics.render())
 }

@@ -1,5 +1,7 @@
 //! The application value: built from settings, binds its own listener (port 0 in
-//! tests), reports its port, and serves until a shutdown future fires.
+//! tests), reports its port, and serves until a shutdown future fires. Every
+//! dependency of the endpoints is built here, once, into one [`AppState`] that each
+//! request is given (`.data`); the middleware (`Edge`, `Admission`, CORS) hold their own.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use anyhow::Context;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::Cors;
 use poem::{EndpointExt, Route, Server};
-use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sea_orm::SqlxPostgresConnector;
 use sqlx::PgPool;
 
 use crate::auth::{ScrapeGuard, TokenVerifier};
@@ -20,6 +22,7 @@ use crate::jobs::JobQueue;
 use crate::metrics::ApiMetrics;
 use crate::ops;
 use crate::route_table::RouteTable;
+use crate::state::AppState;
 use crate::views::Views;
 use projections::cache::{RedisLink, ViewCache};
 use telemetry::metrics::Registry;
@@ -106,19 +109,26 @@ fn routes(
             .content_type("application/json; charset=utf-8")
             .body(document.clone())
     });
-    let database: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
     let redis = RedisLink::new(settings.redis_url.expose(), settings.redis_timeout);
     let jobs = JobQueue::new(redis.clone(), settings.redis_namespace.clone());
     let metrics = Arc::new(ApiMetrics::new(Registry::new(), routes));
-    let scrape_guard = Arc::new(ScrapeGuard::new(
-        settings.environment == Environment::Production,
-        settings.metrics_scrape_token.as_ref(),
-    ));
-    let views = Views {
-        pool: pool.clone(),
-        cache: ViewCache::with_link(redis.clone(), settings.redis_namespace.clone()),
+    let state = Arc::new(AppState {
+        write: WriteSide::new(pool.clone(), jobs.clone()),
+        views: Views {
+            pool: pool.clone(),
+            cache: ViewCache::with_link(redis.clone(), settings.redis_namespace.clone()),
+            metrics: Arc::clone(&metrics),
+        },
+        jobs,
+        database: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+        redis: redis.clone(),
+        verifier,
         metrics: Arc::clone(&metrics),
-    };
+        scrape_guard: ScrapeGuard::new(
+            settings.environment == Environment::Production,
+            settings.metrics_scrape_token.as_ref(),
+        ),
+    });
     let mut cors = Cors::new()
         .allow_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
         .allow_headers([
@@ -157,14 +167,7 @@ fn routes(
             async move { admission.handle(next, request).await }
         })
         .with(cors)
-        .data(Arc::new(WriteSide::new(pool, jobs.clone())))
-        .data(Arc::new(views))
-        .data(jobs)
-        .data(redis)
-        .data(verifier)
-        .data(metrics)
-        .data(scrape_guard)
-        .data(database)
+        .data(state)
         .around(move |next, request| {
             let edge = Arc::clone(&edge);
             async move { edge.handle(next, request).await }

@@ -15,14 +15,15 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use crate::auth::{BearerAuth, Scope};
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::command_endpoint::{CommandAccepted, CommandRequest};
-use crate::commands::WriteSide;
 use crate::input::{
     change, change_or_clear, optional, required, Choice, Exact, JsonBody, ParsedOr, ReasonRequest,
 };
 use crate::problem::{ApiError, ProblemResponse};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
 
 /// A postal address.
@@ -263,7 +264,7 @@ impl BuildingsApi {
     async fn register(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<RegisterBuildingRequest>,
@@ -280,7 +281,7 @@ impl BuildingsApi {
         .with_body(&body.0)
         .run(BUILDINGS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.new_building(id, command, &context).await
+            state.write.new_building(id, command, &context).await
         })
         .await
     }
@@ -298,7 +299,7 @@ impl BuildingsApi {
     async fn update(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -317,7 +318,10 @@ impl BuildingsApi {
         .with_body(&body.0)
         .run(BUILDINGS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.building(BuildingId(id.0), command, &context).await
+            state
+                .write
+                .building(BuildingId(id.0), command, &context)
+                .await
         })
         .await
     }
@@ -334,7 +338,7 @@ impl BuildingsApi {
     async fn relocate(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -353,7 +357,10 @@ impl BuildingsApi {
         .with_body(&body.0)
         .run(BUILDINGS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.building(BuildingId(id.0), command, &context).await
+            state
+                .write
+                .building(BuildingId(id.0), command, &context)
+                .await
         })
         .await
     }
@@ -370,7 +377,7 @@ impl BuildingsApi {
     async fn archive(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -390,7 +397,8 @@ impl BuildingsApi {
         .run(BUILDINGS, |context| async move {
             let reason =
                 Reason::parse(&body.0.reason).map_err(|e| FieldErrors::single("reason", e.0))?;
-            write
+            state
+                .write
                 .building(
                     BuildingId(id.0),
                     BuildingCommand::Archive { reason },
@@ -410,7 +418,7 @@ impl BuildingsApi {
     async fn restore(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -426,7 +434,8 @@ impl BuildingsApi {
             operation,
         )
         .run(BUILDINGS, |context| async move {
-            write
+            state
+                .write
                 .building(BuildingId(id.0), BuildingCommand::Restore, &context)
                 .await
         })

@@ -11,13 +11,15 @@ use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
 use projections::queries::{audit, page_size, BoundingBox, Near};
 use uuid::Uuid;
 
-use crate::auth::{BearerAuth, Scope};
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::input::Choice;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail, JsonView, Views};
+use crate::views::{query_error, view_response, Detail, JsonView};
 
 view_response!(BuildingResponse, BuildingDetailOut);
 view_response!(BuildingPageResponse, BuildingPageOut);
@@ -51,7 +53,7 @@ impl BuildingQueriesApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         property_type: Query<Option<Choice<PropertyType>>>,
         building_class: Query<Option<Choice<BuildingClass>>>,
@@ -91,7 +93,8 @@ impl BuildingQueriesApi {
                 && filter.near.is_none()
                 && filter.bbox.is_none()
                 && filter.text.is_none();
-            views
+            state
+                .views
                 .list(
                     org_id,
                     "buildings",
@@ -124,13 +127,14 @@ impl BuildingQueriesApi {
     async fn detail(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         min_version: Query<Option<u64>>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<BuildingResponse, ProblemResponse> {
-        views
+        state
+            .views
             .detail(
                 &auth.0,
                 Detail::Building(id.0),
@@ -155,7 +159,7 @@ impl BuildingQueriesApi {
     async fn history(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         limit: Query<Option<i64>>,
@@ -164,7 +168,8 @@ impl BuildingQueriesApi {
         let result = async {
             auth.0.require(Scope::BuildingsRead)?;
             let limit = page_size(limit.0).map_err(query_error)?;
-            let mut tx = views
+            let mut tx = state
+                .views
                 .read_as(auth.0.org_id.as_str())
                 .await
                 .map_err(query_error)?;

@@ -16,15 +16,16 @@ use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::auth::{BearerAuth, Scope};
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::command_endpoint::{CommandAccepted, CommandRequest};
-use crate::commands::WriteSide;
 use crate::input::{
     change, change_or_clear, optional, required, Choice, Exact, IsoDate, JsonBody, ParsedOr,
     ReasonRequest,
 };
 use crate::problem::{ApiError, ProblemResponse};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
 
 /// A lease comparable.
@@ -264,7 +265,7 @@ impl CompsApi {
     async fn record_lease(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<RecordLeaseCompRequest>,
@@ -281,7 +282,7 @@ impl CompsApi {
         .with_body(&body.0)
         .run(COMPS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.new_comp(id, command, &context).await
+            state.write.new_comp(id, command, &context).await
         })
         .await
     }
@@ -297,7 +298,7 @@ impl CompsApi {
     async fn record_sale(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
         body: JsonBody<RecordSaleCompRequest>,
@@ -314,7 +315,7 @@ impl CompsApi {
         .with_body(&body.0)
         .run(COMPS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.new_comp(id, command, &context).await
+            state.write.new_comp(id, command, &context).await
         })
         .await
     }
@@ -327,7 +328,7 @@ impl CompsApi {
     async fn amend(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -346,7 +347,7 @@ impl CompsApi {
         .with_body(&body.0)
         .run(COMPS, |context| async move {
             let command = body.0.to_command().map_err(ApiError::from)?;
-            write.comp(CompId(id.0), command, &context).await
+            state.write.comp(CompId(id.0), command, &context).await
         })
         .await
     }
@@ -362,7 +363,7 @@ impl CompsApi {
     async fn verify(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -378,7 +379,8 @@ impl CompsApi {
             operation,
         )
         .run(COMPS, |context| async move {
-            write
+            state
+                .write
                 .comp(CompId(id.0), CompCommand::Verify, &context)
                 .await
         })
@@ -397,7 +399,7 @@ impl CompsApi {
     async fn retract(
         &self,
         auth: BearerAuth,
-        write: Data<&Arc<WriteSide>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
@@ -417,7 +419,8 @@ impl CompsApi {
         .run(COMPS, |context| async move {
             let reason =
                 Reason::parse(&body.0.reason).map_err(|e| FieldErrors::single("reason", e.0))?;
-            write
+            state
+                .write
                 .comp(CompId(id.0), CompCommand::Retract { reason }, &context)
                 .await
         })

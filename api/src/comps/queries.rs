@@ -10,13 +10,15 @@ use projections::queries::comps::{self, CompFilter, CompSort};
 use projections::queries::{page_size, Near, QueryError};
 use uuid::Uuid;
 
-use crate::auth::{BearerAuth, Scope};
+use crate::auth::Scope;
+use crate::bearer::BearerAuth;
 use crate::input::{Exact, IsoDate};
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{CompOut, CompPageOut};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail, Views};
+use crate::views::{query_error, view_response, Detail};
 
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
@@ -38,7 +40,7 @@ impl CompQueriesApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         building_id: Query<Option<Uuid>>,
         kind: Query<Option<String>>,
@@ -83,7 +85,8 @@ impl CompQueriesApi {
             let limit = page_size(limit.0).map_err(query_error)?;
             let org_id = auth.0.org_id.as_str();
             let normalised = format!("{filter:?}|{sort:?}|{limit}");
-            views
+            state
+                .views
                 .list(
                     org_id,
                     "comps",
@@ -112,13 +115,14 @@ impl CompQueriesApi {
     async fn detail(
         &self,
         auth: BearerAuth,
-        views: Data<&Arc<Views>>,
+        state: Data<&Arc<AppState>>,
         request_id: Data<&RequestId>,
         id: Path<Uuid>,
         min_version: Query<Option<u64>>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<CompResponse, ProblemResponse> {
-        views
+        state
+            .views
             .detail(
                 &auth.0,
                 Detail::Comp(id.0),
