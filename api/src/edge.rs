@@ -25,6 +25,7 @@ use tracing::Instrument;
 use crate::config::EdgeSettings;
 use crate::metrics::{ApiMetrics, Observed};
 use crate::problem::{self, ApiError};
+use crate::redis_link::Redis;
 use crate::request_id::{RequestId, REQUEST_ID_HEADER};
 
 /// Whether the request's `Origin` is the server's own (scheme aside), as for the
@@ -106,10 +107,10 @@ enum Verdict {
 const WINDOW_MS: u64 = 60_000;
 
 impl RateLimiter {
-    fn new(redis: RedisLink, namespace: &str, per_minute: u32) -> Self {
+    fn new(redis: &Redis, per_minute: u32) -> Self {
         Self {
-            redis,
-            prefix: format!("{namespace}:ratelimit:"),
+            redis: redis.link().clone(),
+            prefix: format!("{}:ratelimit:", redis.namespace()),
             per_minute,
             script: Arc::new(redis::Script::new(
                 r"local n = redis.call('INCR', KEYS[1])
@@ -294,11 +295,11 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(settings: &EdgeSettings, redis: RedisLink, namespace: &str) -> Self {
+    pub fn new(settings: &EdgeSettings, redis: &Redis) -> Self {
         Self {
             max_body_bytes: settings.max_body_bytes,
             limiter: (settings.rate_limit_per_minute > 0)
-                .then(|| RateLimiter::new(redis, namespace, settings.rate_limit_per_minute)),
+                .then(|| RateLimiter::new(redis, settings.rate_limit_per_minute)),
         }
     }
 

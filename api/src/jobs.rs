@@ -12,6 +12,8 @@ use projections::cache::RedisLink;
 use projections::jobs::{self, CatchUp, Rebuild};
 use tokio::sync::mpsc;
 
+use crate::redis_link::Redis;
+
 /// How long a push may take before the request moves on without it.
 const PUSH_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -32,12 +34,13 @@ pub struct JobQueue {
 }
 
 impl JobQueue {
-    /// The queue, and its waker running in the background (call within a runtime).
-    pub fn new(link: RedisLink, namespace: impl Into<String>) -> Self {
+    /// The queue on the api's Redis, and its waker running in the background (call
+    /// within a runtime).
+    pub fn new(redis: &Redis) -> Self {
         let (commits, signals) = mpsc::channel(1);
         let queue = Self {
-            link,
-            namespace: namespace.into(),
+            link: redis.link().clone(),
+            namespace: redis.namespace().to_owned(),
             commits,
             origin: Arc::default(),
         };

@@ -21,15 +21,18 @@
 //!   per resource, commands and queries side by side;
 //! - `views`: serving read models from the cache or the projections, ETags,
 //!   `min_version`; `read_types`: the documented shapes of read responses;
+//! - `redis_link`: the one Redis link (and key namespace) that the cache views, the
+//!   rate limit, the jobs and readiness share;
 //! - `jobs`: wake-up and rebuild jobs pushed to the worker through Redis;
 //! - `dev`: local signing keys and tokens for development;
 //! - `request_id`, `tags`: leaf types every layer names.
 //!
 //! Dependencies point one way; each group imports only from the groups after it:
 //! `startup`; the endpoints and `spec`; `bearer`, `command_endpoint`; `state`;
-//! `commands`, `views`, `edge`; `auth`, `jobs`; `metrics`, `problem`; and the leaf
-//! types (`config`, `input`, `read_types`, `request_id`, `route_table`, `tags`), which
-//! import nothing of the crate. No module imports one that imports it back.
+//! `commands`, `views`, `edge`; `auth`, `jobs`; `metrics`, `problem`, `redis_link`;
+//! and the leaf types (`config`, `input`, `read_types`, `request_id`, `route_table`,
+//! `tags`), which import nothing of the crate. No module imports one that imports it
+//! back.
 //!
 //! Logging is set up by the shared `telemetry` crate.
 
@@ -51,6 +54,7 @@ pub mod metrics;
 mod ops;
 mod problem;
 mod read_types;
+mod redis_link;
 mod request_id;
 mod route_table;
 pub mod spec;

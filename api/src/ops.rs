@@ -109,17 +109,11 @@ impl OpsApi {
             }
         };
         let redis = async {
-            let ping = state
-                .redis
-                .call(|mut c| async move { redis::cmd("PING").query_async(&mut c).await });
-            let answered: Option<String> = tokio::time::timeout(CHECK_TIMEOUT, ping)
-                .await
-                .ok()
-                .flatten();
+            let answered = state.redis.ping(CHECK_TIMEOUT).await;
             Check {
                 name: "redis".into(),
-                ok: answered.is_some(),
-                detail: answered.is_none().then(|| "redis does not answer".into()),
+                ok: answered,
+                detail: (!answered).then(|| "redis does not answer".into()),
             }
         };
         let (database, cache) = tokio::join!(postgres, redis);

@@ -21,10 +21,10 @@ use crate::edge::{Admission, Edge};
 use crate::jobs::JobQueue;
 use crate::metrics::ApiMetrics;
 use crate::ops;
+use crate::redis_link::Redis;
 use crate::route_table::RouteTable;
 use crate::state::AppState;
 use crate::views::Views;
-use projections::cache::{RedisLink, ViewCache};
 use telemetry::metrics::Registry;
 
 /// How long in-flight requests may take to finish after shutdown is asked for.
@@ -109,14 +109,14 @@ fn routes(
             .content_type("application/json; charset=utf-8")
             .body(document.clone())
     });
-    let redis = RedisLink::new(settings.redis_url.expose(), settings.redis_timeout);
-    let jobs = JobQueue::new(redis.clone(), settings.redis_namespace.clone());
+    let redis = Redis::new(settings);
+    let jobs = JobQueue::new(&redis);
     let metrics = Arc::new(ApiMetrics::new(Registry::new(), routes));
     let state = Arc::new(AppState {
         write: WriteSide::new(pool.clone(), jobs.clone()),
         views: Views {
             pool: pool.clone(),
-            cache: ViewCache::with_link(redis.clone(), settings.redis_namespace.clone()),
+            cache: redis.view_cache(),
             metrics: Arc::clone(&metrics),
         },
         jobs,
@@ -151,11 +151,7 @@ fn routes(
     for origin in &settings.edge.allowed_origins {
         cors = cors.allow_origin(origin.as_str());
     }
-    let admission = Arc::new(Admission::new(
-        &settings.edge,
-        redis.clone(),
-        &settings.redis_namespace,
-    ));
+    let admission = Arc::new(Admission::new(&settings.edge, &redis));
     let edge = Arc::new(Edge::new(&settings.edge, Arc::clone(&metrics)));
     Route::new()
         .nest("/", api)

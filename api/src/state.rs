@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use projections::cache::RedisLink;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::{ScrapeGuard, TokenVerifier};
 use crate::commands::WriteSide;
 use crate::jobs::JobQueue;
 use crate::metrics::ApiMetrics;
+use crate::redis_link::Redis;
 use crate::views::Views;
 
 pub struct AppState {
@@ -23,8 +23,9 @@ pub struct AppState {
     pub jobs: JobQueue,
     /// The pool as sea-orm sees it: `/ready`'s migration check.
     pub database: DatabaseConnection,
-    /// Redis: `/ready`'s ping.
-    pub redis: RedisLink,
+    /// The api's one Redis link (the cache, the rate limit and the jobs hold it
+    /// too): `/ready`'s ping.
+    pub redis: Redis,
     /// Verifies bearer tokens, for the operations and for `/metrics`.
     pub verifier: Arc<TokenVerifier>,
     /// The api's series: token refusals here, and `/metrics`.
