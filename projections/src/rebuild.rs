@@ -829,10 +829,16 @@ async fn verify_and_swap(
 ) -> Result<Step, RebuildError> {
     let shadow = rebuild.shadow_schema();
     {
-        let mut conn = pool.acquire().await?;
+        // One core for the index builds: the other stays with the live projections
+        // and the api (a parallel build took both, and the live lag with them).
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL max_parallel_maintenance_workers = 0")
+            .execute(&mut *tx)
+            .await?;
         for (table, _) in projection.projector().tables() {
-            create_shadow_indexes(&mut conn, table, &shadow, Indexes::Other).await?;
+            create_shadow_indexes(&mut tx, table, &shadow, Indexes::Other).await?;
         }
+        tx.commit().await?;
     }
     if let Step::Stopped(stopped) = build(pool, rebuild, projection, options, progress).await? {
         return Ok(Step::Stopped(stopped));
@@ -842,7 +848,12 @@ async fn verify_and_swap(
         .ok_or(RebuildError::NotFound(rebuild.id))?;
     let verdict = {
         let mut tx = pool.begin().await?;
+        // Without parallel workers, as the batches: the folds of the whole log would
+        // otherwise take every core from the live side.
         sqlx::query(&format!("SET LOCAL search_path TO {shadow}, public"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
             .execute(&mut *tx)
             .await?;
         let verdict = verify::verify(&mut tx, projection.projector(), &current.cursor).await?;
