@@ -156,16 +156,40 @@ impl Pids {
     }
 }
 
+/// Logs the api's and the worker's resident memory now, to see which phase grows them.
+fn log_memory(pids: &Pids, after: &str) {
+    let mb = |pid: &AtomicU64| {
+        let pid = pid.load(Ordering::Relaxed) as u32;
+        (pid != 0)
+            .then(|| stack::rss_bytes(pid))
+            .flatten()
+            .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0))
+    };
+    eprintln!(
+        "[bench] memory after {after}: api {:.0} MB, worker {:.0} MB",
+        mb(&pids.api),
+        mb(&pids.worker)
+    );
+}
+
 fn spawn_memory_sampler(pids: Arc<Pids>, memory: Arc<Memory>) {
     tokio::spawn(async move {
         loop {
-            for (pid, max) in [
-                (&pids.api, &memory.api_max),
-                (&pids.worker, &memory.worker_max),
+            for (name, pid, max) in [
+                ("api", &pids.api, &memory.api_max),
+                ("worker", &pids.worker, &memory.worker_max),
             ] {
                 let pid = pid.load(Ordering::Relaxed) as u32;
                 if let Some(rss) = (pid != 0).then(|| stack::rss_bytes(pid)).flatten() {
-                    max.fetch_max(rss, Ordering::Relaxed);
+                    let before = max.fetch_max(rss, Ordering::Relaxed);
+                    // Each new peak 10 MB above the last one reported, to find its phase.
+                    if rss / (10 << 20) > before / (10 << 20) {
+                        eprintln!(
+                            "[bench] {} new {name} peak: {} MB",
+                            chrono::Utc::now().format("%H:%M:%S"),
+                            rss >> 20
+                        );
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -531,6 +555,7 @@ impl Run {
             empty_rps,
             Some((0.35, Some(5.0))),
         );
+        log_memory(&self.pids, &format!("cached details ({label})"));
         let page: load::MakeRequest = {
             let (host, token) = (host.clone(), token.clone());
             Arc::new(move |_| {
@@ -548,6 +573,7 @@ impl Run {
             empty_rps,
             None,
         );
+        log_memory(&self.pids, &format!("cached list pages ({label})"));
         let (lat0, lon0, lat_span, lon_span) = seed::AREA;
         let point = move |n: u64, salt: u64| {
             let x = ((n.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % 10_000) as f64
@@ -949,6 +975,7 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         );
     }
     wait_for_projections(&pool, Instant::now()).await?;
+    log_memory(&pids, "commands");
     let mut run = Run {
         settings: settings.clone(),
         stack,
@@ -974,10 +1001,12 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         seeded_buildings = size;
         seeded_comps = size;
         run.reads(&label).await?;
+        log_memory(&pids, &format!("reads ({label})"));
         run.replay().await?;
     }
     if settings.runs("lag") {
         run.lag().await?;
+        log_memory(&pids, "lag");
     }
 
     // The history: comps added to the largest size until the log holds the events asked.
@@ -998,10 +1027,12 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
             &label,
         )
         .await?;
+        log_memory(&pids, &format!("catch-up ({label})"));
         run.replay().await?;
     }
     if settings.runs("live-rebuild") {
         run.rebuild_under_load().await?;
+        log_memory(&pids, "live rebuild");
     }
     let Run {
         stack,
