@@ -27,6 +27,20 @@ impl Environment {
         }
     }
 
+    /// `ENV` from the process environment ([`Self::from_lookup`]).
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `ENV` through `lookup`: development when unset or blank, else one of its
+    /// spellings. Every part of the api that asks where it runs asks this.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        match lookup("ENV").filter(|raw| !raw.trim().is_empty()) {
+            None => Ok(Self::Development),
+            Some(raw) => Self::parse(&raw),
+        }
+    }
+
     fn parse(raw: &str) -> anyhow::Result<Self> {
         match raw {
             "development" | "dev" => Ok(Self::Development),
@@ -158,7 +172,7 @@ impl Settings {
                 Some(other) => bail!("{name} must be true or false, not {other:?}"),
             }
         };
-        let environment = Environment::parse(&get("ENV").unwrap_or_else(|| "development".into()))?;
+        let environment = Environment::from_lookup(&lookup)?;
         let port = u16::try_from(number("PORT", 8080)?).context("PORT must be a port number")?;
         let database_max_connections = u32::try_from(number("DATABASE_MAX_CONNECTIONS", 10)?)
             .context("DATABASE_MAX_CONNECTIONS is too large")?;
@@ -352,6 +366,22 @@ mod tests {
         ])
         .expect_err("bad env");
         assert!(err.to_string().contains("ENV"));
+    }
+
+    #[test]
+    fn the_environment_is_read_in_one_place() {
+        let env = |raw: Option<&str>| {
+            let raw = raw.map(str::to_owned);
+            Environment::from_lookup(move |name| (name == "ENV").then(|| raw.clone()).flatten())
+        };
+        assert_eq!(env(None).ok(), Some(Environment::Development));
+        assert_eq!(env(Some(" ")).ok(), Some(Environment::Development));
+        assert_eq!(env(Some("dev")).ok(), Some(Environment::Development));
+        assert_eq!(env(Some("test")).ok(), Some(Environment::Test));
+        assert_eq!(env(Some("prod")).ok(), Some(Environment::Production));
+        assert_eq!(env(Some("production")).ok(), Some(Environment::Production));
+        assert!(env(Some("staging")).is_err());
+        assert!(env(Some("Production")).is_err());
     }
 
     const STRONG: &str = "n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aF";

@@ -30,7 +30,8 @@ async fn main() -> anyhow::Result<()> {
         Some("migrate") => {
             let action = migrate::Action::parse(&args[1..])?;
             let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
-            let production = matches!(std::env::var("ENV").as_deref(), Ok("production" | "prod"));
+            // Read as `serve` reads it; an `ENV` that `serve` refuses is not production.
+            let production = matches!(Environment::from_env(), Ok(Environment::Production));
             let _tracing = telemetry::init(LogFormat::Text, None);
             migrate::run(&url, action, production).await
         }
