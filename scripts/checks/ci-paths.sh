@@ -35,6 +35,7 @@ LIST
 # Files inside those entries that the tests do read: they must be in the filters.
 inputs_inside=$(cat <<'LIST'
 docs/ops/monitoring.md	scripts/checks/alerts.sh checks that every alert's runbook_url has its section here
+docs/ops/rollback.md	scripts/restore-drill.sh runs the recovery SQL of its transaction-ids section
 LIST
 )
 
