@@ -13,7 +13,7 @@ use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use projections::cache::{CacheOutcome, CachedView, ViewCache, ViewKey};
-use projections::queries::{cursor, Page, QueryError};
+use projections::queries::{cursor, Direction, Page, QueryError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -190,13 +190,15 @@ impl Views {
     }
 
     /// A list page; a first page (no cursor) is served from and kept in the cache
-    /// under the organisation's current list generation. `query` runs in the
-    /// organisation's read transaction ([`Self::read_as`]).
+    /// under the organisation's current list generation and `list_key`, the list's
+    /// parameters written out explicitly (never `Debug` output, whose form may change
+    /// with any release). `query` runs in the organisation's read transaction
+    /// ([`Self::read_as`]).
     pub async fn list<T, F, Fut>(
         &self,
         org_id: &str,
         list: &'static str,
-        normalised_query: &str,
+        list_key: &str,
         first_page: bool,
         if_none_match: Option<&str>,
         query: F,
@@ -211,7 +213,7 @@ impl Views {
         } else {
             None
         };
-        let fingerprint = cursor::fingerprint(normalised_query);
+        let fingerprint = cursor::fingerprint(list_key);
         let key = generations.as_ref().map(|(views, generation)| {
             (
                 *views,
@@ -239,6 +241,15 @@ impl Views {
             self.cache.offer(key, generation, "0", &view).await;
         }
         Ok(conditional(view, false, if_none_match))
+    }
+}
+
+/// A sort as the key of a cached list names it: the query parameter's own spelling
+/// (`name`, `-name`).
+pub fn sort_key(field: &str, direction: Direction) -> String {
+    match direction {
+        Direction::Ascending => field.to_owned(),
+        Direction::Descending => format!("-{field}"),
     }
 }
 

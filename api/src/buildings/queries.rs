@@ -19,7 +19,7 @@ use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail, JsonView};
+use crate::views::{query_error, sort_key, view_response, Detail, JsonView};
 
 view_response!(BuildingResponse, BuildingDetailOut);
 view_response!(BuildingPageResponse, BuildingPageOut);
@@ -86,7 +86,7 @@ impl BuildingQueriesApi {
                 BuildingSort::parse(sort.0.as_deref(), near.is_some()).map_err(query_error)?;
             let limit = page_size(limit.0).map_err(query_error)?;
             let org_id = auth.0.org_id.as_str();
-            let normalised = format!("{filter:?}|{sort:?}|{limit}");
+            let key = list_key(&filter, sort, limit);
             // Searches by place or words seldom repeat exactly (a map pans): caching
             // their first pages would only fill Redis.
             let cacheable = cursor.0.is_none()
@@ -98,7 +98,7 @@ impl BuildingQueriesApi {
                 .list(
                     org_id,
                     "buildings",
-                    &normalised,
+                    &key,
                     cacheable,
                     if_none_match.0.as_deref(),
                     |mut tx| async move {
@@ -189,5 +189,132 @@ impl BuildingQueriesApi {
         }
         .await;
         result.map_err(|error: ApiError| error.into_problem(&request_id))
+    }
+}
+
+/// The list's parameters as its cache key: every field, in a fixed order, as JSON
+/// (strings escaped, absent values `null`). Destructured, so a new filter field does
+/// not compile until it is part of the key.
+fn list_key(filter: &BuildingFilter, sort: BuildingSort, limit: i64) -> String {
+    let BuildingFilter {
+        property_type,
+        building_class,
+        city,
+        submarket,
+        archived,
+        text,
+        near,
+        bbox,
+    } = filter;
+    let sort = match sort {
+        BuildingSort::Name(direction) => sort_key("name", direction),
+        BuildingSort::RegisteredAt(direction) => sort_key("registered_at", direction),
+        BuildingSort::RentableArea(direction) => sort_key("rentable_area_sqft", direction),
+        BuildingSort::Distance => "distance".to_owned(),
+    };
+    serde_json::json!([
+        property_type,
+        building_class,
+        city,
+        submarket,
+        archived,
+        text,
+        near.map(|n| [n.lat, n.lon, n.radius_m]),
+        bbox.map(|b| [b.min_lon, b.min_lat, b.max_lon, b.max_lat]),
+        sort,
+        limit
+    ])
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use projections::queries::{BoundingBox, Direction, Near};
+
+    use super::*;
+
+    fn filter() -> BuildingFilter {
+        BuildingFilter {
+            property_type: Some("office".into()),
+            city: Some("Austin".into()),
+            ..BuildingFilter::default()
+        }
+    }
+
+    #[test]
+    fn the_list_key_is_stable_for_equal_parameters_and_differs_for_others() {
+        let sort = BuildingSort::Name(Direction::Ascending);
+        let key = list_key(&filter(), sort, 25);
+        assert_eq!(key, list_key(&filter(), sort, 25));
+        assert_eq!(
+            key, r#"["office",null,"Austin",null,null,null,null,null,"name",25]"#,
+            "the encoding is explicit and stays as it is"
+        );
+        let others = [
+            list_key(&BuildingFilter::default(), sort, 25),
+            list_key(&filter(), BuildingSort::Name(Direction::Descending), 25),
+            list_key(
+                &filter(),
+                BuildingSort::RegisteredAt(Direction::Ascending),
+                25,
+            ),
+            list_key(&filter(), sort, 26),
+            list_key(
+                &BuildingFilter {
+                    city: Some("Austin\",null".into()),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &BuildingFilter {
+                    city: None,
+                    submarket: Some("Austin".into()),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &BuildingFilter {
+                    archived: Some(false),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &BuildingFilter {
+                    near: Some(Near {
+                        lat: 30.27,
+                        lon: -97.74,
+                        radius_m: 500.0,
+                    }),
+                    ..filter()
+                },
+                BuildingSort::Distance,
+                25,
+            ),
+            list_key(
+                &BuildingFilter {
+                    bbox: Some(BoundingBox {
+                        min_lon: -97.8,
+                        min_lat: 30.2,
+                        max_lon: -97.7,
+                        max_lat: 30.3,
+                    }),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+        ];
+        for (n, other) in others.iter().enumerate() {
+            assert_ne!(&key, other, "case {n}");
+            for (m, another) in others.iter().enumerate().skip(n + 1) {
+                assert_ne!(other, another, "cases {n} and {m}");
+            }
+        }
     }
 }

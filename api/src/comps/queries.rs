@@ -18,7 +18,7 @@ use crate::read_types::{CompOut, CompPageOut};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail};
+use crate::views::{query_error, sort_key, view_response, Detail};
 
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
@@ -84,13 +84,13 @@ impl CompQueriesApi {
             let sort = CompSort::parse(sort.0.as_deref(), near.is_some()).map_err(query_error)?;
             let limit = page_size(limit.0).map_err(query_error)?;
             let org_id = auth.0.org_id.as_str();
-            let normalised = format!("{filter:?}|{sort:?}|{limit}");
+            let key = list_key(&filter, sort, limit);
             state
                 .views
                 .list(
                     org_id,
                     "comps",
-                    &normalised,
+                    &key,
                     // Searches by place seldom repeat exactly: not cached.
                     cursor.0.is_none() && filter.near.is_none(),
                     if_none_match.0.as_deref(),
@@ -133,5 +133,142 @@ impl CompQueriesApi {
             .and_then(|read| read.ok_or(ApiError::NotFound))
             .map(Into::into)
             .map_err(|error| error.into_problem(&request_id))
+    }
+}
+
+/// The list's parameters as its cache key: every field, in a fixed order, as JSON
+/// (strings escaped, absent values `null`, decimals and dates as their text).
+/// Destructured, so a new filter field does not compile until it is part of the key.
+fn list_key(filter: &CompFilter, sort: CompSort, limit: i64) -> String {
+    let CompFilter {
+        building_id,
+        kind,
+        date_from,
+        date_to,
+        rent_min,
+        rent_max,
+        verified,
+        include_retracted,
+        near,
+    } = filter;
+    let sort = match sort {
+        CompSort::DealDate(direction) => sort_key("deal_date", direction),
+        CompSort::Distance => "distance".to_owned(),
+    };
+    serde_json::json!([
+        building_id.map(|id| id.to_string()),
+        kind,
+        date_from.map(|date| date.to_string()),
+        date_to.map(|date| date.to_string()),
+        rent_min.map(|rent| rent.to_string()),
+        rent_max.map(|rent| rent.to_string()),
+        verified,
+        include_retracted,
+        near.map(|n| [n.lat, n.lon, n.radius_m]),
+        sort,
+        limit
+    ])
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use projections::queries::{Direction, Near};
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn filter() -> CompFilter {
+        CompFilter {
+            kind: Some("lease".into()),
+            date_from: chrono::NaiveDate::from_ymd_opt(2025, 1, 1),
+            rent_min: Some(Decimal::new(4250, 2)),
+            ..CompFilter::default()
+        }
+    }
+
+    #[test]
+    fn the_list_key_is_stable_for_equal_parameters_and_differs_for_others() {
+        let sort = CompSort::DealDate(Direction::Descending);
+        let key = list_key(&filter(), sort, 25);
+        assert_eq!(key, list_key(&filter(), sort, 25));
+        assert_eq!(
+            key, r#"[null,"lease","2025-01-01",null,"42.50",null,null,false,null,"-deal_date",25]"#,
+            "the encoding is explicit and stays as it is"
+        );
+        let building = Uuid::from_u128(7);
+        let others = [
+            list_key(&CompFilter::default(), sort, 25),
+            list_key(&filter(), CompSort::DealDate(Direction::Ascending), 25),
+            list_key(&filter(), sort, 24),
+            list_key(
+                &CompFilter {
+                    building_id: Some(building),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &CompFilter {
+                    kind: Some("sale".into()),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &CompFilter {
+                    date_from: None,
+                    date_to: chrono::NaiveDate::from_ymd_opt(2025, 1, 1),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &CompFilter {
+                    rent_min: None,
+                    rent_max: Some(Decimal::new(4250, 2)),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &CompFilter {
+                    verified: Some(true),
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &CompFilter {
+                    include_retracted: true,
+                    ..filter()
+                },
+                sort,
+                25,
+            ),
+            list_key(
+                &CompFilter {
+                    near: Some(Near {
+                        lat: 30.27,
+                        lon: -97.74,
+                        radius_m: 500.0,
+                    }),
+                    ..filter()
+                },
+                CompSort::Distance,
+                25,
+            ),
+        ];
+        for (n, other) in others.iter().enumerate() {
+            assert_ne!(&key, other, "case {n}");
+            for (m, another) in others.iter().enumerate().skip(n + 1) {
+                assert_ne!(other, another, "cases {n} and {m}");
+            }
+        }
     }
 }
