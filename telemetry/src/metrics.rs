@@ -7,6 +7,11 @@
 //! (`*_bytes`) histograms from 64 B to 1 MiB. Each render first samples the process
 //! (`/proc/self`: resident memory, CPU seconds, open file descriptors, threads, start
 //! time) and the Tokio runtime (workers, alive tasks, global queue depth).
+//!
+//! A histogram keeps each observation until it is folded into its buckets, which a
+//! render does, and otherwise nothing: with no scrape, the api kept 24 bytes for every
+//! request (60 MB for a million `/health` calls). A registry built inside a Tokio
+//! runtime folds them in every [`UPKEEP_EVERY`] on its own.
 
 use std::sync::Arc;
 
@@ -68,6 +73,9 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 /// Labels of one series, in order.
 pub type Labels = Vec<(&'static str, String)>;
 
+/// How often the histograms' pending observations are folded into their buckets.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The registry; cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
@@ -110,6 +118,17 @@ impl Registry {
             Err(_) => PrometheusBuilder::new().build_recorder(),
         };
         let handle = recorder.handle();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let handle = handle.clone();
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(UPKEEP_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    handle.run_upkeep();
+                }
+            });
+        }
         let registry = Self {
             recorder: Arc::new(recorder),
             handle,
