@@ -195,7 +195,11 @@ pub enum RebuildError {
 /// How a rebuild works through the log.
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
-    /// Events per shadow batch (one transaction each).
+    /// Events per shadow batch (one transaction each). A batch holds every comp of
+    /// the buildings its events touch, so its memory grows with the batch: at 5,000
+    /// the worker reached 164 MB over a million events, at 2,000 113 MB (and the live
+    /// catalog's lag during the rebuild stayed under 0.2 s instead of reaching 1 s),
+    /// for a tenth less speed.
     pub batch_size: i64,
     /// How long the swap waits for readers' locks before trying again.
     pub swap_lock_timeout: Duration,
@@ -206,7 +210,7 @@ pub struct RebuildOptions {
 impl Default for RebuildOptions {
     fn default() -> Self {
         Self {
-            batch_size: 5_000,
+            batch_size: 2_000,
             swap_lock_timeout: Duration::from_millis(500),
             swap_attempts: 40,
         }

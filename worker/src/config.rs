@@ -27,7 +27,7 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// `PROJECTION_BATCH_SIZE`: events per catch-up transaction, default 500.
     pub batch_size: i64,
-    /// `REBUILD_BATCH_SIZE`: events per rebuild transaction, default 5000.
+    /// `REBUILD_BATCH_SIZE`: events per rebuild transaction, default 2000.
     pub rebuild_batch_size: i64,
     /// `PROJECTION_BACKSTOP_MS`: how often every projection catches up without a job,
     /// default 1000 (the backstop for lost jobs, a flushed Redis or a dead worker).
@@ -93,7 +93,7 @@ impl WorkerSettings {
         };
         let concurrency = number(&get, "WORKER_CONCURRENCY", 2usize)?;
         let batch_size = number(&get, "PROJECTION_BATCH_SIZE", 500i64)?;
-        let rebuild_batch_size = number(&get, "REBUILD_BATCH_SIZE", 5000i64)?;
+        let rebuild_batch_size = number(&get, "REBUILD_BATCH_SIZE", 2000i64)?;
         if concurrency == 0
             || !(1..=10_000).contains(&batch_size)
             || !(1..=50_000).contains(&rebuild_batch_size)
