@@ -86,11 +86,14 @@ impl WorkerSettings {
     /// Reads the settings through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let production = match get("ENV").as_deref() {
-            None | Some("development" | "dev" | "test") => false,
-            Some("production" | "prod") => true,
+        // ENV, read once: its name (for Sentry) and whether this is production.
+        let environment = match get("ENV").as_deref() {
+            None | Some("development" | "dev") => "development",
+            Some("test") => "test",
+            Some("production" | "prod") => "production",
             Some(other) => bail!("ENV must be development, test or production, not {other:?}"),
         };
+        let production = environment == "production";
         let concurrency = number(&get, "WORKER_CONCURRENCY", 2usize)?;
         let batch_size = number(&get, "PROJECTION_BATCH_SIZE", 500i64)?;
         let rebuild_batch_size = number(&get, "REBUILD_BATCH_SIZE", 2000i64)?;
@@ -122,15 +125,8 @@ impl WorkerSettings {
             )?),
             poll_interval: Duration::from_millis(number(&get, "JOB_POLL_MS", 50u64)?),
             metrics_scrape_token: metrics_scrape_token.map(Secret::new),
-            sentry: telemetry::sentry::SentrySettings::from_lookup(
-                get,
-                match get("ENV").as_deref() {
-                    Some("production" | "prod") => "production",
-                    Some("test") => "test",
-                    _ => "development",
-                },
-            )
-            .map_err(anyhow::Error::msg)?,
+            sentry: telemetry::sentry::SentrySettings::from_lookup(get, environment)
+                .map_err(anyhow::Error::msg)?,
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             metrics_sample_interval: Duration::from_millis(number(
                 &get,
