@@ -24,7 +24,9 @@
 //! - `m20261130_000012_nearest_by_index_order`: distances on the sphere, and a
 //!   nearest-first page that walks the spatial index in distance order;
 //! - `m20261130_000013_outbox_order`: the cache-refresh outbox is read oldest first
-//!   through an index.
+//!   through an index;
+//! - `m20261130_000014_box_without_second_arm`: a map viewport reads only its own
+//!   buildings (the antimeridian case is a branch of its own).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -41,6 +43,7 @@ mod m20261130_000010_index_friendly_reads;
 mod m20261130_000011_projection_rebuilds;
 mod m20261130_000012_nearest_by_index_order;
 mod m20261130_000013_outbox_order;
+mod m20261130_000014_box_without_second_arm;
 
 /// Changes whenever a migration source changes (computed by `build.rs`).
 pub const FINGERPRINT: &str = env!("PRISM_MIGRATIONS_FINGERPRINT");
@@ -65,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_projection_rebuilds::Migration),
             Box::new(m20261130_000012_nearest_by_index_order::Migration),
             Box::new(m20261130_000013_outbox_order::Migration),
+            Box::new(m20261130_000014_box_without_second_arm::Migration),
         ]
     }
 }

@@ -258,8 +258,15 @@ async fn comp_lists_keep_their_indexes_under_row_level_security() {
 /// `call` calls it: `auto_explain` sends each nested plan to the client, read here
 /// through `psql`.
 fn nested_plans(url: &str, call: &str) -> Vec<Value> {
+    nested_plans_run(url, call, false)
+}
+
+/// [`nested_plans`], run: each node also says how often it ran (`Actual Loops`).
+fn nested_plans_run(url: &str, call: &str, analyze: bool) -> Vec<Value> {
+    let analyze = if analyze { "on" } else { "off" };
     let script = format!(
         "LOAD 'auto_explain';
+         SET auto_explain.log_analyze = {analyze};
          SET auto_explain.log_min_duration = 0;
          SET auto_explain.log_nested_statements = on;
          SET auto_explain.log_level = notice;
@@ -329,6 +336,72 @@ async fn the_search_functions_use_the_spatial_and_trigram_indexes() {
         "SELECT count(*) FROM prism_buildings_matching(ARRAY['%hudson%', '%123%'])",
     );
     assert_uses(&matching, Some("buildings_search_idx"), None);
+}
+
+#[tokio::test]
+async fn a_map_viewport_reads_only_its_own_box() {
+    // The box's bounds are parameters of the function's plan: a test of them that the
+    // planner cannot fold must gate a branch the executor skips, not an `OR` whose
+    // other index scan (the antimeridian's part, every building in the box's band of
+    // latitude) runs on every call.
+    let (db, pool) = populated().await;
+    let body = nested_plans_run(
+        db.url(),
+        "SELECT count(*) FROM prism_buildings_in_box(-73.99, 40.70, -73.96, 40.73)",
+        true,
+    )
+    .into_iter()
+    .find(|plan| {
+        plan["Query Text"]
+            .as_str()
+            .is_some_and(|q| q.contains("FROM buildings b"))
+    })
+    .expect("the body's plan");
+    let body = serde_json::json!([body]);
+    let scans_run: Vec<&Value> = plan_nodes(&body)
+        .into_iter()
+        .filter(|node| {
+            node["Node Type"]
+                .as_str()
+                .is_some_and(|t| t.contains("Index Scan"))
+                && node["Actual Loops"].as_u64().unwrap_or(0) > 0
+        })
+        .collect();
+    assert_eq!(
+        scans_run.len(),
+        1,
+        "one index scan runs for a box that does not cross the antimeridian: {}",
+        describe(&body)
+    );
+
+    // And a box that does cross it finds the buildings on both sides.
+    sqlx::query(
+        "INSERT INTO buildings (id, org_id, version, name, street, city, country, lat, lon,
+             location, property_type, rentable_area_sqft, registered_at, updated_at)
+         SELECT gen_random_uuid(), $1, 1, 'Date line ' || lon, '1 Main St', 'Suva', 'FJ', 10, lon,
+                ST_SetSRID(ST_MakePoint(lon, 10), 4326)::geography, 'office', 1000, now(), now()
+           FROM unnest(ARRAY[179.995, -179.995, 0.0]) AS lon",
+    )
+    .bind(ORG)
+    .execute(&pool)
+    .await
+    .expect("buildings by the date line");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('prism.org_id', $1, true)")
+        .bind(ORG)
+        .execute(&mut *tx)
+        .await
+        .expect("organisation");
+    let across: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM prism_buildings_in_box(179.99, 9.99, -179.99, 10.01)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("a box across the antimeridian");
+    assert_eq!(
+        across, 2,
+        "the buildings on both sides of the date line, not the one at 0°"
+    );
 }
 
 #[tokio::test]
