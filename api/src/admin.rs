@@ -156,7 +156,7 @@ fn unavailable(error: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(error.to_string())
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AdminApi;
 
 impl AdminApi {

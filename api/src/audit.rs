@@ -24,7 +24,7 @@ pub enum AuditResponse {
     Ok(JsonView<AuditPageOut>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AuditApi;
 
 #[OpenApi(tag = "ApiTags::Audit")]

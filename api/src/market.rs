@@ -31,7 +31,7 @@ struct Cells {
     items: Vec<MarketCellView>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct MarketApi;
 
 #[OpenApi(tag = "ApiTags::Market")]

@@ -53,7 +53,7 @@ pub enum ReadyResponse {
     NotReady(Json<Readiness>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct OpsApi;
 
 #[OpenApi(tag = "ApiTags::Operations")]

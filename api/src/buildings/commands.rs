@@ -244,7 +244,7 @@ impl RelocateBuildingRequest {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct BuildingsApi;
 
 const BUILDINGS: &str = "/v1/buildings";

@@ -31,7 +31,7 @@ pub enum HistoryResponse {
     Ok(JsonView<AuditPageOut>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct BuildingQueriesApi;
 
 #[OpenApi(tag = "ApiTags::Buildings")]

@@ -247,7 +247,7 @@ impl AmendCompRequest {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CompsApi;
 
 const COMPS: &str = "/v1/comps";

@@ -23,7 +23,7 @@ use crate::views::{query_error, sort_key, view_response, Detail};
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CompQueriesApi;
 
 #[OpenApi(tag = "ApiTags::Comps")]
