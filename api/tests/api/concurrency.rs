@@ -6,6 +6,36 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// Four renames of the building at `path`, sent together, each with `If-Match: 1`.
+async fn renames_at_version_1(app: &TestApp, path: &str) -> Vec<Reply> {
+    let updates = ["A", "B", "C", "D"].map(|name| {
+        let body = json!({"name": name});
+        async move {
+            app.call_as(
+                &token(),
+                Method::PATCH,
+                path,
+                Some(&body),
+                &[("if-match", "1")],
+            )
+            .await
+        }
+    });
+    futures_util::future::join_all(updates).await
+}
+
+/// Exactly one rename won; every other answer is a version conflict.
+fn assert_one_won(replies: &[Reply]) {
+    let won = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(won, 1);
+    for lost in replies.iter().filter(|r| r.status != StatusCode::OK) {
+        lost.assert_problem(409, "version-conflict");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_changes_without_if_match_all_apply_in_turn() {
     let app = spawn_app().await;
@@ -37,30 +67,8 @@ async fn with_the_same_if_match_only_one_writer_wins() {
     let app = spawn_app().await;
     let building = app.register_building().await;
     let path = format!("/v1/buildings/{building}");
-    let updates = ["A", "B", "C", "D"].map(|name| {
-        let body = json!({"name": name});
-        let path = path.clone();
-        let app = &app;
-        async move {
-            app.call_as(
-                &token(),
-                Method::PATCH,
-                &path,
-                Some(&body),
-                &[("if-match", "1")],
-            )
-            .await
-        }
-    });
-    let replies = futures_util::future::join_all(updates).await;
-    let won = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .count();
-    assert_eq!(won, 1);
-    for lost in replies.iter().filter(|r| r.status != StatusCode::OK) {
-        lost.assert_problem(409, "version-conflict");
-    }
+    let replies = renames_at_version_1(&app, &path).await;
+    assert_one_won(&replies);
     assert_eq!(app.event_count().await, 2);
 }
 
@@ -78,35 +86,13 @@ async fn a_command_that_loses_its_race_takes_no_other_command_down() {
                 .await
         }
     });
-    let updates = ["A", "B", "C", "D"].map(|name| {
-        let body = json!({"name": name});
-        let path = path.clone();
-        let app = &app;
-        async move {
-            app.call_as(
-                &token(),
-                Method::PATCH,
-                &path,
-                Some(&body),
-                &[("if-match", "1")],
-            )
-            .await
-        }
-    });
     let (registered, updated) = tokio::join!(
         futures_util::future::join_all(registrations),
-        futures_util::future::join_all(updates)
+        renames_at_version_1(&app, &path)
     );
     for reply in &registered {
         assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
     }
-    let won = updated
-        .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .count();
-    assert_eq!(won, 1);
-    for lost in updated.iter().filter(|r| r.status != StatusCode::OK) {
-        lost.assert_problem(409, "version-conflict");
-    }
+    assert_one_won(&updated);
     assert_eq!(app.event_count().await, 1 + 24 + 1);
 }
