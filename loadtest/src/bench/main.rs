@@ -125,17 +125,6 @@ struct Memory {
     worker_max: AtomicU64,
 }
 
-impl Memory {
-    fn sample(&self, stack: &Stack) {
-        if let Some(rss) = stack.api.as_ref().and_then(stack::Process::rss_bytes) {
-            self.api_max.fetch_max(rss, Ordering::Relaxed);
-        }
-        if let Some(rss) = stack.worker.as_ref().and_then(stack::Process::rss_bytes) {
-            self.worker_max.fetch_max(rss, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Pids to sample, kept current as the worker restarts.
 #[derive(Debug, Default)]
 struct Pids {
@@ -156,15 +145,15 @@ impl Pids {
     }
 }
 
+/// The resident memory of the process `pid` holds (none while it is 0: not running).
+fn rss(pid: &AtomicU64) -> Option<u64> {
+    let pid = pid.load(Ordering::Relaxed) as u32;
+    (pid != 0).then(|| stack::rss_bytes(pid)).flatten()
+}
+
 /// Logs the api's and the worker's resident memory now, to see which phase grows them.
 fn log_memory(pids: &Pids, after: &str) {
-    let mb = |pid: &AtomicU64| {
-        let pid = pid.load(Ordering::Relaxed) as u32;
-        (pid != 0)
-            .then(|| stack::rss_bytes(pid))
-            .flatten()
-            .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0))
-    };
+    let mb = |pid: &AtomicU64| rss(pid).map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0));
     eprintln!(
         "[bench] memory after {after}: api {:.0} MB, worker {:.0} MB",
         mb(&pids.api),
@@ -179,8 +168,7 @@ fn spawn_memory_sampler(pids: Arc<Pids>, memory: Arc<Memory>) {
                 ("api", &pids.api, &memory.api_max),
                 ("worker", &pids.worker, &memory.worker_max),
             ] {
-                let pid = pid.load(Ordering::Relaxed) as u32;
-                if let Some(rss) = (pid != 0).then(|| stack::rss_bytes(pid)).flatten() {
+                if let Some(rss) = rss(pid) {
                     let before = max.fetch_max(rss, Ordering::Relaxed);
                     // Each new peak 10 MB above the last one reported, to find its phase.
                     if rss / (10 << 20) > before / (10 << 20) {
@@ -1040,7 +1028,6 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         mut report,
         ..
     } = run;
-    memory.sample(&stack);
     let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let (api, worker) = (
         memory.api_max.load(Ordering::Relaxed),

@@ -155,11 +155,6 @@ impl Process {
         self.child.id()
     }
 
-    /// Resident memory in bytes, from `/proc`.
-    pub fn rss_bytes(&self) -> Option<u64> {
-        rss_bytes(self.pid())
-    }
-
     /// SIGTERM, then waits (SIGKILL after 20 s).
     pub fn stop(mut self) {
         let _ = Command::new("kill")
