@@ -494,3 +494,35 @@ async fn an_operator_rebuilds_a_projection_through_the_api() {
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn a_detail_read_before_its_row_exists_is_not_cached() {
+    // A batch marks no cache entry for a detail it creates: that is only right if a
+    // read that found nothing left nothing behind. A client that reads right after its
+    // command, before the worker ran, gets 404; once projected, the detail is there.
+    let system = System::start().await;
+    let building = system.register(&building_body("Early", 40.0, -73.0)).await;
+    let path = format!("/v1/buildings/{building}");
+    let (status, _) = system.get(&path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "read before the worker ran");
+    assert!(
+        !system
+            .namespace
+            .keys()
+            .iter()
+            .any(|k| k.contains(&building.to_string())),
+        "nothing is cached for a detail that was not found"
+    );
+    system.catch_up_now().await;
+    let outbox: Vec<String> = sqlx::query_scalar("SELECT view FROM cache_refresh_outbox")
+        .fetch_all(&system.pool)
+        .await
+        .expect("outbox");
+    assert!(
+        !outbox.iter().any(|view| view == "building"),
+        "the new detail is not marked: {outbox:?}"
+    );
+    let (status, body) = system.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    assert_eq!(body["name"], "Early");
+}
