@@ -1053,11 +1053,11 @@ fn main() -> anyhow::Result<()> {
         let port: u16 = args.get(1).context("baseline-server PORT")?.parse()?;
         return runtime.block_on(baseline_server(port));
     }
+    let settings = Settings::from_env()?;
     if args.first().map(String::as_str) == Some("soak") {
-        let flat = runtime.block_on(soak::run())?;
+        let flat = runtime.block_on(soak::run(&settings.admin_url, &settings.redis_url))?;
         std::process::exit(if flat { 0 } else { 1 });
     }
-    let settings = Settings::from_env()?;
     let report = runtime.block_on(run(settings.clone()))?;
     let text = report.render();
     println!("{text}");

@@ -26,12 +26,8 @@ const CEILING_MB: f64 = 150.0;
 /// One memory sample: seconds since the load started, api and worker RSS in MB.
 type Sample = (u64, f64, f64);
 
-pub async fn run() -> anyhow::Result<bool> {
-    let admin_url: String = env_or(
-        "PRISM_BENCH_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
-    )?;
-    let redis_url: String = env_or("PRISM_BENCH_REDIS_URL", "redis://127.0.0.1:6379".to_owned())?;
+/// The soak, against the servers `make bench` would use (`admin_url`, `redis_url`).
+pub async fn run(admin_url: &str, redis_url: &str) -> anyhow::Result<bool> {
     let rate: u32 = env_or("SOAK_RATE", 200)?;
     let seconds: u64 = env_or("SOAK_SECONDS", 600)?;
     let buildings: i64 = env_or("SOAK_BUILDINGS", 10_000)?;
@@ -39,7 +35,7 @@ pub async fn run() -> anyhow::Result<bool> {
 
     let bins = Bins::beside_this_program()?;
     std::fs::create_dir_all(bins.logs())?;
-    let stack = Stack::start(bins, &admin_url, &redis_url).await?;
+    let stack = Stack::start(bins, admin_url, redis_url).await?;
     let pool = PgPool::connect(&stack.db.url).await?;
     seed::templates(&stack).await?;
     seed::buildings(&pool, 0, buildings).await?;
