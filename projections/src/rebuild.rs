@@ -852,14 +852,9 @@ async fn verify_and_swap(
         .ok_or(RebuildError::NotFound(rebuild.id))?;
     let verdict = {
         let mut tx = pool.begin().await?;
-        // Without parallel workers, as the batches: the folds of the whole log would
-        // otherwise take every core from the live side.
-        sqlx::query(&format!("SET LOCAL search_path TO {shadow}, public"))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
-            .execute(&mut *tx)
-            .await?;
+        // As the batches run: the folds of the whole log without parallel workers,
+        // which would otherwise take every core from the live side.
+        enter_shadow(&mut tx, &shadow).await?;
         let verdict = verify::verify(&mut tx, projection.projector(), &current.cursor).await?;
         tx.rollback().await?;
         verdict
