@@ -5,8 +5,7 @@
 use sqlx::PgConnection;
 
 use crate::log::LoggedEvent;
-use crate::projection::{Projector, Target};
-use crate::verify::Check;
+use crate::projector::{Check, Projector, Target};
 use crate::ProjectionError;
 
 /// The `audit` projector.

@@ -28,10 +28,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::log::LoggedEvent;
-use crate::projection::{Projector, Target};
+use crate::projector::{Check, Fold, Projector, Target};
 use crate::queries::market::quarter_start;
 use crate::rent::{self, LeaseEconomics};
-use crate::verify::{Check, Fold};
 use crate::ProjectionError;
 
 /// Deals within this many months before a building's latest lease count towards its

@@ -14,7 +14,8 @@ use tracing::Instrument;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::log::{self, LogCursor, LoggedEvent};
-use crate::projection::{Projection, Target};
+use crate::projection::Projection;
+use crate::projector::Target;
 use crate::ProjectionError;
 
 /// How a catch-up works through the log.

@@ -11,8 +11,10 @@
 //!   checkpoint, one catch-up per projection at a time;
 //! - `rebuild`: rebuilds beside the live projection — shadow tables built in short
 //!   batches, verified, swapped in with one short transaction;
-//! - `projection`: the [`Projector`] trait and [`Projection::ALL`], the one list of
-//!   projections everything else reads;
+//! - `projector`: the [`Projector`] trait a read model implements, with the checks
+//!   that state what its rows must be;
+//! - `projection`: [`Projection::ALL`], the one list of projections everything else
+//!   reads;
 //! - `catalog`, `audit`: the projectors (buildings, comps and statistics; audit log);
 //! - `verify`: checks of a projection's rows against an independent fold of the log;
 //! - `rent`: net effective rent and other derived metrics, exactly;
@@ -29,6 +31,7 @@ pub mod deliverable;
 pub mod jobs;
 mod log;
 mod projection;
+mod projector;
 pub mod queries;
 pub mod rebuild;
 pub mod rent;
@@ -39,8 +42,9 @@ mod verify;
 pub use catch_up::{catch_up, status, CatchUpOptions, CatchUpOutcome, ProjectionStatus};
 pub use checkpoint::Checkpoint;
 pub use log::{LogCursor, EVENT_WRITER_LOCK};
-pub use projection::{Projection, Projector, Target};
-pub use verify::{Check, Fold, VerificationFailure};
+pub use projection::Projection;
+pub use projector::{Check, Fold, Projector, Target};
+pub use verify::VerificationFailure;
 
 /// How a process's pool waits on Postgres. Every wait is bounded, so an outage turns
 /// into errors within these times instead of requests that hang.

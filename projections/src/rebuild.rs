@@ -33,7 +33,8 @@ use uuid::Uuid;
 use crate::cache::ViewCache;
 use crate::checkpoint;
 use crate::log::{self, LogCursor};
-use crate::projection::{Projection, Target};
+use crate::projection::Projection;
+use crate::projector::Target;
 use crate::verify;
 use crate::ProjectionError;
 

@@ -10,27 +10,7 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use crate::log::LogCursor;
-use crate::projection::Projector;
-
-/// One comparison. Both queries return `(org_id text, rows bigint, digest numeric)`
-/// per organisation; `expected` reads `events` up to the cursor (`$1` transaction id as
-/// text, `$2` position), `actual` reads the projection's tables. A row's hash is
-/// `('x' || left(md5(<text>), 15))::bit(60)::bigint`, summed into the digest.
-#[derive(Debug, Clone, Copy)]
-pub struct Check {
-    pub name: &'static str,
-    pub expected: &'static str,
-    pub actual: &'static str,
-}
-
-/// A fold of the log that several checks read: made once per verification, as a
-/// temporary table `name` dropped with the verification's transaction. `query` reads
-/// `events` up to the cursor like [`Check::expected`] (`$1`, `$2`).
-#[derive(Debug, Clone, Copy)]
-pub struct Fold {
-    pub name: &'static str,
-    pub query: &'static str,
-}
+use crate::projector::Projector;
 
 /// What a failed check found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
