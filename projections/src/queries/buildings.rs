@@ -155,8 +155,39 @@ pub struct BuildingFilter {
 }
 
 impl BuildingFilter {
-    fn normalised(&self, sort: BuildingSort) -> String {
-        format!("{self:?}|{sort:?}")
+    /// The list's parameters as a key — of its cursors' fingerprint and its cached first
+    /// pages: every field, in a fixed order, as JSON (strings escaped, absent values
+    /// `null`), never `Debug` output, whose form may change with any release.
+    /// Destructured, so a new filter field does not compile until it is part of the key.
+    pub fn key(&self, sort: BuildingSort) -> String {
+        let BuildingFilter {
+            property_type,
+            building_class,
+            city,
+            submarket,
+            archived,
+            text,
+            near,
+            bbox,
+        } = self;
+        let sort = match sort {
+            BuildingSort::Name(direction) => direction.key("name"),
+            BuildingSort::RegisteredAt(direction) => direction.key("registered_at"),
+            BuildingSort::RentableArea(direction) => direction.key("rentable_area_sqft"),
+            BuildingSort::Distance => "distance".to_owned(),
+        };
+        serde_json::json!([
+            property_type,
+            building_class,
+            city,
+            submarket,
+            archived,
+            text,
+            near.map(|n| [n.lat, n.lon, n.radius_m]),
+            bbox.map(|b| [b.min_lon, b.min_lat, b.max_lon, b.max_lat]),
+            sort
+        ])
+        .to_string()
     }
 }
 
@@ -253,7 +284,7 @@ fn list_query<'q>(
     limit: i64,
     cursor: Option<&str>,
 ) -> Result<(QueryBuilder<'q, Postgres>, String), QueryError> {
-    let query_fingerprint = fingerprint(&filter.normalised(sort));
+    let query_fingerprint = fingerprint(&filter.key(sort));
     let after = cursor
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
@@ -504,5 +535,76 @@ mod tests {
             Some(BuildingSort::RegisteredAt(Direction::Descending))
         );
         assert!(BuildingSort::parse(Some("height"), false).is_err());
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use crate::queries::{BoundingBox, Direction, Near};
+
+    fn filter() -> BuildingFilter {
+        BuildingFilter {
+            property_type: Some("office".into()),
+            city: Some("Austin".into()),
+            ..BuildingFilter::default()
+        }
+    }
+
+    #[test]
+    fn the_key_is_stable_for_equal_parameters_and_differs_for_others() {
+        let sort = BuildingSort::Name(Direction::Ascending);
+        let key = filter().key(sort);
+        assert_eq!(key, filter().key(sort));
+        assert_eq!(
+            key, r#"["office",null,"Austin",null,null,null,null,null,"name"]"#,
+            "the encoding is explicit and stays as it is"
+        );
+        let others = [
+            BuildingFilter::default().key(sort),
+            filter().key(BuildingSort::Name(Direction::Descending)),
+            filter().key(BuildingSort::RegisteredAt(Direction::Ascending)),
+            BuildingFilter {
+                city: Some("Austin\",null".into()),
+                ..filter()
+            }
+            .key(sort),
+            BuildingFilter {
+                city: None,
+                submarket: Some("Austin".into()),
+                ..filter()
+            }
+            .key(sort),
+            BuildingFilter {
+                archived: Some(false),
+                ..filter()
+            }
+            .key(sort),
+            BuildingFilter {
+                near: Some(Near {
+                    lat: 30.27,
+                    lon: -97.74,
+                    radius_m: 500.0,
+                }),
+                ..filter()
+            }
+            .key(BuildingSort::Distance),
+            BuildingFilter {
+                bbox: Some(BoundingBox {
+                    min_lon: -97.8,
+                    min_lat: 30.2,
+                    max_lon: -97.7,
+                    max_lat: 30.3,
+                }),
+                ..filter()
+            }
+            .key(sort),
+        ];
+        for (n, other) in others.iter().enumerate() {
+            assert_ne!(&key, other, "case {n}");
+            for (m, another) in others.iter().enumerate().skip(n + 1) {
+                assert_ne!(other, another, "cases {n} and {m}");
+            }
+        }
     }
 }

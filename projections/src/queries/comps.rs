@@ -200,6 +200,43 @@ pub struct CompFilter {
 }
 
 /// A page of `org_id`'s comps.
+impl CompFilter {
+    /// The list's parameters as a key — of its cursors' fingerprint and its cached first
+    /// pages: every field, in a fixed order, as JSON (strings escaped, absent values
+    /// `null`, decimals and dates as their text), never `Debug` output. Destructured, so
+    /// a new filter field does not compile until it is part of the key.
+    pub fn key(&self, sort: CompSort) -> String {
+        let CompFilter {
+            building_id,
+            kind,
+            date_from,
+            date_to,
+            rent_min,
+            rent_max,
+            verified,
+            include_retracted,
+            near,
+        } = self;
+        let sort = match sort {
+            CompSort::DealDate(direction) => direction.key("deal_date"),
+            CompSort::Distance => "distance".to_owned(),
+        };
+        serde_json::json!([
+            building_id.map(|id| id.to_string()),
+            kind,
+            date_from.map(|date| date.to_string()),
+            date_to.map(|date| date.to_string()),
+            rent_min.map(|rent| rent.to_string()),
+            rent_max.map(|rent| rent.to_string()),
+            verified,
+            include_retracted,
+            near.map(|n| [n.lat, n.lon, n.radius_m]),
+            sort
+        ])
+        .to_string()
+    }
+}
+
 /// The list's query (after `prefix`) and the fingerprint its cursors carry.
 fn list_query<'q>(
     prefix: &'q str,
@@ -209,7 +246,7 @@ fn list_query<'q>(
     limit: i64,
     cursor: Option<&str>,
 ) -> Result<(QueryBuilder<'q, Postgres>, String), QueryError> {
-    let query_fingerprint = fingerprint(&format!("{filter:?}|{sort:?}"));
+    let query_fingerprint = fingerprint(&filter.key(sort));
     let after = cursor
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
@@ -331,4 +368,83 @@ pub async fn detail(
     .fetch_optional(db)
     .await?;
     Ok(row.map(|row| (row.comp.view(None), row.stamp.unwrap_or_default())))
+}
+
+#[cfg(test)]
+mod key_tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::queries::{Direction, Near};
+
+    fn filter() -> CompFilter {
+        CompFilter {
+            kind: Some("lease".into()),
+            date_from: chrono::NaiveDate::from_ymd_opt(2025, 1, 1),
+            rent_min: Some(Decimal::new(4250, 2)),
+            ..CompFilter::default()
+        }
+    }
+
+    #[test]
+    fn the_key_is_stable_for_equal_parameters_and_differs_for_others() {
+        let sort = CompSort::DealDate(Direction::Descending);
+        let key = filter().key(sort);
+        assert_eq!(key, filter().key(sort));
+        assert_eq!(
+            key, r#"[null,"lease","2025-01-01",null,"42.50",null,null,false,null,"-deal_date"]"#,
+            "the encoding is explicit and stays as it is"
+        );
+        let others = [
+            CompFilter::default().key(sort),
+            filter().key(CompSort::DealDate(Direction::Ascending)),
+            CompFilter {
+                building_id: Some(Uuid::from_u128(7)),
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                kind: Some("sale".into()),
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                date_from: None,
+                date_to: chrono::NaiveDate::from_ymd_opt(2025, 1, 1),
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                rent_min: None,
+                rent_max: Some(Decimal::new(4250, 2)),
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                verified: Some(true),
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                include_retracted: true,
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                near: Some(Near {
+                    lat: 30.27,
+                    lon: -97.74,
+                    radius_m: 500.0,
+                }),
+                ..filter()
+            }
+            .key(CompSort::Distance),
+        ];
+        for (n, other) in others.iter().enumerate() {
+            assert_ne!(&key, other, "case {n}");
+            for (m, another) in others.iter().enumerate().skip(n + 1) {
+                assert_ne!(other, another, "cases {n} and {m}");
+            }
+        }
+    }
 }

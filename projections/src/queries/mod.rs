@@ -174,6 +174,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The sort as its query parameter spells it (`name`, `-name`): in list keys.
+    pub fn key(self, field: &str) -> String {
+        match self {
+            Self::Ascending => field.to_owned(),
+            Self::Descending => format!("-{field}"),
+        }
+    }
+
     /// `name` → ascending, `-name` → descending.
     fn split(raw: &str) -> (Self, &str) {
         match raw.strip_prefix('-') {
