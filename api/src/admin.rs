@@ -17,7 +17,6 @@ use uuid::Uuid;
 use crate::auth::Scope;
 use crate::bearer::BearerAuth;
 use crate::problem::{ApiError, ProblemResponse};
-use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::tags::ApiTags;
 
@@ -209,43 +208,38 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
     ) -> Result<ProjectionsResponse, ProblemResponse> {
-        let result = async {
-            auth.0.require(Scope::ProjectionsAdmin)?;
-            let statuses = projections::status(&state.views.pool)
-                .await
-                .map_err(unavailable)?;
-            let items = statuses
-                .into_iter()
-                .map(|status| {
-                    let state = status.state().to_owned();
-                    let checkpoint = status.checkpoint;
-                    ProjectionOut {
-                        name: status.name.to_owned(),
-                        state,
-                        position: checkpoint.as_ref().map_or(0, |c| c.position),
-                        transaction_id: checkpoint
-                            .as_ref()
-                            .map_or_else(|| "0".to_owned(), |c| c.transaction_id.clone()),
-                        events_applied: checkpoint.as_ref().map_or(0, |c| c.events_applied),
-                        lag_events: status.lag_events,
-                        lag_seconds: status.lag_seconds,
-                        last_batch_size: checkpoint.as_ref().map_or(0, |c| c.last_batch_size),
-                        last_event_at: checkpoint.as_ref().and_then(|c| c.last_event_at),
-                        updated_at: checkpoint.as_ref().map(|c| c.updated_at),
-                        rebuilt_at: checkpoint.as_ref().and_then(|c| c.rebuilt_at),
-                        generation: checkpoint.as_ref().map_or(0, |c| c.generation),
-                        failing_since: checkpoint.as_ref().and_then(|c| c.failing_since),
-                        failed_position: checkpoint.as_ref().and_then(|c| c.failed_position),
-                        last_error: checkpoint.and_then(|c| c.last_error),
-                    }
-                })
-                .collect();
-            Ok(ProjectionsResponse::Ok(Json(ProjectionsOut { items })))
-        }
-        .await;
-        result.map_err(|error: ApiError| error.into_problem(&request_id))
+        auth.0.require(Scope::ProjectionsAdmin)?;
+        let statuses = projections::status(&state.views.pool)
+            .await
+            .map_err(unavailable)?;
+        let items = statuses
+            .into_iter()
+            .map(|status| {
+                let state = status.state().to_owned();
+                let checkpoint = status.checkpoint;
+                ProjectionOut {
+                    name: status.name.to_owned(),
+                    state,
+                    position: checkpoint.as_ref().map_or(0, |c| c.position),
+                    transaction_id: checkpoint
+                        .as_ref()
+                        .map_or_else(|| "0".to_owned(), |c| c.transaction_id.clone()),
+                    events_applied: checkpoint.as_ref().map_or(0, |c| c.events_applied),
+                    lag_events: status.lag_events,
+                    lag_seconds: status.lag_seconds,
+                    last_batch_size: checkpoint.as_ref().map_or(0, |c| c.last_batch_size),
+                    last_event_at: checkpoint.as_ref().and_then(|c| c.last_event_at),
+                    updated_at: checkpoint.as_ref().map(|c| c.updated_at),
+                    rebuilt_at: checkpoint.as_ref().and_then(|c| c.rebuilt_at),
+                    generation: checkpoint.as_ref().map_or(0, |c| c.generation),
+                    failing_since: checkpoint.as_ref().and_then(|c| c.failing_since),
+                    failed_position: checkpoint.as_ref().and_then(|c| c.failed_position),
+                    last_error: checkpoint.and_then(|c| c.last_error),
+                }
+            })
+            .collect();
+        Ok(ProjectionsResponse::Ok(Json(ProjectionsOut { items })))
     }
 
     /// Rebuild a projection
@@ -265,13 +259,10 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
         /// The projection: `catalog` or `audit`.
         name: Path<String>,
     ) -> Result<RebuildAccepted, ProblemResponse> {
-        Self::start_rebuild(&auth, &state, &name.0)
-            .await
-            .map_err(|error| error.into_problem(&request_id))
+        Ok(Self::start_rebuild(&auth, &state, &name.0).await?)
     }
 
     /// Rebuild a projection (former name)
@@ -288,13 +279,10 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
         /// The projection: `catalog` or `audit`.
         name: Path<String>,
     ) -> Result<RebuildAccepted, ProblemResponse> {
-        Self::start_rebuild(&auth, &state, &name.0)
-            .await
-            .map_err(|error| error.into_problem(&request_id))
+        Ok(Self::start_rebuild(&auth, &state, &name.0).await?)
     }
 
     /// Rebuilds
@@ -310,35 +298,28 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
         /// How many, 1 to 100 (default 20).
         limit: Query<Option<i64>>,
     ) -> Result<RebuildsResponse, ProblemResponse> {
-        let result = async {
-            auth.0.require(Scope::ProjectionsAdmin)?;
-            let limit = match limit.0 {
-                None => 20,
-                Some(n) if (1..=MAX_REBUILDS).contains(&n) => n,
-                Some(_) => {
-                    return Err(ApiError::MalformedRequest {
-                        detail: format!("limit must be between 1 and {MAX_REBUILDS}"),
-                        errors: domain::values::FieldErrors::single(
-                            "limit",
-                            format!("must be between 1 and {MAX_REBUILDS}"),
-                        ),
-                    })
-                }
-            };
-            let items = rebuild::list(&state.views.pool, limit)
-                .await
-                .map_err(unavailable)?
-                .into_iter()
-                .map(Into::into)
-                .collect();
-            Ok(RebuildsResponse::Ok(Json(RebuildsOut { items })))
-        }
-        .await;
-        result.map_err(|error: ApiError| error.into_problem(&request_id))
+        auth.0.require(Scope::ProjectionsAdmin)?;
+        let limit = match limit.0 {
+            None => 20,
+            Some(n) if (1..=MAX_REBUILDS).contains(&n) => n,
+            Some(_) => Err(ApiError::MalformedRequest {
+                detail: format!("limit must be between 1 and {MAX_REBUILDS}"),
+                errors: domain::values::FieldErrors::single(
+                    "limit",
+                    format!("must be between 1 and {MAX_REBUILDS}"),
+                ),
+            })?,
+        };
+        let items = rebuild::list(&state.views.pool, limit)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        Ok(RebuildsResponse::Ok(Json(RebuildsOut { items })))
     }
 
     /// A rebuild
@@ -354,20 +335,15 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
         /// The rebuild's id.
         id: Path<Uuid>,
     ) -> Result<RebuildResponse, ProblemResponse> {
-        let result = async {
-            auth.0.require(Scope::ProjectionsAdmin)?;
-            let rebuild = rebuild::get(&state.views.pool, id.0)
-                .await
-                .map_err(unavailable)?
-                .ok_or(ApiError::NotFound)?;
-            Ok(RebuildResponse::Ok(Json(rebuild.into())))
-        }
-        .await;
-        result.map_err(|error: ApiError| error.into_problem(&request_id))
+        auth.0.require(Scope::ProjectionsAdmin)?;
+        let rebuild = rebuild::get(&state.views.pool, id.0)
+            .await
+            .map_err(unavailable)?
+            .ok_or(ApiError::NotFound)?;
+        Ok(RebuildResponse::Ok(Json(rebuild.into())))
     }
 
     /// Cancel a rebuild
@@ -384,29 +360,24 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
         /// The rebuild's id.
         id: Path<Uuid>,
     ) -> Result<RebuildResponse, ProblemResponse> {
-        let result = async {
-            auth.0.require(Scope::ProjectionsAdmin)?;
-            let current = rebuild::get(&state.views.pool, id.0)
-                .await
-                .map_err(unavailable)?
-                .ok_or(ApiError::NotFound)?;
-            if !current.state.is_active() {
-                return Err(ApiError::RebuildFinished {
-                    state: current.state.as_str(),
-                });
-            }
-            let cancelled = rebuild::cancel(&state.views.pool, id.0)
-                .await
-                .map_err(unavailable)?
-                .ok_or(ApiError::NotFound)?;
-            tracing::info!(rebuild.id = %cancelled.id, "rebuild cancel requested");
-            Ok(RebuildResponse::Ok(Json(cancelled.into())))
+        auth.0.require(Scope::ProjectionsAdmin)?;
+        let current = rebuild::get(&state.views.pool, id.0)
+            .await
+            .map_err(unavailable)?
+            .ok_or(ApiError::NotFound)?;
+        if !current.state.is_active() {
+            Err(ApiError::RebuildFinished {
+                state: current.state.as_str(),
+            })?;
         }
-        .await;
-        result.map_err(|error: ApiError| error.into_problem(&request_id))
+        let cancelled = rebuild::cancel(&state.views.pool, id.0)
+            .await
+            .map_err(unavailable)?
+            .ok_or(ApiError::NotFound)?;
+        tracing::info!(rebuild.id = %cancelled.id, "rebuild cancel requested");
+        Ok(RebuildResponse::Ok(Json(cancelled.into())))
     }
 }

@@ -1,19 +1,42 @@
-//! What every command endpoint shares: reading `Idempotency-Key` and `If-Match`, and
-//! answering with the aggregate's id and new version (`201` with `Location` when the
-//! command created it, else `200`), its version as `ETag`, and
-//! `Idempotent-Replayed: true` when a retry was answered from the first result.
+//! What every command endpoint shares. A handler takes one [`Command`] (or
+//! [`NewCommand`]) extractor — the verified caller, the app state, the
+//! `Idempotency-Key` and `If-Match` headers and the operation's name from its route —
+//! parses its body and runs one call to the write side:
+//!
+//! ```text
+//! async fn archive(&self, command: Command<Buildings>, id: Path<Uuid>,
+//!                  body: JsonBody<ReasonRequest>) -> CommandResponse {
+//!     command.with_body(&body.0).run(|state, context| async move {
+//!         let reason = field("reason", body.0.reason.as_str(), Reason::parse)?;
+//!         state.write.building(BuildingId(id.0), BuildingCommand::Archive { reason }, &context).await
+//!     }).await
+//! }
+//! ```
+//!
+//! [`CommandRequest::run`] checks the scope, the key and the version, then answers with
+//! the aggregate's id and new version (`201` with `Location` when the command created
+//! it, else `200`), its version as `ETag`, and `Idempotent-Replayed: true` when a retry
+//! was answered from the first result. The headers are a parameter group
+//! (`crate::params`), written out one by one in the OpenAPI document.
 
 use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
+use poem::{Request, RequestBody};
 use poem_openapi::payload::Json;
-use poem_openapi::types::ToJSON;
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::registry::{MetaParamIn, MetaSchemaRef, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object};
 use uuid::Uuid;
 
 use crate::auth::{Actor, Scope};
+use crate::bearer::BearerAuth;
 use crate::commands::{parse_if_match, CommandContext, Committed, Idempotency};
+use crate::params::{register_group, GroupMember};
 use crate::problem::{ApiError, ProblemResponse};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 
 /// The aggregate a command changed and its version afterwards; ask the read side for
 /// at least this version to read your own write.
@@ -42,81 +65,236 @@ pub enum CommandAccepted {
     ),
 }
 
-/// The request the way a command sees it, to build its [`CommandContext`].
-#[derive(Debug)]
-pub struct CommandRequest<'a> {
-    pub actor: Actor,
-    /// The scope the command needs.
-    pub scope: Scope,
-    pub request_id: &'a RequestId,
-    pub idempotency_key: Option<&'a str>,
-    pub if_match: Option<&'a str>,
-    /// `METHOD /path` of the operation, with the resource id.
-    pub operation: String,
-    /// The body's canonical JSON (keys sorted); empty for bodiless commands.
-    pub body: String,
+/// What a command endpoint answers.
+pub type CommandResponse = Result<CommandAccepted, ProblemResponse>;
+
+/// Why a building is archived or a comp retracted.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
 }
 
-impl<'a> CommandRequest<'a> {
-    pub fn new(
-        actor: Actor,
-        scope: Scope,
-        request_id: &'a RequestId,
-        idempotency_key: Option<&'a str>,
-        if_match: Option<&'a str>,
-        operation: String,
-    ) -> Self {
-        Self {
-            actor,
-            scope,
-            request_id,
-            idempotency_key,
-            if_match,
-            operation,
-            body: String::new(),
-        }
-    }
+/// A resource whose commands share a scope and a collection.
+pub trait Resource: Send + Sync + 'static {
+    /// The scope its commands need.
+    const WRITE_SCOPE: Scope;
+    /// The collection a created resource's `Location` is under.
+    const COLLECTION: &'static str;
+}
 
-    /// Adds the body to the request's fingerprint.
+/// Buildings: `buildings:write`, `/v1/buildings/{id}`.
+#[derive(Debug)]
+pub struct Buildings;
+
+impl Resource for Buildings {
+    const WRITE_SCOPE: Scope = Scope::BuildingsWrite;
+    const COLLECTION: &'static str = "/v1/buildings";
+}
+
+/// Comps: `comps:write`, `/v1/comps/{id}`.
+#[derive(Debug)]
+pub struct Comps;
+
+impl Resource for Comps {
+    const WRITE_SCOPE: Scope = Scope::CompsWrite;
+    const COLLECTION: &'static str = "/v1/comps";
+}
+
+/// Whether a command changes an existing aggregate (it honours `If-Match`) or makes a
+/// new one.
+pub trait Target: Send + Sync + 'static {
+    /// Whether `If-Match` is read.
+    const IF_MATCH: bool;
+    /// The name of its headers' group (`crate::params`).
+    const HEADERS: &'static str;
+}
+
+/// A command on an existing aggregate.
+#[derive(Debug)]
+pub struct Existing;
+
+impl Target for Existing {
+    const IF_MATCH: bool = true;
+    const HEADERS: &'static str = "CommandParameters";
+}
+
+/// A command that creates its aggregate.
+#[derive(Debug)]
+pub struct Creation;
+
+impl Target for Creation {
+    const IF_MATCH: bool = false;
+    const HEADERS: &'static str = "CreationCommandParameters";
+}
+
+/// A command on an existing aggregate of resource `R`.
+pub type Command<R> = CommandRequest<R, Existing>;
+/// A command that creates an aggregate of resource `R`.
+pub type NewCommand<R> = CommandRequest<R, Creation>;
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+const IF_MATCH: &str = "If-Match";
+const IDEMPOTENCY_KEY_DESCRIPTION: &str = "1 to 255 printable ASCII characters, new for each \
+     intended change: a retry with the same key and body is answered with the first result \
+     (`Idempotent-Replayed: true`) instead of being applied twice.";
+const IF_MATCH_DESCRIPTION: &str = "The version last read (`\"3\"`, or the `ETag` of a command's \
+     answer): the command is applied only if the aggregate is still at that version, else \
+     409 `version-conflict` with the current version.";
+
+/// A command request as its endpoint receives it: see the module's documentation.
+pub struct CommandRequest<R, T> {
+    actor: Actor,
+    state: Arc<AppState>,
+    idempotency_key: Option<String>,
+    if_match: Option<String>,
+    /// `METHOD /path` of the operation, with the resource's id.
+    operation: String,
+    /// The body's canonical JSON (keys sorted); empty for bodiless commands.
+    body: String,
+    kind: PhantomData<fn() -> (R, T)>,
+}
+
+impl<R, T> std::fmt::Debug for CommandRequest<R, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandRequest")
+            .field("operation", &self.operation)
+            .field("idempotency_key", &self.idempotency_key)
+            .field("if_match", &self.if_match)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Resource, T: Target> CommandRequest<R, T> {
+    /// Adds the body to the request's fingerprint (a retry must send the same body).
     pub fn with_body(mut self, body: &impl ToJSON) -> Self {
         self.body = body.to_json().map(|v| v.to_string()).unwrap_or_default();
         self
     }
 
-    fn context(self) -> Result<CommandContext, ApiError> {
-        self.actor.require(self.scope)?;
+    fn context(&self) -> Result<CommandContext, ApiError> {
+        self.actor.require(R::WRITE_SCOPE)?;
         let fingerprint = format!("{}\n{}", self.operation, self.body);
         Ok(CommandContext {
-            actor: self.actor,
-            request_id: self.request_id.clone(),
+            actor: self.actor.clone(),
+            request_id: RequestId::current(),
             idempotency: self
                 .idempotency_key
+                .as_deref()
                 .map(|key| Idempotency::parse(key, &fingerprint))
                 .transpose()?,
-            expected_version: parse_if_match(self.if_match)?,
+            expected_version: parse_if_match(self.if_match.as_deref())?,
         })
     }
 
-    /// Runs `execute` with this request's context and renders its result; `created_at`
-    /// is the collection a created resource's `Location` is under.
-    pub async fn run<F, Fut>(
-        self,
-        created_at: &str,
-        execute: F,
-    ) -> Result<CommandAccepted, ProblemResponse>
+    /// Checks the scope, the key and the version, runs `execute` with the app state
+    /// and the command's context, and answers with its result.
+    pub async fn run<F, Fut>(self, execute: F) -> CommandResponse
     where
-        F: FnOnce(CommandContext) -> Fut,
+        F: FnOnce(Arc<AppState>, CommandContext) -> Fut,
         Fut: Future<Output = Result<Committed, ApiError>>,
     {
-        let request_id = self.request_id.clone();
-        let result = match self.context() {
-            Ok(context) => execute(context).await,
-            Err(error) => Err(error),
+        let context = self.context()?;
+        let committed = execute(self.state, context).await?;
+        Ok(accepted(committed, R::COLLECTION))
+    }
+}
+
+/// The operation's name for the request fingerprint: the method and the route with
+/// each parameter's value (a UUID in its canonical form, as the handler reads it).
+fn operation_name(request: &Request) -> String {
+    let pattern = request
+        .data::<poem::PathPattern>()
+        .map(|pattern| pattern.0.to_string())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let path: Vec<String> = pattern
+        .split('/')
+        .map(|segment| match segment.strip_prefix(':') {
+            Some(name) => {
+                let value = request.raw_path_param(name).unwrap_or_default();
+                Uuid::parse_str(value)
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|_| value.to_owned())
+            }
+            None => segment.to_owned(),
+        })
+        .collect();
+    format!("{} {}", request.method(), path.join("/"))
+}
+
+/// The first value of header `name` that is visible ASCII, as poem-openapi's
+/// `Header<Option<String>>` reads it.
+fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get_all(name)
+        .iter()
+        .find_map(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl<'a, R: Resource, T: Target> ApiExtractor<'a> for CommandRequest<R, T> {
+    /// The bearer scheme (verified here) and the group of the command's headers.
+    const TYPES: &'static [ApiExtractorType] = &[
+        ApiExtractorType::SecurityScheme,
+        ApiExtractorType::Parameter,
+    ];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        BearerAuth::register(registry);
+        let header = |name, description| GroupMember {
+            name,
+            schema: String::schema_ref(),
+            description: Some(description),
+            required: false,
         };
-        match result {
-            Ok(committed) => Ok(accepted(committed, created_at)),
-            Err(error) => Err(error.into_problem(&request_id)),
+        let mut members = vec![header(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_DESCRIPTION)];
+        if T::IF_MATCH {
+            members.push(header(IF_MATCH, IF_MATCH_DESCRIPTION));
         }
+        register_group(registry, T::HEADERS, members);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        BearerAuth::security_schemes()
+    }
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Header)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(MetaSchemaRef::Reference(T::HEADERS.to_owned()))
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        let options = ExtractParamOptions {
+            name: "",
+            ignore_case: false,
+            default_value: None,
+            example_value: None,
+            explode: true,
+            style: None,
+        };
+        let BearerAuth(actor) = BearerAuth::from_request(request, body, options).await?;
+        let state = request.data::<Arc<AppState>>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("no application state for the command"))
+        })?;
+        Ok(Self {
+            actor,
+            state,
+            idempotency_key: header(request, IDEMPOTENCY_KEY),
+            if_match: T::IF_MATCH.then(|| header(request, IF_MATCH)).flatten(),
+            operation: operation_name(request),
+            body: String::new(),
+            kind: PhantomData,
+        })
     }
 }
 

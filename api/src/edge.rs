@@ -147,11 +147,11 @@ impl RateLimiter {
 
 /// Renders an operation's result: an error that travels as one (a problem) becomes
 /// its response; any other error is rendered as a problem.
-fn render(result: poem::Result<Response>, request: &RequestId) -> Response {
+fn render(result: poem::Result<Response>) -> Response {
     match result {
         Ok(response) => response,
         Err(error) if error.is_from_response() => error.into_response(),
-        Err(error) => problem::from_poem_error(error, request),
+        Err(error) => problem::from_poem_error(error),
     }
 }
 
@@ -200,8 +200,20 @@ impl Edge {
         }
         let request_id = RequestId::from_header(request.headers().get(REQUEST_ID_HEADER))
             .unwrap_or_else(RequestId::generate);
+        // Everything that runs for the request reads its id from the scope.
+        request_id
+            .clone()
+            .scope(self.serve(next, request, request_id))
+            .await
+    }
+
+    async fn serve<E: Endpoint>(
+        &self,
+        next: E,
+        mut request: Request,
+        request_id: RequestId,
+    ) -> poem::Result<Response> {
         let client = self.client_ip(&request);
-        request.extensions_mut().insert(request_id.clone());
         request.extensions_mut().insert(client);
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
@@ -244,7 +256,7 @@ impl Edge {
             None => call.await,
         }
         .map(IntoResponse::into_response);
-        let mut response = render(result, &request_id);
+        let mut response = render(result);
         if let (Some(hub), true) = (&hub, response.status().is_server_error()) {
             hub.configure_scope(|scope| {
                 scope.set_tag("http.status", response.status().as_u16());
@@ -358,15 +370,10 @@ impl Admission {
         next: E,
         mut request: Request,
     ) -> poem::Result<Response> {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(RequestId::generate);
         if let Err(refused) = self.admit(&mut request).await {
-            return Ok(refused.into_problem(&request_id).into_response());
+            return Ok(refused.into_problem().into_response());
         }
         let result = next.call(request).await.map(IntoResponse::into_response);
-        Ok(render(result, &request_id))
+        Ok(render(result))
     }
 }

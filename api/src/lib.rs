@@ -12,11 +12,15 @@
 //!   errors outside operations;
 //! - `auth`: Clerk JWT verification and the `Actor` every request acts as;
 //!   `bearer`: the security scheme operations name, verifying with `AppState`'s verifier;
-//! - `input`: JSON bodies that name every bad field, exact decimals, enum choices;
+//! - `input`: JSON bodies that name every bad field, exact decimals, enum choices,
+//!   fields parsed into domain values with every refusal collected;
+//! - `params`: parameter groups — a list's query or a command's headers taken as one
+//!   extractor, documented as separate parameters;
 //! - `problem`: `ApiError` and its single mapping to statuses and problem types;
 //! - `metrics`: the api's series; `route_table`: requests to their documented routes;
 //! - `commands`: the write side — event log, idempotency, optimistic concurrency;
-//! - `command_endpoint`: what every command endpoint shares;
+//! - `command_endpoint`: what every command endpoint shares: the `Command` extractor
+//!   (caller, state, `Idempotency-Key`, `If-Match`, operation) and its answer;
 //! - `buildings`, `comps`, `market`, `audit`, `admin`, `ops`: the endpoints, one module
 //!   per resource, commands and queries side by side;
 //! - `views`: serving read models from the cache or the projections, ETags,
@@ -30,8 +34,8 @@
 //! Dependencies point one way; each group imports only from the groups after it:
 //! `startup`; the endpoints and `spec`; `bearer`, `command_endpoint`; `state`;
 //! `commands`, `views`, `edge`; `auth`, `jobs`; `metrics`, `problem`, `redis_link`;
-//! and the leaf types (`config`, `input`, `read_types`, `request_id`, `route_table`,
-//! `tags`), which import nothing of the crate. No module imports one that imports it
+//! and the leaf types (`config`, `input`, `params`, `read_types`, `request_id`,
+//! `route_table`, `tags`), which import nothing of the crate. No module imports one that imports it
 //! back.
 //!
 //! Logging is set up by the shared `telemetry` crate.
@@ -52,6 +56,7 @@ mod jobs;
 mod market;
 pub mod metrics;
 mod ops;
+mod params;
 mod problem;
 mod read_types;
 mod redis_link;

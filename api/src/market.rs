@@ -12,9 +12,8 @@ use serde::Serialize;
 use crate::auth::Scope;
 use crate::bearer::BearerAuth;
 use crate::input::{Choice, IsoDate};
-use crate::problem::{ApiError, ProblemResponse};
+use crate::problem::ProblemResponse;
 use crate::read_types::MarketStatsOut;
-use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::tags::ApiTags;
 use crate::views::{query_error, JsonView};
@@ -47,12 +46,10 @@ impl MarketApi {
         method = "get",
         operation_id = "market_stats"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn stats(
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
         submarket: Query<Option<String>>,
         property_type: Query<Option<Choice<PropertyType>>>,
         from: Query<Option<IsoDate>>,
@@ -64,18 +61,14 @@ impl MarketApi {
             from: from.0.map(|d| d.0),
             to: to.0.map(|d| d.0),
         };
-        let result = async {
-            auth.0.require(Scope::CompsRead)?;
-            let org_id = auth.0.org_id.as_str();
-            let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
-            let items = market::stats(&mut *tx, org_id, &filter)
-                .await
-                .map_err(query_error)?;
-            let body = serde_json::to_string(&Cells { items })
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            Ok(MarketStatsResponse::Ok(JsonView::new(body)))
-        }
-        .await;
-        result.map_err(|error: ApiError| error.into_problem(&request_id))
+        auth.0.require(Scope::CompsRead)?;
+        let org_id = auth.0.org_id.as_str();
+        let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
+        let items = market::stats(&mut *tx, org_id, &filter)
+            .await
+            .map_err(query_error)?;
+        Ok(MarketStatsResponse::Ok(JsonView::serialize(&Cells {
+            items,
+        })?))
     }
 }

@@ -13,7 +13,6 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::problem::ApiError;
-use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::tags::ApiTags;
 
@@ -134,16 +133,12 @@ impl OpsApi {
 
 /// `GET /metrics`.
 #[handler]
-pub async fn scrape(
-    request: &Request,
-    state: Data<&Arc<AppState>>,
-    request_id: Data<&RequestId>,
-) -> Response {
+pub async fn scrape(request: &Request, state: Data<&Arc<AppState>>) -> Response {
     if !state.scrape_guard.admits(request, &state.verifier).await {
         return ApiError::Unauthenticated(
             "scraping needs the metrics scrape token or a token with audit:read".into(),
         )
-        .into_problem(&request_id)
+        .into_problem()
         .into_response();
     }
     Response::builder()

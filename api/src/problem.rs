@@ -401,8 +401,10 @@ impl ApiError {
         }
     }
 
-    /// The problem response for this error; internal causes are logged here, once.
-    pub fn into_problem(self, request_id: &RequestId) -> ProblemResponse {
+    /// The problem response for this error, naming the current request
+    /// ([`RequestId::current`]); internal causes are logged here, once.
+    pub fn into_problem(self) -> ProblemResponse {
+        let request_id = &RequestId::current();
         match &self {
             Self::Internal(cause) => {
                 tracing::error!(request.id = %request_id, error = ?cause, "request failed");
@@ -469,6 +471,20 @@ impl ApiError {
     }
 }
 
+/// A handler's `?` on an [`ApiError`].
+impl From<ApiError> for ProblemResponse {
+    fn from(error: ApiError) -> Self {
+        error.into_problem()
+    }
+}
+
+/// A handler's `?` on refused fields: `422 validation-failed`.
+impl From<FieldErrors> for ProblemResponse {
+    fn from(errors: FieldErrors) -> Self {
+        ApiError::InvalidFields(errors).into_problem()
+    }
+}
+
 /// An [`ApiError`] raised before an operation runs (a refused bearer token) travels
 /// as a `poem::Error` with its status; [`from_poem_error`] renders it as the problem.
 impl poem::error::ResponseError for ApiError {
@@ -478,9 +494,9 @@ impl poem::error::ResponseError for ApiError {
 }
 
 /// Renders an error that escaped the operations (extractors, routing) as a problem.
-pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Response {
+pub fn from_poem_error(error: poem::Error) -> poem::Response {
     let error = match error.downcast::<ApiError>() {
-        Ok(api_error) => return render(api_error, request_id),
+        Ok(api_error) => return render(api_error),
         Err(error) => error,
     };
     let api_error = if let Some(rejected) = error.downcast_ref::<BodyRejected>() {
@@ -513,15 +529,15 @@ pub fn from_poem_error(error: poem::Error, request_id: &RequestId) -> poem::Resp
             _ => ApiError::Internal(anyhow::anyhow!("{error}")),
         }
     };
-    render(api_error, request_id)
+    render(api_error)
 }
 
 /// The problem response of `error`, with its own status (also for a 405, which no
 /// [`ProblemResponse`] variant has).
-fn render(error: ApiError, request_id: &RequestId) -> poem::Response {
+fn render(error: ApiError) -> poem::Response {
     use poem::IntoResponse;
     let status = error.kind().status;
-    let mut response = error.into_problem(request_id).into_response();
+    let mut response = error.into_problem().into_response();
     response.set_status(status);
     response
 }

@@ -5,7 +5,8 @@
 //! (the commands and the queries of `/v1/buildings`) appears twice in its JSON, and
 //! every JSON reader keeps only the last: `POST /v1/buildings` vanished from Swagger
 //! UI and from clients' generators. [`document`] re-reads the JSON merging duplicate
-//! keys, so each path holds all its operations.
+//! keys, so each path holds all its operations. A parameter group (an extractor
+//! standing for several parameters, `crate::params`) is written out here too.
 
 use poem_openapi::OpenApiService;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -122,17 +123,21 @@ impl<'de> Deserialize<'de> for Merged {
     }
 }
 
-/// `raw` with duplicate keys merged, pretty-printed; `raw` itself if it is not JSON.
-pub fn merge_duplicate_keys(raw: &str) -> String {
-    serde_json::from_str::<Merged>(raw)
-        .ok()
-        .and_then(|Merged(value)| serde_json::to_string_pretty(&value).ok())
-        .unwrap_or_else(|| raw.to_owned())
-}
-
 /// The OpenAPI document of every operation.
 pub fn document() -> String {
-    merge_duplicate_keys(&openapi().spec())
+    render(&openapi().spec())
+}
+
+/// The document as served and committed, from poem-openapi's `raw` one: duplicate
+/// paths merged, parameter groups written out, pretty-printed.
+pub fn render(raw: &str) -> String {
+    match serde_json::from_str::<Merged>(raw) {
+        Ok(Merged(mut value)) => {
+            crate::params::write_out_groups(&mut value);
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| raw.to_owned())
+        }
+        Err(_) => raw.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -141,7 +146,7 @@ mod tests {
 
     #[test]
     fn duplicate_paths_keep_every_operation() {
-        let merged = merge_duplicate_keys(
+        let merged = render(
             r#"{"paths": {"/a": {"get": {"x": 1}}, "/a": {"post": {"y": [1, {"z": null}]}}}}"#,
         );
         let value: Value = serde_json::from_str(&merged).expect("json");

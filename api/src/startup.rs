@@ -98,9 +98,9 @@ fn routes(
     settings: &Settings,
 ) -> poem::endpoint::BoxEndpoint<'static> {
     let api = crate::spec::openapi();
-    // Served with duplicate paths merged (see `spec`): the UI embeds the document.
+    // Served as committed (see `spec`): the UI embeds the document.
     let raw = api.spec();
-    let document = crate::spec::merge_duplicate_keys(&raw);
+    let document = crate::spec::render(&raw);
     let docs_html = api.swagger_ui_html().replace(&raw, &document);
     let routes = RouteTable::from_spec(&document);
     let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));

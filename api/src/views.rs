@@ -13,7 +13,7 @@ use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use projections::cache::{CacheOutcome, CachedView, ViewCache, ViewKey};
-use projections::queries::{cursor, Direction, Page, QueryError};
+use projections::queries::{cursor, Page, QueryError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -38,6 +38,13 @@ impl<T> JsonView<T> {
             body,
             _schema: PhantomData,
         }
+    }
+
+    /// `value` as JSON: a view read from the projections without the cache.
+    pub fn serialize(value: &impl serde::Serialize) -> Result<Self, ApiError> {
+        serde_json::to_string(value)
+            .map(Self::new)
+            .map_err(|error| ApiError::Internal(error.into()))
     }
 }
 
@@ -241,15 +248,6 @@ impl Views {
             self.cache.offer(key, generation, "0", &view).await;
         }
         Ok(conditional(view, false, if_none_match))
-    }
-}
-
-/// A sort as the key of a cached list names it: the query parameter's own spelling
-/// (`name`, `-name`).
-pub fn sort_key(field: &str, direction: Direction) -> String {
-    match direction {
-        Direction::Ascending => field.to_owned(),
-        Direction::Descending => format!("-{field}"),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::values::{
     Address, Area, BuildingClass, BuildingName, FieldErrors, Floors, Location, OrgId, PropertyType,
     Reason, Submarket, YearBuilt,
 };
-use crate::Scoped;
+use crate::{Patch, Scoped};
 
 /// What describes a building apart from where it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,17 +25,17 @@ pub struct BuildingDetails {
     pub submarket: Option<Submarket>,
 }
 
-/// A partial update of [`BuildingDetails`]. `None` leaves a field as it is; for the
-/// optional fields `Some(None)` clears it.
+/// A partial update of [`BuildingDetails`]. `None` leaves a required field as it is;
+/// an optional field takes a [`Patch`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BuildingDetailsPatch {
     pub name: Option<BuildingName>,
     pub property_type: Option<PropertyType>,
-    pub building_class: Option<Option<BuildingClass>>,
+    pub building_class: Patch<BuildingClass>,
     pub rentable_area_sqft: Option<Area>,
-    pub year_built: Option<Option<YearBuilt>>,
-    pub floors: Option<Option<Floors>>,
-    pub submarket: Option<Option<Submarket>>,
+    pub year_built: Patch<YearBuilt>,
+    pub floors: Patch<Floors>,
+    pub submarket: Patch<Submarket>,
 }
 
 impl BuildingDetailsPatch {
@@ -48,13 +48,13 @@ impl BuildingDetailsPatch {
         BuildingDetails {
             name: self.name.unwrap_or(current.name),
             property_type: self.property_type.unwrap_or(current.property_type),
-            building_class: self.building_class.unwrap_or(current.building_class),
+            building_class: self.building_class.applied_to(current.building_class),
             rentable_area_sqft: self
                 .rentable_area_sqft
                 .unwrap_or(current.rentable_area_sqft),
-            year_built: self.year_built.unwrap_or(current.year_built),
-            floors: self.floors.unwrap_or(current.floors),
-            submarket: self.submarket.unwrap_or(current.submarket),
+            year_built: self.year_built.applied_to(current.year_built),
+            floors: self.floors.applied_to(current.floors),
+            submarket: self.submarket.applied_to(current.submarket),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::values::{
     AllowancePsf, Area, BuildingId, CapRatePct, DealDate, EscalationPct, FieldErrors, LeaseType,
     Money, Months, OrgId, PartyName, Reason, RentPsf, Suite,
 };
-use crate::Scoped;
+use crate::{Patch, Scoped};
 
 /// The terms of a lease comp.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,13 +56,13 @@ pub struct SaleTerms {
     pub cap_rate_pct: Option<CapRatePct>,
 }
 
-/// A partial amendment. `None` leaves a field as it is; for optional fields
-/// `Some(None)` clears it. Lease fields apply to lease comps, sale fields to sale
+/// A partial amendment. `None` leaves a required field as it is; an optional field
+/// takes a [`Patch`]. Lease fields apply to lease comps, sale fields to sale
 /// comps; a field of the other kind is refused by name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompChanges {
     pub tenant: Option<PartyName>,
-    pub suite: Option<Option<Suite>>,
+    pub suite: Patch<Suite>,
     pub leased_area_sqft: Option<Area>,
     pub starting_rent_psf: Option<RentPsf>,
     pub lease_type: Option<LeaseType>,
@@ -75,14 +75,14 @@ pub struct CompChanges {
     pub sale_date: Option<DealDate>,
     pub buyer: Option<PartyName>,
     pub seller: Option<PartyName>,
-    pub cap_rate_pct: Option<Option<CapRatePct>>,
+    pub cap_rate_pct: Patch<CapRatePct>,
 }
 
 impl CompChanges {
     fn lease_fields_given(&self) -> Vec<&'static str> {
         [
             ("tenant", self.tenant.is_some()),
-            ("suite", self.suite.is_some()),
+            ("suite", self.suite.is_change()),
             ("leased_area_sqft", self.leased_area_sqft.is_some()),
             ("starting_rent_psf", self.starting_rent_psf.is_some()),
             ("lease_type", self.lease_type.is_some()),
@@ -103,7 +103,7 @@ impl CompChanges {
             ("sale_date", self.sale_date.is_some()),
             ("buyer", self.buyer.is_some()),
             ("seller", self.seller.is_some()),
-            ("cap_rate_pct", self.cap_rate_pct.is_some()),
+            ("cap_rate_pct", self.cap_rate_pct.is_change()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -127,7 +127,7 @@ impl CompChanges {
         Ok(match current.clone() {
             CompTerms::Lease(c) => CompTerms::Lease(LeaseTerms {
                 tenant: self.tenant.unwrap_or(c.tenant),
-                suite: self.suite.unwrap_or(c.suite),
+                suite: self.suite.applied_to(c.suite),
                 leased_area_sqft: self.leased_area_sqft.unwrap_or(c.leased_area_sqft),
                 starting_rent_psf: self.starting_rent_psf.unwrap_or(c.starting_rent_psf),
                 lease_type: self.lease_type.unwrap_or(c.lease_type),
@@ -142,7 +142,7 @@ impl CompChanges {
                 sale_date: self.sale_date.unwrap_or(c.sale_date),
                 buyer: self.buyer.unwrap_or(c.buyer),
                 seller: self.seller.unwrap_or(c.seller),
-                cap_rate_pct: self.cap_rate_pct.unwrap_or(c.cap_rate_pct),
+                cap_rate_pct: self.cap_rate_pct.applied_to(c.cap_rate_pct),
             }),
         })
     }

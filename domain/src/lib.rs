@@ -8,11 +8,13 @@
 //! - `building`: the Building aggregate, its commands and events;
 //! - `comp`: the Comp aggregate (lease and sale comparables) and the
 //!   `BuildingDirectory` service it asks whether a building takes comps;
-//! - `error`: `DomainError`, what can go wrong in business terms.
+//! - `error`: `DomainError`, what can go wrong in business terms;
+//! - `patch`: `Patch`, what a partial update does to an optional field.
 
 mod building;
 mod comp;
 mod error;
+mod patch;
 pub mod values;
 
 pub use building::{
@@ -23,6 +25,7 @@ pub use comp::{
     LeaseTerms, SaleTerms,
 };
 pub use error::DomainError;
+pub use patch::Patch;
 
 /// A command as issued within one organisation: the aggregate refuses (as not found)
 /// anything that belongs to another.

@@ -55,6 +55,11 @@ impl FieldErrors {
         });
     }
 
+    /// Adds `other`'s refusals after these.
+    pub fn extend(&mut self, other: FieldErrors) {
+        self.0.extend(other.0);
+    }
+
     pub fn single(field: impl Into<String>, message: impl Into<String>) -> Self {
         let mut errors = Self::default();
         errors.push(field, message);

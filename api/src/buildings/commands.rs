@@ -2,28 +2,20 @@
 //! parsed once into domain values, naming every refused field; the Building aggregate
 //! decides.
 
-use std::sync::Arc;
-
 use domain::values::{
-    Address, Area, BuildingClass, BuildingId, BuildingName, City, CountryCode, FieldErrors, Floors,
-    Location, PostalCode, PropertyType, Reason, Region, Street, Submarket, YearBuilt,
+    Address, Area, BuildingClass, BuildingId, BuildingName, City, CountryCode, Floors, Location,
+    PostalCode, PropertyType, Reason, Region, Street, Submarket, YearBuilt,
 };
 use domain::{BuildingCommand, BuildingDetails, BuildingDetailsPatch};
-use poem::web::Data;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::Path;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use crate::auth::Scope;
-use crate::bearer::BearerAuth;
-use crate::command_endpoint::{CommandAccepted, CommandRequest};
+use crate::command_endpoint::{Buildings, Command, CommandResponse, NewCommand, ReasonRequest};
 use crate::input::{
-    change, change_or_clear, optional, required, Choice, Exact, JsonBody, ParsedOr, ReasonRequest,
+    change, field, optional, patch, within, AllParsed, Choice, Exact, JsonBody, Parsed,
 };
-use crate::problem::{ApiError, ProblemResponse};
-use crate::request_id::RequestId;
-use crate::state::AppState;
 use crate::tags::ApiTags;
 
 /// A postal address.
@@ -88,46 +80,31 @@ pub struct RelocateBuildingRequest {
     pub location: Option<LocationInput>,
 }
 
-fn parse_address(errors: &mut FieldErrors, prefix: &str, raw: &AddressInput) -> Option<Address> {
-    let at = |field: &str| format!("{prefix}.{field}");
-    let street = required(errors, &at("street"), raw.street.as_str(), Street::parse);
-    let city = required(errors, &at("city"), raw.city.as_str(), City::parse);
-    let region = optional(errors, &at("region"), raw.region.as_deref(), Region::parse);
-    let postal_code = optional(
-        errors,
-        &at("postal_code"),
-        raw.postal_code.as_deref(),
-        PostalCode::parse,
-    );
-    let country = required(
-        errors,
-        &at("country"),
-        raw.country.as_str(),
-        CountryCode::parse,
-    );
-    Some(Address {
-        street: street?,
-        city: city?,
-        region: region?,
-        postal_code: postal_code?,
-        country: country?,
+fn parse_address(raw: &AddressInput) -> Parsed<Address> {
+    let (street, city, region, postal_code, country) = (
+        field("street", raw.street.as_str(), Street::parse),
+        field("city", raw.city.as_str(), City::parse),
+        optional("region", raw.region.as_deref(), Region::parse),
+        optional("postal_code", raw.postal_code.as_deref(), PostalCode::parse),
+        field("country", raw.country.as_str(), CountryCode::parse),
+    )
+        .all()?;
+    Ok(Address {
+        street,
+        city,
+        region,
+        postal_code,
+        country,
     })
 }
 
-fn parse_location(errors: &mut FieldErrors, prefix: &str, raw: &LocationInput) -> Option<Location> {
-    let lat = required(
-        errors,
-        &format!("{prefix}.lat"),
-        raw.lat,
-        Location::parse_lat,
-    );
-    let lon = required(
-        errors,
-        &format!("{prefix}.lon"),
-        raw.lon,
-        Location::parse_lon,
-    );
-    Location::new(lat?, lon?).ok()
+fn parse_location(raw: &LocationInput) -> Parsed<Location> {
+    let (lat, lon) = (
+        field("lat", raw.lat, Location::parse_lat),
+        field("lon", raw.lon, Location::parse_lon),
+    )
+        .all()?;
+    field("lat", (lat, lon), |(lat, lon)| Location::new(lat, lon))
 }
 
 fn positive_area(raw: Exact) -> Result<Area, domain::values::InvalidValue> {
@@ -135,119 +112,84 @@ fn positive_area(raw: Exact) -> Result<Area, domain::values::InvalidValue> {
 }
 
 impl RegisterBuildingRequest {
-    fn to_command(&self) -> Result<BuildingCommand, FieldErrors> {
-        let mut errors = FieldErrors::default();
-        let name = required(&mut errors, "name", self.name.as_str(), BuildingName::parse);
-        let address = parse_address(&mut errors, "address", &self.address);
-        let location = parse_location(&mut errors, "location", &self.location);
-        let area = required(
-            &mut errors,
-            "rentable_area_sqft",
-            self.rentable_area_sqft,
-            positive_area,
-        );
-        let year_built = optional(&mut errors, "year_built", self.year_built, YearBuilt::parse);
-        let floors = optional(&mut errors, "floors", self.floors, Floors::parse);
-        let submarket = optional(
-            &mut errors,
-            "submarket",
-            self.submarket.as_deref(),
-            Submarket::parse,
-        );
-        let parsed = (|| {
-            Some(BuildingCommand::Register {
-                details: BuildingDetails {
-                    name: name?,
-                    property_type: self.property_type.0,
-                    building_class: self.building_class.map(|c| c.0),
-                    rentable_area_sqft: area?,
-                    year_built: year_built?,
-                    floors: floors?,
-                    submarket: submarket?,
-                },
-                address: address?,
-                location: location?,
-            })
-        })();
-        errors.into_result()?;
-        parsed.ok_or_default()
+    fn to_command(&self) -> Parsed<BuildingCommand> {
+        let (name, address, location, rentable_area_sqft, year_built, floors, submarket) = (
+            field("name", self.name.as_str(), BuildingName::parse),
+            within("address", parse_address(&self.address)),
+            within("location", parse_location(&self.location)),
+            field("rentable_area_sqft", self.rentable_area_sqft, positive_area),
+            optional("year_built", self.year_built, YearBuilt::parse),
+            optional("floors", self.floors, Floors::parse),
+            optional("submarket", self.submarket.as_deref(), Submarket::parse),
+        )
+            .all()?;
+        Ok(BuildingCommand::Register {
+            details: BuildingDetails {
+                name,
+                property_type: self.property_type.0,
+                building_class: self.building_class.map(|c| c.0),
+                rentable_area_sqft,
+                year_built,
+                floors,
+                submarket,
+            },
+            address,
+            location,
+        })
     }
 }
 
 impl UpdateBuildingRequest {
-    fn to_command(&self) -> Result<BuildingCommand, FieldErrors> {
-        let mut errors = FieldErrors::default();
-        let name = change(
-            &mut errors,
-            "name",
-            self.name.as_deref(),
-            BuildingName::parse,
-        );
-        let property_type = change(
-            &mut errors,
-            "property_type",
-            self.property_type,
-            |c| Ok(c.0),
-        );
-        let building_class =
-            change_or_clear(&mut errors, "building_class", self.building_class, |c| {
-                Ok(c.0)
-            });
-        let area = change(
-            &mut errors,
-            "rentable_area_sqft",
-            self.rentable_area_sqft,
-            positive_area,
-        );
-        let year_built =
-            change_or_clear(&mut errors, "year_built", self.year_built, YearBuilt::parse);
-        let floors = change_or_clear(&mut errors, "floors", self.floors, Floors::parse);
-        let submarket = change_or_clear(
-            &mut errors,
-            "submarket",
-            self.submarket.as_deref(),
-            Submarket::parse,
-        );
-        let parsed = (|| {
-            Some(BuildingCommand::UpdateDetails(BuildingDetailsPatch {
-                name: name?,
-                property_type: property_type?,
-                building_class: building_class?,
-                rentable_area_sqft: area?,
-                year_built: year_built?,
-                floors: floors?,
-                submarket: submarket?,
-            }))
-        })();
-        errors.into_result()?;
-        parsed.ok_or_default()
+    fn to_command(&self) -> Parsed<BuildingCommand> {
+        let (
+            name,
+            property_type,
+            building_class,
+            rentable_area_sqft,
+            year_built,
+            floors,
+            submarket,
+        ) = (
+            change("name", self.name.as_deref(), BuildingName::parse),
+            change("property_type", self.property_type, |c| Ok(c.0)),
+            patch("building_class", self.building_class, |c| Ok(c.0)),
+            change("rentable_area_sqft", self.rentable_area_sqft, positive_area),
+            patch("year_built", self.year_built, YearBuilt::parse),
+            patch("floors", self.floors, Floors::parse),
+            patch("submarket", self.submarket.as_deref(), Submarket::parse),
+        )
+            .all()?;
+        Ok(BuildingCommand::UpdateDetails(BuildingDetailsPatch {
+            name,
+            property_type,
+            building_class,
+            rentable_area_sqft,
+            year_built,
+            floors,
+            submarket,
+        }))
     }
 }
 
 impl RelocateBuildingRequest {
-    fn to_command(&self) -> Result<BuildingCommand, FieldErrors> {
-        let mut errors = FieldErrors::default();
-        let address = match &self.address {
-            Some(raw) => parse_address(&mut errors, "address", raw).map(Some),
-            None => Some(None),
-        };
-        let location = match &self.location {
-            Some(raw) => parse_location(&mut errors, "location", raw).map(Some),
-            None => Some(None),
-        };
-        errors.into_result()?;
-        Some(BuildingCommand::Relocate {
-            address: address.flatten(),
-            location: location.flatten(),
-        })
-        .ok_or_default()
+    fn to_command(&self) -> Parsed<BuildingCommand> {
+        let (address, location) = (
+            within(
+                "address",
+                self.address.as_ref().map(parse_address).transpose(),
+            ),
+            within(
+                "location",
+                self.location.as_ref().map(parse_location).transpose(),
+            ),
+        )
+            .all()?;
+        Ok(BuildingCommand::Relocate { address, location })
     }
 }
 
 #[derive(Debug, Default)]
 pub struct BuildingsApi;
-
-const BUILDINGS: &str = "/v1/buildings";
 
 #[OpenApi(tag = "ApiTags::Buildings")]
 impl BuildingsApi {
@@ -263,27 +205,17 @@ impl BuildingsApi {
     )]
     async fn register(
         &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        command: NewCommand<Buildings>,
         body: JsonBody<RegisterBuildingRequest>,
-    ) -> Result<CommandAccepted, ProblemResponse> {
+    ) -> CommandResponse {
         let id = BuildingId::new();
-        CommandRequest::new(
-            auth.0,
-            Scope::BuildingsWrite,
-            &request_id,
-            idempotency_key.0.as_deref(),
-            None,
-            format!("POST {BUILDINGS}"),
-        )
-        .with_body(&body.0)
-        .run(BUILDINGS, |context| async move {
-            let command = body.0.to_command().map_err(ApiError::from)?;
-            state.write.new_building(id, command, &context).await
-        })
-        .await
+        command
+            .with_body(&body.0)
+            .run(|state, context| async move {
+                let command = body.0.to_command()?;
+                state.write.new_building(id, command, &context).await
+            })
+            .await
     }
 
     /// Update a building's details
@@ -295,35 +227,22 @@ impl BuildingsApi {
         method = "patch",
         operation_id = "update_building"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
+        command: Command<Buildings>,
         id: Path<Uuid>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: JsonBody<UpdateBuildingRequest>,
-    ) -> Result<CommandAccepted, ProblemResponse> {
-        let operation = format!("PATCH {BUILDINGS}/{}", id.0);
-        CommandRequest::new(
-            auth.0,
-            Scope::BuildingsWrite,
-            &request_id,
-            idempotency_key.0.as_deref(),
-            if_match.0.as_deref(),
-            operation,
-        )
-        .with_body(&body.0)
-        .run(BUILDINGS, |context| async move {
-            let command = body.0.to_command().map_err(ApiError::from)?;
-            state
-                .write
-                .building(BuildingId(id.0), command, &context)
-                .await
-        })
-        .await
+    ) -> CommandResponse {
+        command
+            .with_body(&body.0)
+            .run(|state, context| async move {
+                let command = body.0.to_command()?;
+                state
+                    .write
+                    .building(BuildingId(id.0), command, &context)
+                    .await
+            })
+            .await
     }
 
     /// Relocate a building
@@ -334,35 +253,22 @@ impl BuildingsApi {
         method = "post",
         operation_id = "relocate_building"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn relocate(
         &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
+        command: Command<Buildings>,
         id: Path<Uuid>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: JsonBody<RelocateBuildingRequest>,
-    ) -> Result<CommandAccepted, ProblemResponse> {
-        let operation = format!("POST {BUILDINGS}/{}/relocate", id.0);
-        CommandRequest::new(
-            auth.0,
-            Scope::BuildingsWrite,
-            &request_id,
-            idempotency_key.0.as_deref(),
-            if_match.0.as_deref(),
-            operation,
-        )
-        .with_body(&body.0)
-        .run(BUILDINGS, |context| async move {
-            let command = body.0.to_command().map_err(ApiError::from)?;
-            state
-                .write
-                .building(BuildingId(id.0), command, &context)
-                .await
-        })
-        .await
+    ) -> CommandResponse {
+        command
+            .with_body(&body.0)
+            .run(|state, context| async move {
+                let command = body.0.to_command()?;
+                state
+                    .write
+                    .building(BuildingId(id.0), command, &context)
+                    .await
+            })
+            .await
     }
 
     /// Archive a building
@@ -373,40 +279,23 @@ impl BuildingsApi {
         method = "post",
         operation_id = "archive_building"
     )]
-    #[allow(clippy::too_many_arguments)]
     async fn archive(
         &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
+        command: Command<Buildings>,
         id: Path<Uuid>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: JsonBody<ReasonRequest>,
-    ) -> Result<CommandAccepted, ProblemResponse> {
-        let operation = format!("POST {BUILDINGS}/{}/archive", id.0);
-        CommandRequest::new(
-            auth.0,
-            Scope::BuildingsWrite,
-            &request_id,
-            idempotency_key.0.as_deref(),
-            if_match.0.as_deref(),
-            operation,
-        )
-        .with_body(&body.0)
-        .run(BUILDINGS, |context| async move {
-            let reason =
-                Reason::parse(&body.0.reason).map_err(|e| FieldErrors::single("reason", e.0))?;
-            state
-                .write
-                .building(
-                    BuildingId(id.0),
-                    BuildingCommand::Archive { reason },
-                    &context,
-                )
-                .await
-        })
-        .await
+    ) -> CommandResponse {
+        command
+            .with_body(&body.0)
+            .run(|state, context| async move {
+                let reason = field("reason", body.0.reason.as_str(), Reason::parse)?;
+                let command = BuildingCommand::Archive { reason };
+                state
+                    .write
+                    .building(BuildingId(id.0), command, &context)
+                    .await
+            })
+            .await
     }
 
     /// Restore an archived building
@@ -415,30 +304,15 @@ impl BuildingsApi {
         method = "post",
         operation_id = "restore_building"
     )]
-    async fn restore(
-        &self,
-        auth: BearerAuth,
-        state: Data<&Arc<AppState>>,
-        request_id: Data<&RequestId>,
-        id: Path<Uuid>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
-    ) -> Result<CommandAccepted, ProblemResponse> {
-        let operation = format!("POST {BUILDINGS}/{}/restore", id.0);
-        CommandRequest::new(
-            auth.0,
-            Scope::BuildingsWrite,
-            &request_id,
-            idempotency_key.0.as_deref(),
-            if_match.0.as_deref(),
-            operation,
-        )
-        .run(BUILDINGS, |context| async move {
-            state
-                .write
-                .building(BuildingId(id.0), BuildingCommand::Restore, &context)
-                .await
-        })
-        .await
+    async fn restore(&self, command: Command<Buildings>, id: Path<Uuid>) -> CommandResponse {
+        command
+            .run(|state, context| async move {
+                let command = BuildingCommand::Restore;
+                state
+                    .write
+                    .building(BuildingId(id.0), command, &context)
+                    .await
+            })
+            .await
     }
 }

@@ -119,7 +119,7 @@ fn update_details_can_clear_an_optional_field() {
     let mut expected = details();
     expected.building_class = None;
     let patch = BuildingDetailsPatch {
-        building_class: Some(None),
+        building_class: Patch::Clear,
         ..Default::default()
     };
     Test::with(())

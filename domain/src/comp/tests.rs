@@ -247,7 +247,7 @@ fn amend_can_clear_the_suite() {
     test()
         .given(vec![lease_recorded()])
         .when(ours(CompCommand::Amend(CompChanges {
-            suite: Some(None),
+            suite: Patch::Clear,
             ..Default::default()
         })))
         .then_expect_events(vec![CompEvent::CompAmended {

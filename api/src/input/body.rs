@@ -1,28 +1,24 @@
-//! How request input is read: JSON bodies that report every bad field at once, exact
-//! decimals, enumerations by their wire names, and helpers that turn raw fields into
-//! domain value types while collecting what was refused.
+//! JSON request bodies that report every bad field at once.
 //!
 //! poem-openapi's own `Json<T>` stops at the first type error and does not say which
 //! field; [`JsonBody`] first checks the whole document against `T`'s OpenAPI schema,
 //! naming each field by its path (`address.country`), then lets poem-openapi parse it.
 
 use std::any::TypeId;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{OnceLock, RwLock};
 
 use chrono::NaiveDate;
-use domain::values::{FieldErrors, InvalidValue, TextEnum};
+use domain::values::FieldErrors;
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use poem_openapi::types::{
-    MaybeUndefined, ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
-};
-use poem_openapi::Object;
+use poem_openapi::types::{ParseFromJSON, Type};
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+use super::scalars::ISO_DATE_FORMAT;
 
 /// A request body that could not be read; carries every refused field.
 #[derive(Debug, thiserror::Error)]
@@ -281,254 +277,10 @@ fn check_string(value: &Value, schema: &MetaSchema, path: &str, errors: &mut Fie
     }
 }
 
-/// The parts of poem-openapi's `Type` that are the same for every scalar here.
-macro_rules! scalar_type_common {
-    () => {
-        const IS_REQUIRED: bool = true;
-        type RawValueType = Self;
-        type RawElementValueType = Self;
-
-        fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-            Some(self)
-        }
-
-        fn raw_element_iter<'a>(
-            &'a self,
-        ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-            Box::new(self.as_raw_value().into_iter())
-        }
-    };
-}
-
-/// An exact decimal. Accepted as a JSON string (`"85.50"`) or number (`85.5`);
-/// numbers are read from their decimal text, never through a binary float, so up to
-/// 15 significant digits arrive exactly (send strings beyond that). Always written
-/// as a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exact(pub Decimal);
-
-const EXACT_DESCRIPTION: &str = "an exact decimal, as a JSON number or string";
-const EXACT_PARSE_ERROR: &str = "must be a decimal number, as a JSON number or string";
-
-impl Type for Exact {
-    scalar_type_common!();
-
-    fn name() -> Cow<'static, str> {
-        "exact_decimal".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            description: Some(EXACT_DESCRIPTION),
-            any_of: vec![
-                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "decimal"))),
-                MetaSchemaRef::Inline(Box::new(MetaSchema::new("number"))),
-            ],
-            ..MetaSchema::ANY
-        }))
-    }
-}
-
-impl ParseFromJSON for Exact {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value {
-            Some(Value::String(text)) => Decimal::from_str(text.trim())
-                .map(Self)
-                .map_err(|_| ParseError::custom(EXACT_PARSE_ERROR)),
-            // serde_json prints a float with the shortest text that reads back the
-            // same, i.e. the digits the client wrote.
-            Some(Value::Number(number)) => Decimal::from_str(&number.to_string())
-                .or_else(|_| Decimal::from_scientific(&number.to_string()))
-                .map(Self)
-                .map_err(|_| ParseError::custom(EXACT_PARSE_ERROR)),
-            other => Err(ParseError::expected_type(other.unwrap_or_default())),
-        }
-    }
-}
-
-impl ParseFromParameter for Exact {
-    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        Decimal::from_str(value.trim())
-            .map(Self)
-            .map_err(|_| ParseError::custom(EXACT_PARSE_ERROR))
-    }
-}
-
-impl ToJSON for Exact {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.to_string()))
-    }
-}
-
-/// A calendar date as `YYYY-MM-DD` (OpenAPI `format: date`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IsoDate(pub NaiveDate);
-
-const ISO_DATE_FORMAT: &str = "%Y-%m-%d";
-
-fn parse_iso_date(text: &str) -> ParseResult<IsoDate> {
-    NaiveDate::parse_from_str(text, ISO_DATE_FORMAT)
-        .map(IsoDate)
-        .map_err(|_| ParseError::custom("must be a date as YYYY-MM-DD"))
-}
-
-impl Type for IsoDate {
-    scalar_type_common!();
-
-    fn name() -> Cow<'static, str> {
-        "date".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date")))
-    }
-}
-
-impl ParseFromJSON for IsoDate {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value {
-            Some(Value::String(text)) => parse_iso_date(&text),
-            other => Err(ParseError::expected_type(other.unwrap_or_default())),
-        }
-    }
-}
-
-impl ParseFromParameter for IsoDate {
-    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        parse_iso_date(value)
-    }
-}
-
-impl ToJSON for IsoDate {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.format(ISO_DATE_FORMAT).to_string()))
-    }
-}
-
-/// A domain enumeration offered by its wire names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Choice<E>(pub E);
-
-impl<E: TextEnum> Type for Choice<E> {
-    scalar_type_common!();
-
-    fn name() -> Cow<'static, str> {
-        E::NAME.into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Reference(E::NAME.to_owned())
-    }
-
-    fn register(registry: &mut Registry) {
-        registry.create_schema::<Self, _>(E::NAME.to_owned(), |_| MetaSchema {
-            enum_items: E::ALL.iter().map(|e| Value::from(e.as_str())).collect(),
-            ..MetaSchema::new("string")
-        });
-    }
-}
-
-impl<E: TextEnum> ParseFromJSON for Choice<E> {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value {
-            Some(Value::String(text)) => E::parse(&text)
-                .map(Self)
-                .map_err(|e| ParseError::custom(e.0)),
-            other => Err(ParseError::expected_type(other.unwrap_or_default())),
-        }
-    }
-}
-
-impl<E: TextEnum> ParseFromParameter for Choice<E> {
-    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        E::parse(value)
-            .map(Self)
-            .map_err(|e| ParseError::custom(e.0))
-    }
-}
-
-impl<E: TextEnum> ToJSON for Choice<E> {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::from(self.0.as_str()))
-    }
-}
-
-/// Parses a required field, recording a refusal under `field`.
-pub fn required<R, T>(
-    errors: &mut FieldErrors,
-    field: &str,
-    raw: R,
-    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
-) -> Option<T> {
-    errors.check(field, parse(raw))
-}
-
-/// Parses an optional field: `Some(None)` when absent, `None` when refused.
-pub fn optional<R, T>(
-    errors: &mut FieldErrors,
-    field: &str,
-    raw: Option<R>,
-    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
-) -> Option<Option<T>> {
-    match raw {
-        None => Some(None),
-        Some(raw) => errors.check(field, parse(raw)).map(Some),
-    }
-}
-
-/// A PATCH field that cannot be cleared: absent means unchanged, null is refused.
-pub fn change<R, T>(
-    errors: &mut FieldErrors,
-    field: &str,
-    raw: MaybeUndefined<R>,
-    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
-) -> Option<Option<T>> {
-    match raw {
-        MaybeUndefined::Undefined => Some(None),
-        MaybeUndefined::Null => {
-            errors.push(field, "cannot be cleared");
-            None
-        }
-        MaybeUndefined::Value(raw) => errors.check(field, parse(raw)).map(Some),
-    }
-}
-
-/// A PATCH field that may be cleared: absent means unchanged, null clears it.
-pub fn change_or_clear<R, T>(
-    errors: &mut FieldErrors,
-    field: &str,
-    raw: MaybeUndefined<R>,
-    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
-) -> Option<Option<Option<T>>> {
-    match raw {
-        MaybeUndefined::Undefined => Some(None),
-        MaybeUndefined::Null => Some(Some(None)),
-        MaybeUndefined::Value(raw) => errors.check(field, parse(raw)).map(|v| Some(Some(v))),
-    }
-}
-
-/// Why a building is archived or a comp retracted.
-#[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
-pub struct ReasonRequest {
-    pub reason: String,
-}
-
-/// `Option` → `Result` for parsed commands: by the time errors are empty every field
-/// parsed, so `None` cannot happen; it would still be reported, not panic.
-pub trait ParsedOr<T> {
-    fn ok_or_default(self) -> Result<T, FieldErrors>;
-}
-
-impl<T> ParsedOr<T> for Option<T> {
-    fn ok_or_default(self) -> Result<T, FieldErrors> {
-        self.ok_or_else(|| FieldErrors::single("body", "could not be read"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Exact;
     use poem_openapi::Object;
     use serde_json::json;
 
@@ -587,14 +339,5 @@ mod tests {
             "name": "x", "count": 2, "inner": {"country": "US"}, "price": 85.5
         }))
         .is_empty());
-    }
-
-    #[test]
-    fn decimals_arrive_exactly_from_numbers_and_strings() {
-        let from_number = Exact::parse_from_json(Some(json!(0.1))).expect("number");
-        assert_eq!(from_number.0.to_string(), "0.1");
-        let from_string = Exact::parse_from_json(Some(json!("85.50"))).expect("string");
-        assert_eq!(from_string.0.to_string(), "85.50");
-        assert!(Exact::parse_from_json(Some(json!("eighty"))).is_err());
     }
 }
