@@ -5,6 +5,7 @@ mod auth;
 mod buildings;
 mod comps;
 mod concurrency;
+mod contract;
 mod costs;
 mod crash;
 mod edge;

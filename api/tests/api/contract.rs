@@ -1,0 +1,244 @@
+//! The read responses are the projections' views serialised by serde (and cached as
+//! bytes); the OpenAPI document describes them with the api's own types. This proves
+//! the two agree for every view: each read, with optional fields filled and empty,
+//! matches its operation's documented schema — no undocumented field, no required
+//! field missing, every type and nullability as documented.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    building_body, lease_body, project_until, sale_body, spawn_app, token_with_scopes, ORG, USER,
+};
+
+const READ_SCOPES: [&str; 4] = [
+    "buildings:read",
+    "comps:read",
+    "audit:read",
+    "projections:admin",
+];
+
+/// Why `value` does not match `schema`, one line per mismatch, with its JSON path.
+fn mismatches(spec: &Value, schema: &Value, value: &Value, path: &str, found: &mut Vec<String>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap_or_default();
+        let target = &spec["components"]["schemas"][name];
+        assert!(!target.is_null(), "{path}: no schema {name}");
+        return mismatches(spec, target, value, path, found);
+    }
+    if value.is_null() {
+        if schema["nullable"] != true {
+            found.push(format!("{path}: null, but not nullable"));
+        }
+        return;
+    }
+    for keyword in ["anyOf", "oneOf"] {
+        if let Some(alternatives) = schema[keyword].as_array() {
+            let fits = alternatives.iter().any(|alternative| {
+                let mut trial = Vec::new();
+                mismatches(spec, alternative, value, path, &mut trial);
+                trial.is_empty()
+            });
+            if !fits {
+                found.push(format!(
+                    "{path}: {value} matches no alternative of {keyword}"
+                ));
+            }
+            return;
+        }
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        mismatches(spec, part, value, path, found);
+    }
+    let fits = match schema["type"].as_str() {
+        Some("object") => {
+            let Some(object) = value.as_object() else {
+                found.push(format!("{path}: not an object"));
+                return;
+            };
+            let properties = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let required = schema["required"].as_array().cloned().unwrap_or_default();
+            for (name, property) in &properties {
+                match object.get(name) {
+                    Some(field) => {
+                        mismatches(spec, property, field, &format!("{path}.{name}"), found)
+                    }
+                    None if required.contains(&json!(name)) => {
+                        found.push(format!("{path}.{name}: required, not sent"))
+                    }
+                    None => {}
+                }
+            }
+            for name in object.keys() {
+                if !properties.contains_key(name) {
+                    found.push(format!("{path}.{name}: sent, not documented"));
+                }
+            }
+            true
+        }
+        Some("array") => {
+            for (i, item) in value.as_array().into_iter().flatten().enumerate() {
+                mismatches(spec, &schema["items"], item, &format!("{path}[{i}]"), found);
+            }
+            value.is_array()
+        }
+        Some("string") => {
+            value.is_string()
+                && schema["enum"]
+                    .as_array()
+                    .is_none_or(|choices| choices.contains(value))
+        }
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        _ => true,
+    };
+    if !fits {
+        found.push(format!("{path}: {value} is not a {}", schema["type"]));
+    }
+}
+
+/// The documented schema of `operation_id`'s 200 answer.
+fn answer_schema<'a>(spec: &'a Value, operation_id: &str) -> &'a Value {
+    let operation = spec["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(Value::as_object)
+        .flat_map(|methods| methods.values())
+        .find(|operation| operation["operationId"] == operation_id)
+        .unwrap_or_else(|| panic!("no operation {operation_id}"));
+    operation["responses"]["200"]["content"]
+        .as_object()
+        .and_then(|content| content.values().next())
+        .map(|media| &media["schema"])
+        .unwrap_or_else(|| panic!("{operation_id} documents no 200 body"))
+}
+
+#[tokio::test]
+async fn every_read_answers_exactly_as_documented() {
+    let app = spawn_app().await;
+    let spec: Value = serde_json::from_str(&api::spec::document()).expect("the document");
+
+    // Every optional field filled: the building, a lease and a sale in it.
+    let full = app.register_building().await;
+    let lease = app.record_lease(&full).await;
+    let sale = app
+        .call(Method::POST, "/v1/comps/sale", Some(&sale_body(&full)))
+        .await
+        .id();
+    // Every optional field left out.
+    let mut bare_building = building_body();
+    for field in ["building_class", "year_built", "floors", "submarket"] {
+        bare_building.as_object_mut().expect("body").remove(field);
+    }
+    for field in ["region", "postal_code"] {
+        bare_building["address"]
+            .as_object_mut()
+            .expect("address")
+            .remove(field);
+    }
+    let bare = app
+        .call(Method::POST, "/v1/buildings", Some(&bare_building))
+        .await
+        .id();
+    let mut bare_lease = lease_body(&bare);
+    bare_lease.as_object_mut().expect("body").remove("suite");
+    let bare_lease = app
+        .call(Method::POST, "/v1/comps/lease", Some(&bare_lease))
+        .await
+        .id();
+    let mut bare_sale = sale_body(&bare);
+    bare_sale
+        .as_object_mut()
+        .expect("body")
+        .remove("cap_rate_pct");
+    let bare_sale = app
+        .call(Method::POST, "/v1/comps/sale", Some(&bare_sale))
+        .await
+        .id();
+    app.call(
+        Method::POST,
+        &format!("/v1/comps/{bare_sale}/retract"),
+        Some(&json!({"reason": "duplicate"})),
+    )
+    .await;
+    app.call(
+        Method::POST,
+        &format!("/v1/buildings/{bare}/archive"),
+        Some(&json!({"reason": "demolished"})),
+    )
+    .await;
+    let expected = app.event_count().await;
+    let reader = token_with_scopes(ORG, USER, &READ_SCOPES);
+    project_until(&app.pool, || async {
+        let audit = app
+            .call_as(&reader, Method::GET, "/v1/audit?limit=100", None, &[])
+            .await;
+        audit.body["items"]
+            .as_array()
+            .is_some_and(|items| items.len() as i64 == expected)
+    })
+    .await;
+
+    let reads = [
+        ("get_building", format!("/v1/buildings/{full}")),
+        ("get_building", format!("/v1/buildings/{bare}")),
+        ("list_buildings", "/v1/buildings".to_owned()),
+        ("list_buildings", "/v1/buildings?limit=1".to_owned()),
+        ("list_buildings", "/v1/buildings?archived=true".to_owned()),
+        (
+            "list_buildings",
+            "/v1/buildings?near=40.75,-73.98&radius_m=5000".to_owned(),
+        ),
+        ("building_history", format!("/v1/buildings/{full}/history")),
+        ("get_comp", format!("/v1/comps/{lease}")),
+        ("get_comp", format!("/v1/comps/{sale}")),
+        ("get_comp", format!("/v1/comps/{bare_lease}")),
+        ("get_comp", format!("/v1/comps/{bare_sale}")),
+        ("list_comps", "/v1/comps?include_retracted=true".to_owned()),
+        ("list_comps", "/v1/comps?limit=1".to_owned()),
+        (
+            "list_comps",
+            "/v1/comps?near=40.75,-73.98&radius_m=5000".to_owned(),
+        ),
+        ("market_stats", "/v1/market/stats".to_owned()),
+        ("audit_log", "/v1/audit".to_owned()),
+        ("audit_log", "/v1/audit?limit=1".to_owned()),
+        ("list_projections", "/v1/admin/projections".to_owned()),
+    ];
+    let mut found = Vec::new();
+    for (operation, path) in &reads {
+        let reply = app.call_as(&reader, Method::GET, path, None, &[]).await;
+        assert_eq!(reply.status, 200, "{path}: {:?}", reply.body);
+        let schema = answer_schema(&spec, operation);
+        mismatches(&spec, schema, &reply.body, path, &mut found);
+    }
+    assert!(found.is_empty(), "{found:#?}");
+
+    // The comparison itself can fail: a field the document does not name is found.
+    let mut sent = app
+        .call(Method::GET, &format!("/v1/comps/{lease}"), None)
+        .await
+        .body;
+    sent["undocumented"] = json!(1);
+    sent.as_object_mut().expect("comp").remove("version");
+    let mut caught = Vec::new();
+    mismatches(
+        &spec,
+        answer_schema(&spec, "get_comp"),
+        &sent,
+        "comp",
+        &mut caught,
+    );
+    assert_eq!(
+        caught,
+        [
+            "comp.version: required, not sent",
+            "comp.undocumented: sent, not documented"
+        ]
+    );
+}
