@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
-use projections::rebuild::{self, Rebuild, RebuildError};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use projections::rebuild::{self, Rebuild, RebuildError, RebuildState};
 use projections::Projection;
 use uuid::Uuid;
 
@@ -20,6 +20,56 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 
+/// Where a projection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ProjectionState {
+    /// Caught up.
+    Running,
+    /// Behind the log.
+    Lagging,
+    /// Stopped at an event it cannot apply, or unable to reach the database.
+    Failing,
+    /// Not built yet: its first rebuild, the backfill, is running.
+    Building,
+}
+
+impl ProjectionState {
+    fn of(status: &projections::ProjectionStatus) -> Self {
+        match status.state() {
+            "running" => Self::Running,
+            "lagging" => Self::Lagging,
+            "building" => Self::Building,
+            _ => Self::Failing,
+        }
+    }
+}
+
+/// Where a rebuild stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum RebuildStateOut {
+    Queued,
+    Running,
+    Verifying,
+    Swapped,
+    Failed,
+    Cancelled,
+}
+
+impl From<RebuildState> for RebuildStateOut {
+    fn from(state: RebuildState) -> Self {
+        match state {
+            RebuildState::Queued => Self::Queued,
+            RebuildState::Running => Self::Running,
+            RebuildState::Verifying => Self::Verifying,
+            RebuildState::Swapped => Self::Swapped,
+            RebuildState::Failed => Self::Failed,
+            RebuildState::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
 /// A projection as operators see it.
 #[derive(Debug, Object)]
 pub struct ProjectionOut {
@@ -28,7 +78,7 @@ pub struct ProjectionOut {
     /// `running` (caught up), `lagging`, `failing` (stopped at an event it cannot
     /// apply, or unable to reach the database; see `last_error`) or `building` (not
     /// built yet: its first rebuild, the backfill, is running).
-    pub state: String,
+    pub state: ProjectionState,
     /// The last applied event's global position.
     pub position: i64,
     /// The last applied event's transaction id (`xid8`).
@@ -69,7 +119,7 @@ pub struct RebuildOut {
     /// `queued`, `running`, `verifying` (checked against the log before the swap),
     /// `swapped` (done: the rebuilt tables serve reads), `failed` (see `error`; the
     /// live tables were not touched) or `cancelled`.
-    pub state: String,
+    pub state: RebuildStateOut,
     /// Who asked (a user id, or `backfill` for a new projection's first build).
     #[oai(nullable)]
     pub requested_by: Option<String>,
@@ -103,7 +153,7 @@ impl From<Rebuild> for RebuildOut {
             eta_seconds: rebuild.eta_seconds(),
             id: rebuild.id,
             projection: rebuild.projection,
-            state: rebuild.state.as_str().to_owned(),
+            state: rebuild.state.into(),
             requested_by: rebuild.requested_by,
             requested_at: rebuild.requested_at,
             started_at: rebuild.started_at,
@@ -216,7 +266,7 @@ impl AdminApi {
         let items = statuses
             .into_iter()
             .map(|status| {
-                let state = status.state().to_owned();
+                let state = ProjectionState::of(&status);
                 let checkpoint = status.checkpoint;
                 ProjectionOut {
                     name: status.name.to_owned(),

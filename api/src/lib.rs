@@ -35,7 +35,7 @@
 //! `startup`; the endpoints and `spec`; `bearer`, `command_endpoint`; `state`;
 //! `commands`, `views`, `edge`; `auth`, `jobs`; `metrics`, `problem`, `redis_link`;
 //! and the leaf types (`config`, `input`, `params`, `read_types`, `request_id`,
-//! `route_table`, `tags`), which import nothing of the crate. No module imports one that imports it
+//! `route_table`, `tags`), which import nothing of the crate but `input`. No module imports one that imports it
 //! back.
 //!
 //! Logging is set up by the shared `telemetry` crate.

@@ -10,8 +10,13 @@
 use domain::values::FieldErrors;
 use domain::DomainError;
 use poem::http::StatusCode;
+use std::borrow::Cow;
+
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
+use serde_json::Value;
 
 use crate::input::BodyRejected;
 use crate::request_id::RequestId;
@@ -30,12 +35,92 @@ pub struct FieldProblem {
     pub message: String,
 }
 
+/// Every problem type's slug (`urn:prism:problem:<slug>`), as docs/errors.md lists them.
+pub const PROBLEM_SLUGS: [&str; 23] = [
+    "malformed-request",
+    "unauthenticated",
+    "forbidden",
+    "cross-origin-refused",
+    "not-found",
+    "method-not-allowed",
+    "payload-too-large",
+    "rate-limited",
+    "unsupported-media-type",
+    "validation-failed",
+    "idempotency-key-reused",
+    "unknown-building",
+    "version-conflict",
+    "already-exists",
+    "building-archived",
+    "building-not-archived",
+    "comp-retracted",
+    "comp-already-verified",
+    "concurrent-modification",
+    "rebuild-in-progress",
+    "rebuild-finished",
+    "service-unavailable",
+    "internal",
+];
+
+/// A problem's `type`: one of [`PROBLEM_SLUGS`] under [`PROBLEM_TYPE_PREFIX`],
+/// documented as an enumeration so that clients can branch on it exhaustively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemType(pub String);
+
+impl Type for ProblemType {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "ProblemType".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference("ProblemType".to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>("ProblemType".to_owned(), |_| MetaSchema {
+            description: Some("The kind of problem; docs/errors.md says what each means."),
+            enum_items: PROBLEM_SLUGS
+                .iter()
+                .map(|slug| Value::from(format!("{PROBLEM_TYPE_PREFIX}{slug}")))
+                .collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for ProblemType {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Ok(Self(text)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for ProblemType {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, Object)]
 pub struct Problem {
     /// Stable identifier of the kind of problem (`urn:prism:problem:validation-failed`).
     #[oai(rename = "type")]
-    pub problem_type: String,
+    pub problem_type: ProblemType,
     /// Short summary of the kind of problem.
     pub title: String,
     /// The HTTP status.
@@ -43,8 +128,7 @@ pub struct Problem {
     /// What happened in this case.
     #[oai(skip_serializing_if_is_none)]
     pub detail: Option<String>,
-    /// Every refused field, when the problem is about fields.
-    #[oai(skip_serializing_if_is_empty, default)]
+    /// Every refused field; empty when the problem is not about fields.
     pub errors: Vec<FieldProblem>,
     /// The aggregate's current version, on a version conflict.
     #[oai(skip_serializing_if_is_none)]
@@ -112,9 +196,9 @@ pub enum ApiError {
     /// 404 `not-found`: no such resource in the caller's organisation (or no route).
     #[error("not found")]
     NotFound,
-    /// 405 `method-not-allowed`.
+    /// 405 `method-not-allowed`; `Allow` lists the path's methods when it is known.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Option<String> },
     /// 413 `payload-too-large`: the body is over the limit (bytes).
     #[error("payload too large")]
     PayloadTooLarge { limit: u64 },
@@ -286,7 +370,7 @@ impl ApiError {
                 "Cross-origin request refused",
             ),
             Self::NotFound => kind(S::NOT_FOUND, "not-found", "Not found"),
-            Self::MethodNotAllowed => kind(
+            Self::MethodNotAllowed { .. } => kind(
                 S::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
@@ -396,6 +480,12 @@ impl ApiError {
             Self::Unavailable(_) => Some(format!(
                 "a dependency is unavailable; retry in {RETRY_UNAVAILABLE_SECONDS} s"
             )),
+            Self::UnsupportedMediaType => {
+                Some("send the body as JSON, with Content-Type: application/json".into())
+            }
+            Self::MethodNotAllowed { allow: Some(allow) } => {
+                Some(format!("this path answers {allow}"))
+            }
             Self::Internal(_) => Some("an internal error occurred; quote the request id".into()),
             _ => None,
         }
@@ -434,7 +524,7 @@ impl ApiError {
             _ => Vec::new(),
         };
         let problem = Json(Problem {
-            problem_type: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
+            problem_type: ProblemType(format!("{PROBLEM_TYPE_PREFIX}{slug}")),
             title: title.into(),
             status: status.as_u16(),
             detail: self.detail(),
@@ -496,7 +586,7 @@ impl poem::error::ResponseError for ApiError {
 /// Renders an error that escaped the operations (extractors, routing) as a problem.
 pub fn from_poem_error(error: poem::Error) -> poem::Response {
     let error = match error.downcast::<ApiError>() {
-        Ok(api_error) => return render(api_error),
+        Ok(api_error) => return response(api_error),
         Err(error) => error,
     };
     let api_error = if let Some(rejected) = error.downcast_ref::<BodyRejected>() {
@@ -520,7 +610,7 @@ pub fn from_poem_error(error: poem::Error) -> poem::Response {
                 ApiError::Unauthenticated("a bearer token is required".into())
             }
             StatusCode::NOT_FOUND => ApiError::NotFound,
-            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed { allow: None },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
             status if status.is_client_error() => ApiError::MalformedRequest {
                 detail: error.to_string(),
@@ -529,15 +619,115 @@ pub fn from_poem_error(error: poem::Error) -> poem::Response {
             _ => ApiError::Internal(anyhow::anyhow!("{error}")),
         }
     };
-    render(api_error)
+    response(api_error)
 }
 
 /// The problem response of `error`, with its own status (also for a 405, which no
-/// [`ProblemResponse`] variant has).
-fn render(error: ApiError) -> poem::Response {
+/// [`ProblemResponse`] variant has) and, for a 405, `Allow`.
+pub fn response(error: ApiError) -> poem::Response {
     use poem::IntoResponse;
     let status = error.kind().status;
+    let allow = match &error {
+        ApiError::MethodNotAllowed { allow } => allow.clone(),
+        _ => None,
+    };
     let mut response = error.into_problem().into_response();
     response.set_status(status);
+    if let Some(value) = allow.and_then(|allow| allow.parse().ok()) {
+        response
+            .headers_mut()
+            .insert(poem::http::header::ALLOW, value);
+    }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every kind. The match is exhaustive: a new variant does not compile
+    /// until it is given an example here, and so a slug checked below.
+    fn examples() -> Vec<ApiError> {
+        let every = vec![
+            ApiError::MalformedRequest {
+                detail: String::new(),
+                errors: FieldErrors::default(),
+            },
+            ApiError::Unauthenticated(String::new()),
+            ApiError::Forbidden("x"),
+            ApiError::CrossOriginRefused,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed { allow: None },
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::RateLimited {
+                retry_after_seconds: 1,
+            },
+            ApiError::UnsupportedMediaType,
+            ApiError::InvalidFields(FieldErrors::default()),
+            ApiError::IdempotencyKeyReused,
+            ApiError::UnknownBuilding,
+            ApiError::VersionConflict { current: None },
+            ApiError::AlreadyExists,
+            ApiError::BuildingArchived,
+            ApiError::BuildingNotArchived,
+            ApiError::CompRetracted,
+            ApiError::CompAlreadyVerified,
+            ApiError::ConcurrentModification,
+            ApiError::RebuildInProgress {
+                id: uuid::Uuid::nil(),
+                state: "running",
+            },
+            ApiError::RebuildFinished { state: "swapped" },
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(anyhow::anyhow!("x")),
+        ];
+        for error in &every {
+            match error {
+                ApiError::MalformedRequest { .. }
+                | ApiError::Unauthenticated(_)
+                | ApiError::Forbidden(_)
+                | ApiError::CrossOriginRefused
+                | ApiError::NotFound
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::UnsupportedMediaType
+                | ApiError::InvalidFields(_)
+                | ApiError::IdempotencyKeyReused
+                | ApiError::UnknownBuilding
+                | ApiError::VersionConflict { .. }
+                | ApiError::AlreadyExists
+                | ApiError::BuildingArchived
+                | ApiError::BuildingNotArchived
+                | ApiError::CompRetracted
+                | ApiError::CompAlreadyVerified
+                | ApiError::ConcurrentModification
+                | ApiError::RebuildInProgress { .. }
+                | ApiError::RebuildFinished { .. }
+                | ApiError::Unavailable(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        every
+    }
+
+    #[test]
+    fn every_problem_type_is_documented_once() {
+        let slugs: Vec<&str> = examples().iter().map(|e| e.kind().slug).collect();
+        let mut listed = PROBLEM_SLUGS.to_vec();
+        listed.sort_unstable();
+        let mut raised = slugs.clone();
+        raised.sort_unstable();
+        assert_eq!(
+            raised, listed,
+            "PROBLEM_SLUGS lists exactly the raised types"
+        );
+        let errors_md = include_str!("../../docs/errors.md");
+        for slug in slugs {
+            assert!(
+                errors_md.contains(&format!("`{slug}`")),
+                "{slug} in docs/errors.md"
+            );
+        }
+    }
 }

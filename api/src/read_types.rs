@@ -1,10 +1,30 @@
 //! The documented shapes of read responses. The bodies themselves are the projections'
 //! views serialised by serde (and cached as bytes); these types give them their OpenAPI
-//! schema. Decimals are strings (`"85.50"`), dates `YYYY-MM-DD`, times RFC 3339.
+//! schema. Decimals are strings (`"85.50"`), dates `YYYY-MM-DD`, times RFC 3339,
+//! enumerations their wire names (the same schemas as on input).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use poem_openapi::Object;
+use domain::values::{BuildingClass, LeaseType, PropertyType};
+use poem_openapi::{Enum, Object};
 use uuid::Uuid;
+
+use crate::input::Choice;
+
+/// Which kind of comp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum CompKind {
+    Lease,
+    Sale,
+}
+
+/// Which kind of aggregate an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum AggregateType {
+    Building,
+    Comp,
+}
 
 #[derive(Debug, Object)]
 pub struct AddressOut {
@@ -32,9 +52,9 @@ pub struct BuildingOut {
     pub name: String,
     pub address: AddressOut,
     pub location: LocationOut,
-    pub property_type: String,
+    pub property_type: Choice<PropertyType>,
     #[oai(nullable)]
-    pub building_class: Option<String>,
+    pub building_class: Option<Choice<BuildingClass>>,
     /// Decimal, as a string.
     pub rentable_area_sqft: String,
     #[oai(nullable)]
@@ -104,7 +124,7 @@ pub struct LeaseOut {
     pub suite: Option<String>,
     pub leased_area_sqft: String,
     pub starting_rent_psf: String,
-    pub lease_type: String,
+    pub lease_type: Choice<LeaseType>,
     pub term_months: i32,
     pub commencement_date: NaiveDate,
     pub free_rent_months: i32,
@@ -133,8 +153,8 @@ pub struct CompOut {
     pub id: Uuid,
     pub version: i64,
     pub building_id: Uuid,
-    /// `lease` or `sale`.
-    pub kind: String,
+    /// Which of `lease` and `sale` holds the terms (the other is `null`).
+    pub kind: CompKind,
     /// Commencement date of a lease, sale date of a sale.
     pub deal_date: NaiveDate,
     #[oai(nullable)]
@@ -165,7 +185,7 @@ pub struct MarketCellOut {
     /// `null` for buildings without a submarket.
     #[oai(nullable)]
     pub submarket: Option<String>,
-    pub property_type: String,
+    pub property_type: Choice<PropertyType>,
     /// `2026-Q1`.
     pub quarter: String,
     pub quarter_start: NaiveDate,
@@ -195,7 +215,7 @@ pub struct MarketStatsOut {
 pub struct AuditEntryOut {
     /// The event's place in the global log.
     pub position: i64,
-    pub aggregate_type: String,
+    pub aggregate_type: AggregateType,
     pub aggregate_id: String,
     /// The aggregate's version after the event.
     pub version: i64,
