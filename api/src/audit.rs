@@ -15,7 +15,7 @@ use crate::problem::ProblemResponse;
 use crate::read_types::AuditPageOut;
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, JsonView};
+use crate::views::{ordered, query_error, JsonView};
 
 #[derive(Debug, ApiResponse)]
 pub enum AuditResponse {
@@ -64,6 +64,7 @@ impl AuditApi {
             limit,
             cursor,
         } = query;
+        ordered(("from", from.as_ref()), ("to", to.as_ref()))?;
         let filter = AuditFilter {
             aggregate_type,
             aggregate_id,

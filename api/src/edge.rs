@@ -304,14 +304,17 @@ impl Edge {
 pub struct Admission {
     max_body_bytes: u64,
     limiter: Option<RateLimiter>,
+    /// Resolves requests to the documented routes.
+    metrics: Arc<ApiMetrics>,
 }
 
 impl Admission {
-    pub fn new(settings: &EdgeSettings, redis: &Redis) -> Self {
+    pub fn new(settings: &EdgeSettings, redis: &Redis, metrics: Arc<ApiMetrics>) -> Self {
         Self {
             max_body_bytes: settings.max_body_bytes,
             limiter: (settings.rate_limit_per_minute > 0)
                 .then(|| RateLimiter::new(redis, settings.rate_limit_per_minute)),
+            metrics,
         }
     }
 
@@ -347,6 +350,49 @@ impl Admission {
         }
     }
 
+    /// Refuses what the OpenAPI document does not offer: a method the path does not
+    /// have (405 with `Allow`), a query parameter the operation does not read (400
+    /// naming each), so that a typo is never a filter silently ignored.
+    fn offered(&self, request: &Request) -> Result<(), ApiError> {
+        let method = match request.method() {
+            &Method::HEAD => &Method::GET,
+            method => method,
+        };
+        let route = self.metrics.route(method, request.uri().path());
+        let Some(query) = route.query else {
+            return match route.allow {
+                Some(allow) if method != Method::OPTIONS => Err(ApiError::MethodNotAllowed {
+                    allow: Some(allow.to_owned()),
+                }),
+                _ => Ok(()),
+            };
+        };
+        let pairs: Vec<(String, String)> = request.params().unwrap_or_default();
+        let mut unknown = domain::values::FieldErrors::default();
+        let mut named = Vec::new();
+        for (name, _) in pairs {
+            if !query.contains(&name) && !named.contains(&name) {
+                unknown.push(name.clone(), "is not a parameter of this operation");
+                named.push(name);
+            }
+        }
+        if named.is_empty() {
+            return Ok(());
+        }
+        let reads = if query.is_empty() {
+            "none".to_owned()
+        } else {
+            query.join(", ")
+        };
+        Err(ApiError::MalformedRequest {
+            detail: format!(
+                "unknown query parameter {}; this operation reads: {reads}",
+                named.join(", ")
+            ),
+            errors: unknown,
+        })
+    }
+
     async fn admit(&self, request: &mut Request) -> Result<(), ApiError> {
         let client = request.extensions().get::<ClientIp>().and_then(|c| c.0);
         if let (Some(limiter), Some(ip)) = (&self.limiter, client) {
@@ -362,6 +408,7 @@ impl Admission {
                 }
             }
         }
+        self.offered(request)?;
         self.limit_body(request).await
     }
 
@@ -371,7 +418,7 @@ impl Admission {
         mut request: Request,
     ) -> poem::Result<Response> {
         if let Err(refused) = self.admit(&mut request).await {
-            return Ok(refused.into_problem().into_response());
+            return Ok(problem::response(refused));
         }
         let result = next.call(request).await.map(IntoResponse::into_response);
         Ok(render(result))

@@ -16,7 +16,7 @@ use crate::problem::ProblemResponse;
 use crate::read_types::MarketStatsOut;
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, JsonView};
+use crate::views::{ordered, query_error, JsonView};
 
 #[derive(Debug, ApiResponse)]
 pub enum MarketStatsResponse {
@@ -55,6 +55,7 @@ impl MarketApi {
         from: Query<Option<IsoDate>>,
         to: Query<Option<IsoDate>>,
     ) -> Result<MarketStatsResponse, ProblemResponse> {
+        ordered(("from", from.0.as_ref()), ("to", to.0.as_ref()))?;
         let filter = MarketFilter {
             submarket: submarket.0.filter(|s| !s.trim().is_empty()),
             property_type: property_type.0.map(|c| c.0.as_str().to_owned()),

@@ -1,6 +1,8 @@
-//! Which documented route a request is for: its template (`/v1/buildings/{id}`) and
-//! operation id, resolved from the OpenAPI document itself, so the metrics' `path`
-//! label never depends on how the router names its parameters and stays bounded.
+//! Which documented route a request is for: its template (`/v1/buildings/{id}`),
+//! operation id, methods and query parameters, resolved from the OpenAPI document
+//! itself, so the metrics' `path` label never depends on how the router names its
+//! parameters and stays bounded, and the edge refuses what the document does not
+//! offer (an unknown query parameter, a method the path does not have).
 
 use std::collections::HashMap;
 
@@ -18,12 +20,21 @@ enum Segment {
     Parameter,
 }
 
-/// One documented path: its template, segments, and operation ids by method.
+/// One documented operation: its id and the query parameters it reads.
+#[derive(Debug)]
+struct Operation {
+    id: String,
+    query: Vec<String>,
+}
+
+/// One documented path: its template, segments, and operations by method.
 #[derive(Debug)]
 struct Route {
     template: String,
     segments: Vec<Segment>,
-    operations: HashMap<String, String>,
+    operations: HashMap<String, Operation>,
+    /// Its methods, as `Allow` lists them.
+    allow: String,
 }
 
 /// Resolves a request to its route template (and operation id) from the OpenAPI
@@ -55,20 +66,17 @@ impl RouteTable {
                                 }
                             })
                             .collect(),
-                        operations: item
-                            .as_object()
-                            .map(|methods| {
-                                methods
-                                    .iter()
-                                    .filter_map(|(method, op)| {
-                                        Some((
-                                            method.to_ascii_uppercase(),
-                                            op["operationId"].as_str()?.to_owned(),
-                                        ))
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
+                        operations: operations_of(item),
+                        allow: {
+                            let mut methods: Vec<String> = item
+                                .as_object()
+                                .into_iter()
+                                .flat_map(|methods| methods.keys())
+                                .map(|method| method.to_ascii_uppercase())
+                                .collect();
+                            methods.sort();
+                            methods.join(", ")
+                        },
                     })
                     .collect()
             })
@@ -98,10 +106,13 @@ impl RouteTable {
                         },
                     );
             if matches {
+                let operation = route.operations.get(method.as_str());
                 return ResolvedRoute {
                     id,
                     template: route.template.as_str(),
-                    operation: route.operations.get(method.as_str()).map(String::as_str),
+                    operation: operation.map(|operation| operation.id.as_str()),
+                    query: operation.map(|operation| operation.query.as_slice()),
+                    allow: Some(route.allow.as_str()),
                 };
             }
         }
@@ -114,6 +125,8 @@ impl RouteTable {
                     id: self.routes.len() + n,
                     template: other,
                     operation: None,
+                    query: None,
+                    allow: None,
                 };
             }
         }
@@ -121,17 +134,41 @@ impl RouteTable {
             id: self.routes.len() + OTHER_ROUTES.len(),
             template: UNMATCHED,
             operation: None,
+            query: None,
+            allow: None,
         }
     }
 }
 
+/// A path item's operations by method, each with the query parameters it documents.
+fn operations_of(item: &serde_json::Value) -> HashMap<String, Operation> {
+    item.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(method, operation)| {
+            let id = operation["operationId"].as_str()?.to_owned();
+            let query = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|parameter| parameter["in"] == "query")
+                .filter_map(|parameter| parameter["name"].as_str().map(str::to_owned))
+                .collect();
+            Some((method.to_ascii_uppercase(), Operation { id, query }))
+        })
+        .collect()
+}
+
 /// A request's route: an id for the series cache, the template for the `path`
-/// label, and the operation id when the method has one.
+/// label, the operation id and its query parameters when the method has one, and the
+/// path's methods (`Allow`) when it is a documented path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolvedRoute<'a> {
     pub id: usize,
     pub template: &'a str,
     pub operation: Option<&'a str>,
+    pub query: Option<&'a [String]>,
+    pub allow: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -168,6 +205,13 @@ mod tests {
             (UNMATCHED.into(), None)
         );
         assert_eq!(resolve(&Method::GET, "/v1/buildings/").0, UNMATCHED);
+        let list = table.resolve(&Method::GET, "/v1/buildings");
+        assert!(list
+            .query
+            .is_some_and(|query| query.iter().any(|name| name == "bbox")));
+        assert_eq!(list.allow, Some("GET, POST"));
+        let archive = table.resolve(&Method::GET, &format!("/v1/buildings/{id}/archive"));
+        assert_eq!((archive.operation, archive.allow), (None, Some("POST")));
         assert_ne!(
             table.resolve(&Method::GET, "/health").id,
             table.resolve(&Method::GET, "/ready").id,

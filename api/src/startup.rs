@@ -151,7 +151,7 @@ fn routes(
     for origin in &settings.edge.allowed_origins {
         cors = cors.allow_origin(origin.as_str());
     }
-    let admission = Arc::new(Admission::new(&settings.edge, &redis));
+    let admission = Arc::new(Admission::new(&settings.edge, &redis, Arc::clone(&metrics)));
     let edge = Arc::new(Edge::new(&settings.edge, Arc::clone(&metrics)));
     Route::new()
         .nest("/", api)

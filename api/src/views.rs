@@ -251,6 +251,26 @@ impl Views {
     }
 }
 
+/// Refuses a range that ends before it starts (400 naming both bounds), which would
+/// otherwise answer an empty page as if nothing matched.
+pub fn ordered<T: PartialOrd>(
+    (from_name, from): (&'static str, Option<&T>),
+    (to_name, to): (&'static str, Option<&T>),
+) -> Result<(), ApiError> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => {
+            let mut errors = domain::values::FieldErrors::default();
+            errors.push(from_name, format!("is after {to_name}"));
+            errors.push(to_name, format!("is before {from_name}"));
+            Err(ApiError::MalformedRequest {
+                detail: format!("{from_name} must not be after {to_name}"),
+                errors,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Maps a read-side failure to the client's problem.
 pub fn query_error(error: QueryError) -> ApiError {
     match error {

@@ -18,7 +18,7 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{CompOut, CompPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail};
+use crate::views::{ordered, query_error, view_response, Detail};
 
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
@@ -86,6 +86,14 @@ impl CompQueriesApi {
                 "must be lease or sale",
             )))?,
         };
+        ordered(
+            ("date_from", date_from.as_ref()),
+            ("date_to", date_to.as_ref()),
+        )?;
+        ordered(
+            ("rent_min", rent_min.as_ref()),
+            ("rent_max", rent_max.as_ref()),
+        )?;
         let near = Near::parse(near.as_deref(), radius_m).map_err(query_error)?;
         let filter = CompFilter {
             building_id,

@@ -36,7 +36,7 @@ macro_rules! scalar_type_common {
 /// numbers are read from their decimal text, never through a binary float, so up to
 /// 15 significant digits arrive exactly (send strings beyond that). Always written
 /// as a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Exact(pub Decimal);
 
 const EXACT_DESCRIPTION: &str = "an exact decimal, as a JSON number or string";
@@ -93,7 +93,7 @@ impl ToJSON for Exact {
 }
 
 /// A calendar date as `YYYY-MM-DD` (OpenAPI `format: date`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IsoDate(pub NaiveDate);
 
 pub(super) const ISO_DATE_FORMAT: &str = "%Y-%m-%d";

@@ -215,3 +215,113 @@ async fn the_rate_limit_lets_requests_through_while_redis_is_unreachable() {
     // Serving beats refusing everyone: no 429 without a counter to consult.
     assert_eq!(statuses, [200, 200, 200, 200, 200]);
 }
+
+#[tokio::test]
+async fn what_the_document_does_not_offer_is_refused_by_name() {
+    let app = spawn_app().await;
+    // A typo is not a filter silently ignored: every unknown parameter is named.
+    let reply = app
+        .call(
+            Method::GET,
+            "/v1/buildings?type=office&limit=5&colour=red",
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.assert_problem(400, "malformed-request"),
+        ["type", "colour"]
+    );
+    let detail = reply.body["detail"].as_str().expect("detail");
+    assert!(detail.contains("property_type"), "{detail}");
+    // Known parameters pass.
+    let known = app
+        .call(
+            Method::GET,
+            "/v1/buildings?property_type=office&limit=5",
+            None,
+        )
+        .await;
+    assert_eq!(known.status, 200, "{:#}", known.body);
+    // A range that ends before it starts is refused, not answered with an empty page.
+    let inverted = app
+        .call(
+            Method::GET,
+            "/v1/comps?date_from=2026-02-01&date_to=2026-01-01",
+            None,
+        )
+        .await;
+    assert_eq!(
+        inverted.assert_problem(400, "malformed-request"),
+        ["date_from", "date_to"]
+    );
+    let inverted = app
+        .call(Method::GET, "/v1/comps?rent_min=90&rent_max=50.5", None)
+        .await;
+    assert_eq!(
+        inverted.assert_problem(400, "malformed-request"),
+        ["rent_min", "rent_max"]
+    );
+    let inverted = app
+        .call(
+            Method::GET,
+            "/v1/market/stats?from=2026-02-01&to=2026-01-01",
+            None,
+        )
+        .await;
+    assert_eq!(
+        inverted.assert_problem(400, "malformed-request"),
+        ["from", "to"]
+    );
+    let same_day = app
+        .call(
+            Method::GET,
+            "/v1/comps?date_from=2026-01-01&date_to=2026-01-01",
+            None,
+        )
+        .await;
+    assert_eq!(same_day.status, 200, "{:#}", same_day.body);
+    // A method the path does not have: 405 with `Allow`.
+    let reply = app.call(Method::DELETE, "/v1/buildings", None).await;
+    reply.assert_problem(405, "method-not-allowed");
+    assert_eq!(reply.header("allow"), Some("GET, POST"));
+    // A body that is not JSON: 415 says what to send.
+    let reply = app
+        .send(
+            app.request(Method::POST, "/v1/buildings")
+                .bearer_auth(token())
+                .header("content-type", "text/plain")
+                .body("name=x"),
+        )
+        .await;
+    reply.assert_problem(415, "unsupported-media-type");
+    assert!(reply.body["detail"]
+        .as_str()
+        .is_some_and(|detail| detail.contains("application/json")));
+}
+
+#[tokio::test]
+async fn a_problem_raised_in_a_handler_names_the_request_s_id() {
+    let app = spawn_app().await;
+    let missing = "01a211de-85b1-74e2-ab37-c248cf58d5fa";
+    let reply = app
+        .call_as(
+            &token(),
+            Method::GET,
+            &format!("/v1/buildings/{missing}"),
+            None,
+            &[("x-request-id", "req-404")],
+        )
+        .await;
+    reply.assert_problem(404, "not-found");
+    assert_eq!(reply.body["request_id"], "req-404");
+    let refused = app
+        .call_as(
+            &token(),
+            Method::POST,
+            "/v1/buildings",
+            Some(&json!({"name": ""})),
+            &[("x-request-id", "req-400")],
+        )
+        .await;
+    assert_eq!(refused.body["request_id"], "req-400", "{:#}", refused.body);
+}
