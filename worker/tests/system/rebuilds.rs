@@ -162,6 +162,11 @@ async fn a_rebuild_while_commands_flow_keeps_reads_whole_and_other_projections_c
 
     let id = request_rebuild(&system, "catalog").await;
     let mut worst_audit_lag: f64 = 0.0;
+    // The log's end when the rebuild was first seen running, and whether audit applied
+    // events past it while the rebuild still ran: proof that the rebuild does not hold
+    // the other projection back, whatever the machine's load.
+    let mut log_end_at_start: Option<i64> = None;
+    let mut audit_advanced_during_rebuild = false;
     let mut seen_states = Vec::new();
     let mut last_count = before;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -178,6 +183,14 @@ async fn a_rebuild_while_commands_flow_keeps_reads_whole_and_other_projections_c
         let statuses = projections::status(&system.pool).await.expect("status");
         let audit = statuses.iter().find(|s| s.name == "audit").expect("audit");
         worst_audit_lag = worst_audit_lag.max(audit.lag_seconds);
+        let audit_position = audit.checkpoint.as_ref().map_or(0, |c| c.position);
+        match log_end_at_start {
+            None if state == "running" => {
+                log_end_at_start = Some(audit_position + audit.lag_events);
+            }
+            Some(end) if audit_position > end => audit_advanced_during_rebuild = true,
+            _ => {}
+        }
         // Reads of the projection being rebuilt answer, with all its rows.
         let count = system.count("SELECT count(*) FROM buildings").await;
         assert!(
@@ -201,7 +214,13 @@ async fn a_rebuild_while_commands_flow_keeps_reads_whole_and_other_projections_c
         "the rebuild was watched while it ran: {seen_states:?}"
     );
     assert!(
-        worst_audit_lag < 1.0,
+        audit_advanced_during_rebuild,
+        "audit applied no event committed after the rebuild started until it finished"
+    );
+    // A bound on the lag itself, loose enough for a loaded shared machine (a blocked
+    // audit would lag for the whole rebuild): the deterministic proof is the one above.
+    assert!(
+        worst_audit_lag < 5.0,
         "audit lagged {worst_audit_lag} s during the rebuild"
     );
     system.wait_until_quiet(Duration::from_secs(30)).await;
