@@ -65,12 +65,14 @@ pub struct CachedView {
 }
 
 impl CachedView {
-    /// Renders `view` as JSON and tags it with a digest of the bytes.
+    /// Renders `view` as JSON and tags it `"<version>-<digest of the bytes>"`: the
+    /// digest changes with any byte (a building's comp statistics change without its
+    /// version), and the version lets a client send a detail's tag back as `If-Match`.
     pub fn render(version: i64, view: &impl serde::Serialize) -> Self {
         let body = serde_json::to_string(view).unwrap_or_else(|_| "null".into());
         let digest = Sha256::digest(body.as_bytes());
         let etag = format!(
-            "\"{}\"",
+            "\"{version}-{}\"",
             digest[..12]
                 .iter()
                 .map(|b| format!("{b:02x}"))

@@ -132,7 +132,8 @@ impl CommandContext {
     }
 }
 
-/// Parses `If-Match`: a version as `3`, `"3"` or `W/"3"`.
+/// Parses `If-Match`: a version as `3`, `"3"` or `W/"3"` (a command's `ETag`), or a
+/// detail read's `ETag`, `"3-<digest>"`, whose version is what it names.
 pub fn parse_if_match(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     let trimmed = raw.trim();
@@ -140,7 +141,15 @@ pub fn parse_if_match(raw: Option<&str>) -> Result<Option<u64>, ApiError> {
         .strip_prefix("W/")
         .unwrap_or(trimmed)
         .trim_matches('"');
-    unquoted
+    let version = match unquoted.split_once('-') {
+        Some((version, digest))
+            if !digest.is_empty() && digest.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            version
+        }
+        _ => unquoted,
+    };
+    version
         .parse()
         .map(Some)
         .map_err(|_| ApiError::MalformedRequest {
@@ -475,6 +484,12 @@ mod tests {
         assert_eq!(parse_if_match(Some("3")).ok(), Some(Some(3)));
         assert_eq!(parse_if_match(Some("\"3\"")).ok(), Some(Some(3)));
         assert_eq!(parse_if_match(Some("W/\"12\"")).ok(), Some(Some(12)));
+        assert_eq!(
+            parse_if_match(Some("\"7-0a1b2c3d4e5f60718293a4b5\"")).ok(),
+            Some(Some(7))
+        );
+        assert!(parse_if_match(Some("\"7-\"")).is_err());
+        assert!(parse_if_match(Some("\"7-xyz\"")).is_err());
         assert!(parse_if_match(Some("*")).is_err());
     }
 

@@ -96,3 +96,41 @@ async fn a_command_that_loses_its_race_takes_no_other_command_down() {
     assert_one_won(&updated);
     assert_eq!(app.event_count().await, 1 + 24 + 1);
 }
+
+#[tokio::test]
+async fn a_detail_s_etag_is_the_if_match_of_its_next_change() {
+    let app = spawn_app().await;
+    let building = app.register_building().await;
+    let path = format!("/v1/buildings/{building}");
+    project_until(&app.pool, || async {
+        app.call(Method::GET, &path, None).await.status == StatusCode::OK
+    })
+    .await;
+    let read = app.call(Method::GET, &path, None).await;
+    let etag = read.header("etag").expect("etag").to_owned();
+    assert!(etag.starts_with("\"1-"), "{etag}");
+    // The tag read is accepted as If-Match…
+    let renamed = app
+        .call_as(
+            &token(),
+            Method::PATCH,
+            &path,
+            Some(&json!({"name": "A"})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:#}", renamed.body);
+    assert_eq!(renamed.version(), 2);
+    // …and once the building changed, the same tag is a conflict naming the version.
+    let stale = app
+        .call_as(
+            &token(),
+            Method::PATCH,
+            &path,
+            Some(&json!({"name": "B"})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    stale.assert_problem(409, "version-conflict");
+    assert_eq!(stale.body["current_version"], 2);
+}
