@@ -22,6 +22,7 @@ use projections::cache::RedisLink;
 use sentry::SentryFutureExt;
 use tracing::Instrument;
 
+use crate::auth::TokenVerifier;
 use crate::config::EdgeSettings;
 use crate::metrics::{ApiMetrics, Observed};
 use crate::problem::{self, ApiError};
@@ -89,7 +90,8 @@ fn add_security_headers(response: &mut Response, path: &str, hsts: bool) {
 }
 
 /// Per-client fixed-window counters in Redis: the first request of a window starts a
-/// one-minute key, each request increments it, one round trip.
+/// one-minute key, each request increments it, one round trip. A client is a user
+/// once its token verifies, else an address.
 #[derive(Debug, Clone)]
 struct RateLimiter {
     redis: RedisLink,
@@ -98,11 +100,38 @@ struct RateLimiter {
     script: Arc<redis::Script>,
 }
 
-/// What the limiter decided.
-enum Verdict {
-    Allowed,
-    Refused { retry_after_seconds: u64 },
+/// What the limiter counted for one request: the budget's state after it.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    count: u64,
+    limit: u64,
+    reset_seconds: u64,
 }
+
+impl Counted {
+    fn refused(&self) -> bool {
+        self.count > self.limit
+    }
+
+    /// `RateLimit` and `RateLimit-Policy` (IETF draft-ietf-httpapi-ratelimit-headers):
+    /// the requests left in the window and the seconds until it resets.
+    fn headers(&self) -> [(&'static str, String); 2] {
+        let remaining = self.limit.saturating_sub(self.count);
+        [
+            (
+                "ratelimit-policy",
+                format!("\"{POLICY}\";q={};w={}", self.limit, WINDOW_MS / 1000),
+            ),
+            (
+                "ratelimit",
+                format!("\"{POLICY}\";r={remaining};t={}", self.reset_seconds),
+            ),
+        ]
+    }
+}
+
+/// The name of the one rate-limit policy, in the headers.
+const POLICY: &str = "default";
 
 const WINDOW_MS: u64 = 60_000;
 
@@ -122,7 +151,9 @@ impl RateLimiter {
         }
     }
 
-    async fn check(&self, client: &str) -> Verdict {
+    /// Counts a request of `client`; `None` when Redis is unreachable (the request is
+    /// served: serving beats refusing everyone).
+    async fn count(&self, client: &str) -> Option<Counted> {
         let key = format!("{}{client}", self.prefix);
         let script = Arc::clone(&self.script);
         let counted: Option<(u64, u64)> = self
@@ -135,13 +166,25 @@ impl RateLimiter {
                     .await
             })
             .await;
-        match counted {
-            Some((count, ttl_ms)) if count > u64::from(self.per_minute) => Verdict::Refused {
-                retry_after_seconds: ttl_ms.div_ceil(1000).max(1),
-            },
-            // Within the limit, or Redis unreachable: serving beats refusing everyone.
-            _ => Verdict::Allowed,
-        }
+        counted.map(|(count, ttl_ms)| Counted {
+            count,
+            limit: u64::from(self.per_minute),
+            reset_seconds: ttl_ms.div_ceil(1000).max(1),
+        })
+    }
+
+    /// Gives back a request that cost the server nothing new (a `304`).
+    async fn refund(&self, client: &str) {
+        let key = format!("{}{client}", self.prefix);
+        let _: Option<i64> = self
+            .redis
+            .call(|mut connection| async move {
+                redis::cmd("DECR")
+                    .arg(key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await;
     }
 }
 
@@ -306,15 +349,23 @@ pub struct Admission {
     limiter: Option<RateLimiter>,
     /// Resolves requests to the documented routes.
     metrics: Arc<ApiMetrics>,
+    /// Tells whose budget a request spends.
+    verifier: Arc<TokenVerifier>,
 }
 
 impl Admission {
-    pub fn new(settings: &EdgeSettings, redis: &Redis, metrics: Arc<ApiMetrics>) -> Self {
+    pub fn new(
+        settings: &EdgeSettings,
+        redis: &Redis,
+        metrics: Arc<ApiMetrics>,
+        verifier: Arc<TokenVerifier>,
+    ) -> Self {
         Self {
             max_body_bytes: settings.max_body_bytes,
             limiter: (settings.rate_limit_per_minute > 0)
                 .then(|| RateLimiter::new(redis, settings.rate_limit_per_minute)),
             metrics,
+            verifier,
         }
     }
 
@@ -393,21 +444,33 @@ impl Admission {
         })
     }
 
-    async fn admit(&self, request: &mut Request) -> Result<(), ApiError> {
-        let client = request.extensions().get::<ClientIp>().and_then(|c| c.0);
-        if let (Some(limiter), Some(ip)) = (&self.limiter, client) {
-            if request.method() != Method::OPTIONS && !is_operations_path(request.uri().path()) {
-                if let Verdict::Refused {
-                    retry_after_seconds,
-                } = limiter.check(&ip.to_string()).await
-                {
-                    tracing::info!("rate limited");
-                    return Err(ApiError::RateLimited {
-                        retry_after_seconds,
-                    });
-                }
+    /// Whose budget a request spends: its user's (within the organisation) once its
+    /// bearer token verifies, else its address's. `None` for what is never limited
+    /// (probes, scrapes, preflights) or when the client has neither.
+    async fn client_of(&self, request: &Request) -> Option<String> {
+        if request.method() == Method::OPTIONS || is_operations_path(request.uri().path()) {
+            return None;
+        }
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if let Some(token) = token {
+            // Verified tokens are cached: the operation's own check costs nothing more.
+            if let Ok(actor) = self.verifier.verify(token.trim()).await {
+                return Some(format!(
+                    "user:{}:{}",
+                    actor.org_id.as_str(),
+                    actor.user_id.as_str()
+                ));
             }
         }
+        let ip = request.extensions().get::<ClientIp>().and_then(|c| c.0)?;
+        Some(format!("ip:{ip}"))
+    }
+
+    async fn admit(&self, request: &mut Request) -> Result<(), ApiError> {
         self.offered(request)?;
         self.limit_body(request).await
     }
@@ -417,10 +480,40 @@ impl Admission {
         next: E,
         mut request: Request,
     ) -> poem::Result<Response> {
-        if let Err(refused) = self.admit(&mut request).await {
-            return Ok(problem::response(refused));
+        let counted = match &self.limiter {
+            Some(limiter) => match self.client_of(&request).await {
+                Some(client) => limiter
+                    .count(&client)
+                    .await
+                    .map(|counted| (limiter, client, counted)),
+                None => None,
+            },
+            None => None,
+        };
+        let mut response = match counted.as_ref().map(|(_, _, counted)| *counted) {
+            Some(counted) if counted.refused() => {
+                tracing::info!("rate limited");
+                problem::response(ApiError::RateLimited {
+                    retry_after_seconds: counted.reset_seconds,
+                })
+            }
+            _ => match self.admit(&mut request).await {
+                Err(refused) => problem::response(refused),
+                Ok(()) => render(next.call(request).await.map(IntoResponse::into_response)),
+            },
+        };
+        if let Some((limiter, client, mut counted)) = counted {
+            // A revalidation answered `304` is not counted against the page's budget.
+            if response.status() == poem::http::StatusCode::NOT_MODIFIED {
+                limiter.refund(&client).await;
+                counted.count = counted.count.saturating_sub(1);
+            }
+            for (name, value) in counted.headers() {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
         }
-        let result = next.call(request).await.map(IntoResponse::into_response);
-        Ok(render(result))
+        Ok(response)
     }
 }

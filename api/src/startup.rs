@@ -145,13 +145,20 @@ fn routes(
             "idempotent-replayed",
             "projection-lagging",
             "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
             "x-request-id",
         ])
         .max_age(600);
     for origin in &settings.edge.allowed_origins {
         cors = cors.allow_origin(origin.as_str());
     }
-    let admission = Arc::new(Admission::new(&settings.edge, &redis, Arc::clone(&metrics)));
+    let admission = Arc::new(Admission::new(
+        &settings.edge,
+        &redis,
+        Arc::clone(&metrics),
+        Arc::clone(&state.verifier),
+    ));
     let edge = Arc::new(Edge::new(&settings.edge, Arc::clone(&metrics)));
     Route::new()
         .nest("/", api)

@@ -87,13 +87,16 @@ async fn each_client_is_rate_limited_by_its_cloudflare_address_when_trusted() {
         ("TRUST_CLOUDFLARE_HEADERS", Some("true")),
     ])
     .await;
+    // Before a token verifies, a client is its address (here: no token at all).
     let from = |ip: &'static str| {
         app.request(Method::GET, "/v1/buildings")
-            .bearer_auth(token())
             .header("cf-connecting-ip", ip)
     };
     for _ in 0..5 {
-        assert_eq!(app.send(from("203.0.113.7")).await.status, StatusCode::OK);
+        assert_eq!(
+            app.send(from("203.0.113.7")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     let limited = app.send(from("203.0.113.7")).await;
     limited.assert_problem(429, "rate-limited");
@@ -103,7 +106,10 @@ async fn each_client_is_rate_limited_by_its_cloudflare_address_when_trusted() {
         .expect("Retry-After in seconds");
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     // Another client is unaffected; probes are never limited.
-    assert_eq!(app.send(from("198.51.100.1")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.send(from("198.51.100.1")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let health = app
         .send(
             app.request(Method::GET, "/health")
@@ -120,19 +126,19 @@ async fn each_client_is_rate_limited_by_its_cloudflare_address_when_trusted() {
 #[tokio::test]
 async fn cloudflare_headers_are_ignored_unless_trusted() {
     let app = spawn_app_with(&[("RATE_LIMIT_PER_MINUTE", Some("3"))]).await;
-    // A client inventing a new address per request is still one socket address.
+    // A client (without a token) inventing a new address per request is still one
+    // socket address.
     let mut statuses = Vec::new();
     for n in 0..4 {
         let reply = app
             .send(
                 app.request(Method::GET, "/v1/buildings")
-                    .bearer_auth(token())
                     .header("cf-connecting-ip", format!("192.0.2.{n}")),
             )
             .await;
         statuses.push(reply.status.as_u16());
     }
-    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_eq!(statuses, [401, 401, 401, 429]);
 }
 
 #[tokio::test]
@@ -324,4 +330,58 @@ async fn a_problem_raised_in_a_handler_names_the_request_s_id() {
         )
         .await;
     assert_eq!(refused.body["request_id"], "req-400", "{:#}", refused.body);
+}
+
+#[tokio::test]
+async fn once_its_token_verifies_a_client_is_its_user_and_sees_its_budget() {
+    let app = spawn_app_with(&[("RATE_LIMIT_PER_MINUTE", Some("4"))]).await;
+    let alice = token_for(ORG, "user_alice");
+    let bob = token_for(ORG, "user_bob");
+    let list = |token: &str| {
+        app.request(Method::GET, "/v1/buildings")
+            .bearer_auth(token)
+            .header("origin", ORIGIN)
+    };
+    // Every answer says what is left; the headers are readable cross-origin.
+    let first = app.send(list(&alice)).await;
+    assert_eq!(first.status, StatusCode::OK, "{:#}", first.body);
+    assert_eq!(
+        first.header("ratelimit-policy"),
+        Some("\"default\";q=4;w=60")
+    );
+    let remaining = |reply: &Reply| -> u64 {
+        let header = reply.header("ratelimit").expect("RateLimit");
+        let field = header
+            .split(';')
+            .find_map(|part| part.strip_prefix("r="))
+            .expect("r=");
+        field.parse().expect("remaining")
+    };
+    assert_eq!(remaining(&first), 3);
+    let exposed = first
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("ratelimit") && exposed.contains("ratelimit-policy"),
+        "{exposed}"
+    );
+    // A revalidation answered 304 is not counted.
+    let etag = first.header("etag").expect("etag").to_owned();
+    let revalidated = app.send(list(&alice).header("if-none-match", &etag)).await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(remaining(&revalidated), 3);
+    for left in [2, 1, 0] {
+        let reply = app.send(list(&alice)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(remaining(&reply), left);
+    }
+    let limited = app.send(list(&alice)).await;
+    limited.assert_problem(429, "rate-limited");
+    assert_eq!(remaining(&limited), 0);
+    assert!(limited.header("retry-after").is_some());
+    // Another user from the same address has a budget of their own.
+    let other = app.send(list(&bob)).await;
+    assert_eq!(other.status, StatusCode::OK, "{:#}", other.body);
+    assert_eq!(remaining(&other), 3);
 }
