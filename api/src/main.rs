@@ -3,6 +3,8 @@
 //! help`).
 
 use std::ffi::OsString;
+use std::fmt::Display;
+use std::io::Write;
 
 use anyhow::Context;
 use api::cli::{Cli, Command, DevCommand};
@@ -39,30 +41,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let _tracing = telemetry::init(LogFormat::Text, &args.log.rust_log, None);
             migrate::run(url.expose(), action, args.log.env.is_production()).await
         }
-        Command::Openapi => {
-            println!("{}", api::spec::document());
-            Ok(())
-        }
+        Command::Openapi => print(api::spec::document()),
         Command::Dev(DevCommand::Jwks { key }) => {
-            println!("{}", serde_json::to_string_pretty(&dev::jwks(&key)?)?);
-            Ok(())
+            print(serde_json::to_string_pretty(&dev::jwks(&key)?)?)
         }
-        Command::Dev(DevCommand::Token(args)) => {
-            println!(
-                "{}",
-                dev::token(
-                    &args.key,
-                    &dev::TokenRequest {
-                        user_id: args.user,
-                        org_id: args.org,
-                        scopes: args.scopes.split_whitespace().map(str::to_owned).collect(),
-                        issuer: args.issuer,
-                        ttl_seconds: args.ttl_hours * 3600,
-                    },
-                )?
-            );
-            Ok(())
-        }
+        Command::Dev(DevCommand::Token(args)) => print(dev::token(
+            &args.key,
+            &dev::TokenRequest {
+                user_id: args.user,
+                org_id: args.org,
+                scopes: args.scopes.split_whitespace().map(str::to_owned).collect(),
+                issuer: args.issuer,
+                ttl_seconds: args.ttl_hours * 3600,
+            },
+        )?),
+    }
+}
+
+/// Prints `text` on standard output; a reader that has gone (`prism-api openapi | head`)
+/// ends the output quietly.
+fn print(text: impl Display) -> anyhow::Result<()> {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
     }
 }
 
