@@ -17,6 +17,16 @@ export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://localhos
 DEV_DIR="$PWD/.dev"
 export CLERK_JWKS_FILE="${CLERK_JWKS_FILE:-$DEV_DIR/jwks.json}"
 
+# A second `make start` while one runs: say so before building or printing anything.
+for port_var in PORT WORKER_PORT; do
+  port="${!port_var}"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "[start] port $port ($port_var) is already in use: is Prism already running (another \`make start\`)?" >&2
+    echo "[start] stop it with Ctrl-C in its terminal, or give this one other ports: PORT=<port> WORKER_PORT=<port> make start" >&2
+    exit 1
+  fi
+done
+
 scripts/services.sh
 
 db_name="${DATABASE_URL##*/}"; db_name="${db_name%%\?*}"
@@ -25,10 +35,15 @@ if [ "$(psql "${DATABASE_URL%/*}/postgres" -Atqc "SELECT count(*) FROM pg_databa
   psql "${DATABASE_URL%/*}/postgres" -qc "CREATE DATABASE \"$db_name\""
 fi
 
-echo "[start] building prism-api and prism-worker"
-cargo build --quiet --bin prism-api --bin prism-worker
 bin="$CARGO_TARGET_DIR/debug/prism-api"
 worker_bin="$CARGO_TARGET_DIR/debug/prism-worker"
+if [ -x "$bin" ] && [ -x "$worker_bin" ]; then
+  echo "[start] building prism-api and prism-worker (cargo's progress below)"
+else
+  echo "[start] building prism-api and prism-worker for the first time: this takes several minutes"
+  echo "[start] (about 8 on two cores); cargo shows its progress below, later builds take seconds"
+fi
+cargo build --bin prism-api --bin prism-worker
 
 mkdir -p "$DEV_DIR"
 if [ ! -f "$DEV_DIR/jwt-private.pem" ]; then

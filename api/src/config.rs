@@ -1,55 +1,17 @@
-//! Settings: read once from the environment at start-up, validated, passed down.
-//! Nothing else in the api reads environment variables. Every variable is documented
-//! on its field and in `docs/configuration.md`.
+//! Settings: declared once, as the clap fields of [`SettingsArgs`] (each an environment
+//! variable, a flag and its help), read once at start-up, validated into [`Settings`],
+//! passed down. Nothing else in the api reads environment variables.
+//! `docs/configuration.md` lists the same variables (a test checks it).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Args;
+use telemetry::cli::{flag, number, ExportArgs, LogArgs};
 
 pub use telemetry::sentry::SentrySettings;
-pub use telemetry::Secret;
-
-/// Where the api runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    Development,
-    Test,
-    Production,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Test => "test",
-            Self::Production => "production",
-        }
-    }
-
-    /// `ENV` from the process environment ([`Self::from_lookup`]).
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// `ENV` through `lookup`: development when unset or blank, else one of its
-    /// spellings. Every part of the api that asks where it runs asks this.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        match lookup("ENV").filter(|raw| !raw.trim().is_empty()) {
-            None => Ok(Self::Development),
-            Some(raw) => Self::parse(&raw),
-        }
-    }
-
-    fn parse(raw: &str) -> anyhow::Result<Self> {
-        match raw {
-            "development" | "dev" => Ok(Self::Development),
-            "test" => Ok(Self::Test),
-            "production" | "prod" => Ok(Self::Production),
-            other => bail!("ENV must be development, test or production, not {other:?}"),
-        }
-    }
-}
+pub use telemetry::{Environment, Secret};
 
 /// Where the keys that verify tokens come from: exactly one of the three settings.
 #[derive(Debug, Clone)]
@@ -66,76 +28,148 @@ pub enum KeySetting {
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub keys: KeySetting,
-    /// `CLERK_ISSUER`: the Clerk frontend API URL every token's `iss` must equal;
-    /// required in production, unchecked when unset elsewhere.
+    /// `CLERK_ISSUER`: every token's `iss` must equal it; unchecked when unset.
     pub issuer: Option<String>,
-    /// `CLERK_AUTHORIZED_PARTIES` (comma-separated; defaults to `ALLOWED_ORIGINS`): the
-    /// origins a token's `azp` may name when it has one.
+    /// `CLERK_AUTHORIZED_PARTIES`, else `ALLOWED_ORIGINS`: the origins a token's `azp`
+    /// may name when it has one.
     pub authorized_parties: Vec<String>,
-    /// `STRICT_CLERK_SCOPES`: `true` makes every token carry each scope it uses;
-    /// otherwise members read and write without asking (default `false`; production
-    /// requires `true`).
+    /// `STRICT_CLERK_SCOPES`: every token must carry each scope it uses.
     pub strict_scopes: bool,
-    /// `CLERK_JWKS_MIN_REFETCH_SECONDS` (default 10): the least time between two JWKS
-    /// downloads prompted by tokens naming an unknown `kid`.
+    /// `CLERK_JWKS_MIN_REFETCH_SECONDS`.
     pub jwks_min_refetch: Duration,
 }
 
 /// What every request passes through before an operation.
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
-    /// `ALLOWED_ORIGINS`: comma-separated exact origins of the SPA (CORS).
+    /// `ALLOWED_ORIGINS`: exact origins of the SPA (CORS).
     pub allowed_origins: Vec<String>,
-    /// `TRUST_CLOUDFLARE_HEADERS`: `true` takes the client address from
-    /// `CF-Connecting-IP` (only behind Cloudflare); otherwise the socket's peer.
+    /// `TRUST_CLOUDFLARE_HEADERS`: the client address is `CF-Connecting-IP`, not the
+    /// socket's peer.
     pub trust_cloudflare_headers: bool,
-    /// `MAX_REQUEST_BODY_BYTES` (default 65536): larger bodies get 413.
+    /// `MAX_REQUEST_BODY_BYTES`: larger bodies get 413.
     pub max_body_bytes: u64,
-    /// `RATE_LIMIT_PER_MINUTE` (default 600; 0 turns it off): requests one client
-    /// address may make per minute before getting 429.
+    /// `RATE_LIMIT_PER_MINUTE` (0: no limit).
     pub rate_limit_per_minute: u32,
     /// Whether to send `Strict-Transport-Security` (production).
     pub hsts: bool,
 }
 
+/// `prism-api serve`'s settings, each read from its environment variable unless given
+/// as a flag. The help text of each field is what `prism-api serve --help` prints.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Address to bind
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// HTTP port; 0 picks a free one
+    #[arg(long, env = "PORT", default_value_t = 8080, value_parser = number::<u16>)]
+    pub port: u16,
+    /// Postgres with PostGIS: event store and read models (secret; required). Its login
+    /// role must be able to switch to prism_app
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<Secret>,
+    /// Database pool size
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = number::<u32>)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a database connection before it is answered 503,
+    /// in milliseconds
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, value_parser = number::<u64>)]
+    pub database_acquire_timeout_ms: u64,
+    /// Postgres's statement_timeout on the api's connections, in milliseconds (a
+    /// cancelled statement is answered 503); 0 leaves the server's
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5000, value_parser = number::<u64>)]
+    pub database_statement_timeout_ms: u64,
+    /// Redis: job queues to the worker, cache views, rate-limit counters (secret;
+    /// required)
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key; api and worker must agree
+    #[arg(long, env = "REDIS_NAMESPACE", default_value = "prism")]
+    pub redis_namespace: String,
+    /// How long a request waits for Redis before it goes on without it, in
+    /// milliseconds
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250, value_parser = number::<u64>)]
+    pub redis_timeout_ms: u64,
+    /// Comma-separated exact origins of the SPA (CORS); empty lets every origin
+    /// through, so production requires it
+    #[arg(long, env = "ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Clerk's JWKS, <frontend API>/.well-known/jwks.json (production). One of
+    /// CLERK_JWKS_URL, CLERK_JWT_KEY and CLERK_JWKS_FILE is required
+    #[arg(long, env = "CLERK_JWKS_URL")]
+    pub clerk_jwks_url: Option<String>,
+    /// Clerk's PEM public key (RSA): verification without a network
+    #[arg(long, env = "CLERK_JWT_KEY")]
+    pub clerk_jwt_key: Option<String>,
+    /// A JWKS document on disk; development and tests only
+    #[arg(long, env = "CLERK_JWKS_FILE")]
+    pub clerk_jwks_file: Option<PathBuf>,
+    /// The Clerk frontend API URL every token's iss must equal (required in
+    /// production); unset leaves iss unchecked
+    #[arg(long, env = "CLERK_ISSUER")]
+    pub clerk_issuer: Option<String>,
+    /// Comma-separated origins a token's azp may name (unset: ALLOWED_ORIGINS)
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES")]
+    pub clerk_authorized_parties: Option<String>,
+    /// Least time between two JWKS downloads prompted by an unknown kid, in seconds
+    #[arg(long, env = "CLERK_JWKS_MIN_REFETCH_SECONDS", default_value_t = 10, value_parser = number::<u64>)]
+    pub clerk_jwks_min_refetch_seconds: u64,
+    /// true: a token must carry each scope it uses (production requires it); false:
+    /// members also read and write buildings and comps
+    #[arg(long, env = "STRICT_CLERK_SCOPES", default_value_t = false, value_parser = flag, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_clerk_scopes: bool,
+    /// true: the client address is CF-Connecting-IP (only behind Cloudflare)
+    #[arg(long, env = "TRUST_CLOUDFLARE_HEADERS", default_value_t = false, value_parser = flag, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trust_cloudflare_headers: bool,
+    /// Larger request bodies get 413
+    #[arg(long, env = "MAX_REQUEST_BODY_BYTES", default_value_t = 65_536, value_parser = number::<u64>)]
+    pub max_request_body_bytes: u64,
+    /// Requests one client address may make per minute before 429; 0 turns the limit
+    /// off
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600, value_parser = number::<u32>)]
+    pub rate_limit_per_minute: u32,
+    /// The bearer token Prometheus scrapes /metrics with (secret; production requires
+    /// at least 32 characters, 10 of them distinct)
+    #[arg(long, env = "METRICS_SCRAPE_TOKEN")]
+    pub metrics_scrape_token: Option<Secret>,
+    #[command(flatten)]
+    pub export: ExportArgs,
+}
+
+/// The api's settings, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `ENV`: development (default), test or production.
-    pub environment: Environment,
-    /// `HOST`: the address to bind, default `0.0.0.0`.
+    /// `ENV` (development, test or production) and `RUST_LOG`.
+    pub log: LogArgs,
+    /// `HOST`.
     pub host: String,
-    /// `PORT`: the HTTP port, default 8080; 0 picks a free one (tests).
+    /// `PORT`.
     pub port: u16,
-    /// `DATABASE_URL`: Postgres with PostGIS, holding the event store and read models.
+    /// `DATABASE_URL`.
     pub database_url: Secret,
-    /// `DATABASE_MAX_CONNECTIONS`: pool size, default 10.
+    /// `DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
-    /// `DATABASE_ACQUIRE_TIMEOUT_MS` (default 2000): how long a request waits for a
-    /// database connection (a free one, or a new one while Postgres refuses) before it
-    /// is answered `503 service-unavailable`.
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS`, at least 1 ms.
     pub database_acquire_timeout: Duration,
-    /// `DATABASE_STATEMENT_TIMEOUT_MS` (default 5000; 0 turns it off): Postgres's
-    /// `statement_timeout` on the api's connections, lock waits included; a statement
-    /// cancelled by it is answered 503.
+    /// `DATABASE_STATEMENT_TIMEOUT_MS`; `None` for 0 (the server's).
     pub database_statement_timeout: Option<Duration>,
-    /// `REDIS_TIMEOUT_MS` (default 250): how long a request waits for Redis (a cache
-    /// view, a rate-limit counter, a wake-up; connecting included) before it goes on
-    /// without it.
+    /// `REDIS_TIMEOUT_MS`, at least 1 ms: connecting, a cache view, a rate-limit
+    /// counter, a wake-up.
     pub redis_timeout: Duration,
-    /// `REDIS_URL`: job queues (wake-ups for the worker), cache views, rate limits.
+    /// `REDIS_URL`.
     pub redis_url: Secret,
-    /// `REDIS_NAMESPACE`: prefix of every Redis key, default `prism`; the worker must
-    /// use the same.
+    /// `REDIS_NAMESPACE`.
     pub redis_namespace: String,
-    /// `METRICS_SCRAPE_TOKEN`: the bearer token Prometheus scrapes `/metrics` with
-    /// (required in production, at least 32 characters).
+    /// `METRICS_SCRAPE_TOKEN`.
     pub metrics_scrape_token: Option<Secret>,
     pub edge: EdgeSettings,
     pub auth: AuthSettings,
-    /// `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` (default 0.1).
+    /// `SENTRY_DSN` (checked) and `SENTRY_TRACES_SAMPLE_RATE`.
     pub sentry: SentrySettings,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP collector (Grafana Alloy) traces go
-    /// to, e.g. `http://alloy:4318`; unset sends none.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<String>,
 }
 
@@ -148,69 +182,52 @@ fn list(raw: &str) -> Vec<String> {
 }
 
 impl Settings {
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Reads the settings through `lookup` (tests pass a map), as `prism-api serve`
+    /// reads them from its environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        Self::from_args(telemetry::cli::from_lookup(lookup)?)
     }
 
-    /// Reads the settings through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let number = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match get(name) {
-                Some(raw) => raw
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{name} must be a whole number, not {raw:?}")),
-                None => Ok(default),
-            }
-        };
-        let flag = |name: &str| -> anyhow::Result<bool> {
-            match get(name).as_deref().map(str::trim) {
-                None | Some("false" | "0") => Ok(false),
-                Some("true" | "1") => Ok(true),
-                Some(other) => bail!("{name} must be true or false, not {other:?}"),
-            }
-        };
-        let environment = Environment::from_lookup(&lookup)?;
-        let port = u16::try_from(number("PORT", 8080)?).context("PORT must be a port number")?;
-        let database_max_connections = u32::try_from(number("DATABASE_MAX_CONNECTIONS", 10)?)
-            .context("DATABASE_MAX_CONNECTIONS is too large")?;
-        let allowed_origins = get("ALLOWED_ORIGINS")
-            .map(|raw| list(&raw))
+    /// Validates the settings: in production, every unsafe one is named at once.
+    pub fn from_args(args: SettingsArgs) -> anyhow::Result<Self> {
+        let environment = args.log.env;
+        let allowed_origins = args
+            .allowed_origins
+            .as_deref()
+            .map(list)
             .unwrap_or_default();
-        let authorized_parties = get("CLERK_AUTHORIZED_PARTIES")
-            .map(|raw| list(&raw))
+        let authorized_parties = args
+            .clerk_authorized_parties
+            .as_deref()
+            .map(list)
             .unwrap_or_else(|| allowed_origins.clone());
-        let strict_scopes = flag("STRICT_CLERK_SCOPES")?;
-        let trust_cloudflare_headers = flag("TRUST_CLOUDFLARE_HEADERS")?;
-        let metrics_scrape_token = get("METRICS_SCRAPE_TOKEN");
-        let jwks_file = get("CLERK_JWKS_FILE");
-        let jwks_url = get("CLERK_JWKS_URL");
-        let jwt_key = get("CLERK_JWT_KEY");
-        let issuer = get("CLERK_ISSUER");
+        let strict_scopes = args.strict_clerk_scopes;
 
-        if environment == Environment::Production {
+        if environment.is_production() {
             // Every unsafe setting at once, each named; never a value.
             let mut unsafe_settings = Vec::new();
-            for name in ["DATABASE_URL", "REDIS_URL", "CLERK_ISSUER"] {
-                if get(name).is_none() {
+            for (name, set) in [
+                ("DATABASE_URL", args.database_url.is_some()),
+                ("REDIS_URL", args.redis_url.is_some()),
+                ("CLERK_ISSUER", args.clerk_issuer.is_some()),
+            ] {
+                if !set {
                     unsafe_settings.push(format!("{name} is required"));
                 }
             }
-            if jwks_url.is_none() && jwt_key.is_none() {
+            if args.clerk_jwks_url.is_none() && args.clerk_jwt_key.is_none() {
                 unsafe_settings.push("CLERK_JWKS_URL (or CLERK_JWT_KEY) is required".into());
             }
-            if jwks_file.is_some() {
+            if args.clerk_jwks_file.is_some() {
                 unsafe_settings
                     .push("CLERK_JWKS_FILE must not be set (development and tests only)".into());
             }
             if !strict_scopes {
                 unsafe_settings.push("STRICT_CLERK_SCOPES must be true".into());
             }
-            match &metrics_scrape_token {
+            match &args.metrics_scrape_token {
                 None => unsafe_settings.push("METRICS_SCRAPE_TOKEN is required".into()),
-                Some(token) if telemetry::weak_token(token) => unsafe_settings.push(format!(
+                Some(token) if telemetry::weak_token(token.expose()) => unsafe_settings.push(format!(
                     "METRICS_SCRAPE_TOKEN is weak: use at least {} random characters, 10 or more of them distinct",
                     telemetry::MIN_SCRAPE_TOKEN_LEN
                 )),
@@ -231,59 +248,59 @@ impl Settings {
             }
         }
 
-        let database_url = get("DATABASE_URL").context("DATABASE_URL is required")?;
-        let redis_url = get("REDIS_URL").context("REDIS_URL is required")?;
-        let keys = match (jwks_url, jwt_key, jwks_file) {
+        let database_url = args.database_url.context("DATABASE_URL is required")?;
+        let redis_url = args.redis_url.context("REDIS_URL is required")?;
+        let keys = match (
+            args.clerk_jwks_url,
+            args.clerk_jwt_key,
+            args.clerk_jwks_file,
+        ) {
             (Some(url), None, None) => KeySetting::JwksUrl(url),
             (None, Some(pem), None) => KeySetting::PublicKeyPem(pem),
-            (None, None, Some(file)) => KeySetting::JwksFile(PathBuf::from(file)),
+            (None, None, Some(file)) => KeySetting::JwksFile(file),
             (None, None, None) => bail!(
                 "CLERK_JWKS_URL, CLERK_JWT_KEY or CLERK_JWKS_FILE is required: \
                  the keys tokens are verified with"
             ),
             _ => bail!("set only one of CLERK_JWKS_URL, CLERK_JWT_KEY and CLERK_JWKS_FILE"),
         };
-        let rate_limit_per_minute = u32::try_from(number("RATE_LIMIT_PER_MINUTE", 600)?)
-            .context("RATE_LIMIT_PER_MINUTE is too large")?;
-        let database_acquire_timeout =
-            Duration::from_millis(number("DATABASE_ACQUIRE_TIMEOUT_MS", 2000)?.max(1));
-        let database_statement_timeout = match number("DATABASE_STATEMENT_TIMEOUT_MS", 5000)? {
-            0 => None,
-            ms => Some(Duration::from_millis(ms)),
-        };
-        let redis_timeout = Duration::from_millis(number("REDIS_TIMEOUT_MS", 250)?.max(1));
+        let sentry = args
+            .export
+            .sentry(environment)
+            .map_err(anyhow::Error::msg)?;
         Ok(Self {
-            environment,
-            host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
-            port,
-            database_url: Secret::new(database_url),
-            database_max_connections,
-            database_acquire_timeout,
-            database_statement_timeout,
-            redis_timeout,
-            redis_url: Secret::new(redis_url),
-            redis_namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "prism".into()),
-            metrics_scrape_token: metrics_scrape_token.map(Secret::new),
+            host: args.host,
+            port: args.port,
+            database_url,
+            database_max_connections: args.database_max_connections,
+            database_acquire_timeout: Duration::from_millis(
+                args.database_acquire_timeout_ms.max(1),
+            ),
+            database_statement_timeout: match args.database_statement_timeout_ms {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            redis_timeout: Duration::from_millis(args.redis_timeout_ms.max(1)),
+            redis_url,
+            redis_namespace: args.redis_namespace,
+            metrics_scrape_token: args.metrics_scrape_token,
             edge: EdgeSettings {
                 allowed_origins,
-                trust_cloudflare_headers,
-                max_body_bytes: number("MAX_REQUEST_BODY_BYTES", 65_536)?,
-                rate_limit_per_minute,
-                hsts: environment == Environment::Production,
+                trust_cloudflare_headers: args.trust_cloudflare_headers,
+                max_body_bytes: args.max_request_body_bytes,
+                rate_limit_per_minute: args.rate_limit_per_minute,
+                hsts: environment.is_production(),
             },
-            sentry: SentrySettings::from_lookup(get, environment.as_str())
-                .map_err(anyhow::Error::msg)?,
-            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            sentry,
+            otlp_endpoint: args.export.otel_exporter_otlp_endpoint,
             auth: AuthSettings {
                 keys,
-                issuer,
+                issuer: args.clerk_issuer,
                 authorized_parties,
                 strict_scopes,
-                jwks_min_refetch: Duration::from_secs(number(
-                    "CLERK_JWKS_MIN_REFETCH_SECONDS",
-                    10,
-                )?),
+                jwks_min_refetch: Duration::from_secs(args.clerk_jwks_min_refetch_seconds),
             },
+            log: args.log,
         })
     }
 }
@@ -311,7 +328,7 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(s.port, 8080);
-        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.log.env, Environment::Development);
         assert_eq!(s.database_acquire_timeout, Duration::from_secs(2));
         assert_eq!(s.database_statement_timeout, Some(Duration::from_secs(5)));
         assert_eq!(s.redis_timeout, Duration::from_millis(250));
@@ -369,19 +386,24 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_is_read_in_one_place() {
-        let env = |raw: Option<&str>| {
-            let raw = raw.map(str::to_owned);
-            Environment::from_lookup(move |name| (name == "ENV").then(|| raw.clone()).flatten())
-        };
-        assert_eq!(env(None).ok(), Some(Environment::Development));
-        assert_eq!(env(Some(" ")).ok(), Some(Environment::Development));
-        assert_eq!(env(Some("dev")).ok(), Some(Environment::Development));
-        assert_eq!(env(Some("test")).ok(), Some(Environment::Test));
-        assert_eq!(env(Some("prod")).ok(), Some(Environment::Production));
-        assert_eq!(env(Some("production")).ok(), Some(Environment::Production));
-        assert!(env(Some("staging")).is_err());
-        assert!(env(Some("Production")).is_err());
+    fn blank_counts_as_unset_and_flags_take_one_or_true() {
+        let s = settings(&[
+            ("DATABASE_URL", "x"),
+            ("REDIS_URL", "r"),
+            ("CLERK_JWKS_FILE", "f"),
+            ("ENV", " "),
+            ("PORT", ""),
+            ("CLERK_AUTHORIZED_PARTIES", " "),
+            ("ALLOWED_ORIGINS", "https://app.example"),
+            ("STRICT_CLERK_SCOPES", "1"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(s.log.env, Environment::Development);
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.auth.authorized_parties, vec!["https://app.example"]);
+        assert!(s.auth.strict_scopes);
+        assert_eq!(s.database_statement_timeout, None);
     }
 
     const STRONG: &str = "n7Qe2VxK9pL4sT8wZ1cR6yB3mH5jD0aF";

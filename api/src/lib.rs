@@ -3,7 +3,8 @@
 //! `application/problem+json`.
 //!
 //! Layout:
-//! - `config`: the typed settings, read once from the environment;
+//! - `cli`: the command line (clap): commands, arguments, and each command's settings;
+//! - `config`: the typed settings, declared as clap fields, read once, validated;
 //! - `startup`: the `Application` (routes, middleware, listener) and the shared pool;
 //! - `state`: `AppState`, every dependency of the endpoints in one typed value that
 //!   `startup` builds and each request is given;
@@ -34,7 +35,7 @@
 //! Dependencies point one way; each group imports only from the groups after it:
 //! `startup`; the endpoints and `spec`; `bearer`, `command_endpoint`; `state`;
 //! `commands`, `views`, `edge`; `auth`, `jobs`; `metrics`, `problem`, `redis_link`;
-//! and the leaf types (`config`, `input`, `params`, `read_types`, `request_id`,
+//! `cli`; and the leaf types (`config`, `input`, `params`, `read_types`, `request_id`,
 //! `route_table`, `tags`), which import nothing of the crate but `input`. No module imports one that imports it
 //! back.
 //!
@@ -45,6 +46,7 @@ mod audit;
 mod auth;
 mod bearer;
 mod buildings;
+pub mod cli;
 mod command_endpoint;
 mod commands;
 mod comps;

@@ -1,10 +1,14 @@
 //! `prism-api`: serve the API (default), run migrations, print the OpenAPI document,
-//! or make development keys and tokens. See `prism-api help`.
+//! or make development keys and tokens. The command line is `api::cli` (`prism-api
+//! help`).
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::fmt::Display;
+use std::io::Write;
 
-use anyhow::{bail, Context};
-use api::config::{Environment, Settings};
+use anyhow::Context;
+use api::cli::{Cli, Command, DevCommand};
+use api::config::Settings;
 use api::{dev, Application};
 use telemetry::LogFormat;
 
@@ -15,41 +19,55 @@ mod migrate;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage:
-  prism-api [serve]                      serve HTTP on $PORT (default 8080)
-  prism-api migrate up|down [N|all]|status|fresh
-  prism-api openapi                      print the OpenAPI document
-  prism-api dev jwks --key PEM           JWKS for CLERK_JWKS_FILE from a private key
-  prism-api dev token --key PEM [--org ID] [--user ID] [--scopes \"a b\"] [--issuer URL] [--ttl-hours N]";
+fn main() -> anyhow::Result<()> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.len() == 1 {
+        args.push(Cli::DEFAULT.into());
+    }
+    // Before the runtime's threads start: reading the settings may unset blank variables.
+    let cli: Cli = telemetry::cli::parse(args);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli.command))
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("serve") => serve().await,
-        Some("migrate") => {
-            let action = migrate::Action::parse(&args[1..])?;
-            let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
-            // Read as `serve` reads it; an `ENV` that `serve` refuses is not production.
-            let production = matches!(Environment::from_env(), Ok(Environment::Production));
-            let _tracing = telemetry::init(LogFormat::Text, None);
-            migrate::run(&url, action, production).await
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(settings) => serve(Settings::from_args(*settings)?).await,
+        Command::Migrate(args) => {
+            let action = migrate::Action::new(args.action, args.steps)?;
+            let url = args.database_url.context("DATABASE_URL is required")?;
+            let _tracing = telemetry::init(LogFormat::Text, &args.log.rust_log, None);
+            migrate::run(url.expose(), action, args.log.env.is_production()).await
         }
-        Some("openapi") => {
-            println!("{}", api::spec::document());
-            Ok(())
+        Command::Openapi => print(api::spec::document()),
+        Command::Dev(DevCommand::Jwks { key }) => {
+            print(serde_json::to_string_pretty(&dev::jwks(&key)?)?)
         }
-        Some("dev") => dev_command(&args[1..]),
-        Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+        Command::Dev(DevCommand::Token(args)) => print(dev::token(
+            &args.key,
+            &dev::TokenRequest {
+                user_id: args.user,
+                org_id: args.org,
+                scopes: args.scopes.split_whitespace().map(str::to_owned).collect(),
+                issuer: args.issuer,
+                ttl_seconds: args.ttl_hours * 3600,
+            },
+        )?),
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+/// Prints `text` on standard output; a reader that has gone (`prism-api openapi | head`)
+/// ends the output quietly.
+fn print(text: impl Display) -> anyhow::Result<()> {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let _sentry = telemetry::sentry::init(&settings.sentry, None);
     let traces = settings
         .otlp_endpoint
@@ -58,10 +76,8 @@ async fn serve() -> anyhow::Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let _tracing = telemetry::init(
-        match settings.environment {
-            Environment::Production => LogFormat::Json,
-            Environment::Development | Environment::Test => LogFormat::Text,
-        },
+        settings.log.env.log_format(),
+        &settings.log.rust_log,
         traces,
     );
     let app = Application::build(settings).await?;
@@ -87,45 +103,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
-    }
-}
-
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn dev_command(args: &[String]) -> anyhow::Result<()> {
-    let key = PathBuf::from(flag(args, "--key").context("--key PEM is required")?);
-    match args.first().map(String::as_str) {
-        Some("jwks") => {
-            println!("{}", serde_json::to_string_pretty(&dev::jwks(&key)?)?);
-            Ok(())
-        }
-        Some("token") => {
-            let hours: u64 = flag(args, "--ttl-hours")
-                .map(|h| h.parse())
-                .transpose()
-                .context("--ttl-hours takes a number")?
-                .unwrap_or(12);
-            let request = dev::TokenRequest {
-                user_id: flag(args, "--user").unwrap_or_else(|| "user_dev".into()),
-                org_id: flag(args, "--org").unwrap_or_else(|| "org_dev".into()),
-                scopes: flag(args, "--scopes")
-                    .unwrap_or_else(|| {
-                        "buildings:read buildings:write comps:read comps:write audit:read projections:admin".into()
-                    })
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
-                issuer: flag(args, "--issuer"),
-                ttl_seconds: hours * 3600,
-            };
-            println!("{}", dev::token(&key, &request)?);
-            Ok(())
-        }
-        _ => bail!("{USAGE}"),
     }
 }

@@ -5,6 +5,7 @@
 //! applies them again; it refuses to run when `ENV=production`.
 
 use anyhow::{bail, Context};
+use api::cli::{MigrateAction, Steps};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
@@ -20,18 +21,17 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn parse(args: &[String]) -> anyhow::Result<Self> {
-        match args {
-            [up] if up == "up" => Ok(Self::Up),
-            [down] if down == "down" => Ok(Self::Down(Some(1))),
-            [down, all] if down == "down" && all == "all" => Ok(Self::Down(None)),
-            [down, n] if down == "down" => Ok(Self::Down(Some(
-                n.parse().context("down takes a number of steps or `all`")?,
-            ))),
-            [status] if status == "status" => Ok(Self::Status),
-            [fresh] if fresh == "fresh" => Ok(Self::Fresh),
-            _ => bail!("usage: prism-api migrate up | down [N|all] | status | fresh"),
-        }
+    /// The action `prism-api migrate ACTION [STEPS]` names; only `down` takes steps.
+    pub fn new(action: MigrateAction, steps: Option<Steps>) -> anyhow::Result<Self> {
+        Ok(match (action, steps) {
+            (MigrateAction::Down, None) => Self::Down(Some(1)),
+            (MigrateAction::Down, Some(Steps::Count(n))) => Self::Down(Some(n)),
+            (MigrateAction::Down, Some(Steps::All)) => Self::Down(None),
+            (_, Some(_)) => bail!("usage: prism-api migrate up | down [N|all] | status | fresh"),
+            (MigrateAction::Up, None) => Self::Up,
+            (MigrateAction::Status, None) => Self::Status,
+            (MigrateAction::Fresh, None) => Self::Fresh,
+        })
     }
 }
 

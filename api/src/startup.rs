@@ -16,7 +16,7 @@ use sqlx::PgPool;
 
 use crate::auth::{ScrapeGuard, TokenVerifier};
 use crate::commands::WriteSide;
-use crate::config::{Environment, Settings};
+use crate::config::Settings;
 use crate::edge::{Admission, Edge};
 use crate::jobs::JobQueue;
 use crate::metrics::ApiMetrics;
@@ -125,7 +125,7 @@ fn routes(
         verifier,
         metrics: Arc::clone(&metrics),
         scrape_guard: ScrapeGuard::new(
-            settings.environment == Environment::Production,
+            settings.log.env.is_production(),
             settings.metrics_scrape_token.as_ref(),
         ),
     });

@@ -1,8 +1,10 @@
 //! Telemetry shared by `prism-api` and `prism-worker`: the global log subscriber, set up
 //! in one place (readable text in development, JSON lines in production, level from
-//! `RUST_LOG`), [`metrics::Registry`] for each application's `/metrics`, and [`Secret`],
-//! the wrapper that keeps passwords and tokens out of logs.
+//! `RUST_LOG`), [`metrics::Registry`] for each application's `/metrics`, [`Secret`],
+//! the wrapper that keeps passwords and tokens out of logs, and what both command lines
+//! share ([`cli`]: `ENV` as [`Environment`], the log, Sentry and trace settings).
 
+pub mod cli;
 pub mod metrics;
 pub mod sentry;
 pub mod traces;
@@ -14,6 +16,8 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt as format, EnvFilter, Layer};
+
+pub use cli::Environment;
 
 /// Default filter: `info`, with the chattier dependencies at `warn`.
 const DEFAULT_FILTER: &str =
@@ -51,17 +55,18 @@ impl Drop for TracingGuard {
 /// lines made the api's memory grow by 60 MB under 56,000 requests a second).
 const BUFFERED_LINES: usize = 8_192;
 
-/// Installs the global subscriber; call once at the start of `main`, after
-/// [`sentry::init`], and keep the guard. A second call keeps the first subscriber.
+/// Installs the global subscriber, writing lines in `format` that `filter` (`RUST_LOG`)
+/// lets through (an unreadable filter falls back to the default); call once at the
+/// start of `main`, after [`sentry::init`], and keep the guard. A second call keeps the first subscriber.
 /// Besides the log lines, when Sentry is on its layers receive spans (performance
 /// traces), `ERROR` events (Sentry events) and `INFO`/`WARN` events (breadcrumbs), and
 /// with `traces` every span is also an OpenTelemetry span ([`traces::otlp_provider`]).
 pub fn init(
     format: LogFormat,
+    filter: &str,
     traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 ) -> TracingGuard {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Lines are written by a thread of their own: a request never waits on a write
     // to standard output (unless the buffer is full).
     let (writer, lines_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -125,6 +130,12 @@ impl Secret {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
     }
 }
 

@@ -34,32 +34,38 @@ pub struct SentrySettings {
 }
 
 impl SentrySettings {
-    /// Reads `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` through `get`; a bad value is
-    /// named, never shown.
+    /// Checks the DSN: a malformed one is named, never shown.
+    pub fn new(
+        dsn: Option<&crate::Secret>,
+        traces_sample_rate: f32,
+        environment: &str,
+    ) -> Result<Self, String> {
+        let dsn = dsn.map(|dsn| crate::Secret::new(dsn.expose().trim()));
+        if let Some(dsn) = &dsn {
+            dsn.expose()
+                .parse::<Dsn>()
+                .map_err(|_| "SENTRY_DSN is not a Sentry DSN".to_owned())?;
+        }
+        Ok(Self {
+            dsn,
+            environment: environment.to_owned(),
+            traces_sample_rate,
+        })
+    }
+
+    /// Reads `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` through `get`, as the binaries
+    /// read them ([`crate::cli::ExportArgs`]); a bad value is named, never shown.
     pub fn from_lookup(
         get: impl Fn(&str) -> Option<String>,
         environment: &str,
     ) -> Result<Self, String> {
-        let dsn = get("SENTRY_DSN").filter(|v| !v.trim().is_empty());
-        if let Some(dsn) = &dsn {
-            dsn.trim()
-                .parse::<Dsn>()
-                .map_err(|_| "SENTRY_DSN is not a Sentry DSN".to_owned())?;
-        }
-        let traces_sample_rate = match get("SENTRY_TRACES_SAMPLE_RATE") {
-            None => 0.1,
-            Some(raw) => raw
-                .trim()
-                .parse::<f32>()
-                .ok()
-                .filter(|rate| (0.0..=1.0).contains(rate))
-                .ok_or_else(|| "SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1".to_owned())?,
-        };
-        Ok(Self {
-            dsn: dsn.map(|d| crate::Secret::new(d.trim())),
-            environment: environment.to_owned(),
-            traces_sample_rate,
-        })
+        let export: crate::cli::ExportArgs =
+            crate::cli::from_lookup(get).map_err(|error| error.to_string())?;
+        Self::new(
+            export.sentry_dsn.as_ref(),
+            export.sentry_traces_sample_rate,
+            environment,
+        )
     }
 }
 

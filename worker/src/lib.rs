@@ -4,13 +4,15 @@
 //! views that changed. Rebuilds run from their own queue.
 //!
 //! Layout:
-//! - `config`: the typed settings, read once from the environment;
+//! - `cli`: the command line (clap): `run`, `rebuild`, and the settings each reads;
+//! - `config`: the typed settings, declared as clap fields, read once, validated;
 //! - `startup`: the [`Worker`] (queues, backstop, health server) and its pool;
 //! - `queues`: apalis workers on the `projections` and `rebuilds` queues;
 //! - `delivery`: catch-up, cache refresh and rebuild, whoever asked.
 //!
 //! Logging is set up by the shared `telemetry` crate.
 
+pub mod cli;
 pub mod config;
 mod delivery;
 pub mod metrics;

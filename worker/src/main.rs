@@ -1,14 +1,16 @@
 //! `prism-worker`: run the workers (default), or `prism-worker rebuild <projection>`
 //! to rebuild one projection from the event log beside the live one, following it
-//! with a progress bar (`replay` is the former name).
+//! with a progress bar (`replay` is the former name). The command line is
+//! `worker::cli` (`prism-worker help`).
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use projections::rebuild::{self, Rebuild, RebuildError, RebuildState};
 use projections::Projection;
-use telemetry::LogFormat;
-use worker::config::WorkerSettings;
+use worker::cli::{Cli, Command};
+use worker::config::{WorkerArgs, WorkerSettings};
 use worker::{connect, Worker};
 
 /// mimalloc: allocation-heavy request handling spent a fifth of its CPU in glibc's
@@ -16,15 +18,28 @@ use worker::{connect, Worker};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage:
-  prism-worker [run]                            run the projection workers; /health, /ready on $WORKER_PORT
-  prism-worker rebuild <projection> [--detach]  rebuild a projection (catalog, audit) beside the live one
-                                                (replay: the former name)";
+fn main() -> anyhow::Result<()> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.len() == 1 {
+        args.push(Cli::DEFAULT.into());
+    }
+    // Before the runtime's threads start: reading the settings may unset blank variables.
+    let cli: Cli = telemetry::cli::parse(args);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli.command))
+}
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let settings = WorkerSettings::from_env()?;
+async fn run(command: Command) -> anyhow::Result<()> {
+    let (args, rebuild): (WorkerArgs, _) = match command {
+        Command::Run(args) => (*args, None),
+        Command::Rebuild(rebuild) => {
+            let rebuild = *rebuild;
+            (rebuild.settings, Some((rebuild.projection, rebuild.detach)))
+        }
+    };
+    let settings = WorkerSettings::from_args(args)?;
     let _sentry = telemetry::sentry::init(&settings.sentry, None);
     let traces = settings
         .otlp_endpoint
@@ -33,58 +48,42 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let _tracing = telemetry::init(
-        if settings.production {
-            LogFormat::Json
-        } else {
-            LogFormat::Text
-        },
+        settings.log.env.log_format(),
+        &settings.log.rust_log,
         traces,
     );
-    match args.first().map(String::as_str) {
-        None | Some("run") => {
-            let worker = Worker::build(settings).await?;
-            tracing::info!(port = worker.port(), "prism-worker running");
-            worker.run_until(shutdown_signal()).await?;
-            tracing::info!("prism-worker stopped");
-            Ok(())
-        }
-        Some("rebuild" | "replay") => {
-            let name = args.get(1).context(USAGE)?;
-            let projection = Projection::parse(name)
-                .with_context(|| format!("no projection named {name:?}: catalog or audit"))?;
-            let detach = args.iter().skip(2).any(|a| a == "--detach");
-            let rebuild = rebuild_command(&settings, projection, detach).await?;
-            if rebuild.state.is_active() {
-                println!(
-                    "rebuild {} of {projection} is {}",
-                    rebuild.id,
-                    rebuild.state.as_str()
-                );
-                return Ok(());
-            }
-            println!(
-                "{projection}: rebuild {} {} after {} events ({:.0} events/s){}",
-                rebuild.id,
-                rebuild.state.as_str(),
-                rebuild.events_applied,
-                rebuild.rate().unwrap_or_default(),
-                rebuild
-                    .error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            );
-            if rebuild.state != RebuildState::Swapped {
-                bail!("the rebuild did not swap in: {}", rebuild.state.as_str());
-            }
-            Ok(())
-        }
-        Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+    let Some((projection, detach)) = rebuild else {
+        let worker = Worker::build(settings).await?;
+        tracing::info!(port = worker.port(), "prism-worker running");
+        worker.run_until(shutdown_signal()).await?;
+        tracing::info!("prism-worker stopped");
+        return Ok(());
+    };
+    let rebuild = rebuild_command(&settings, projection, detach).await?;
+    if rebuild.state.is_active() {
+        println!(
+            "rebuild {} of {projection} is {}",
+            rebuild.id,
+            rebuild.state.as_str()
+        );
+        return Ok(());
     }
+    println!(
+        "{projection}: rebuild {} {} after {} events ({:.0} events/s){}",
+        rebuild.id,
+        rebuild.state.as_str(),
+        rebuild.events_applied,
+        rebuild.rate().unwrap_or_default(),
+        rebuild
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+    if rebuild.state != RebuildState::Swapped {
+        bail!("the rebuild did not swap in: {}", rebuild.state.as_str());
+    }
+    Ok(())
 }
 
 /// Asks for a rebuild (or joins the active one) and, unless `detach`, follows it to

@@ -128,7 +128,7 @@ impl Worker {
             self.settings
                 .metrics_scrape_token
                 .as_ref()
-                .filter(|_| self.settings.production)
+                .filter(|_| self.settings.log.env.is_production())
                 .map(ScrapeToken::new),
         ));
         let routes = Route::new()

@@ -3,6 +3,7 @@
 
 mod auth;
 mod buildings;
+mod cli;
 mod comps;
 mod concurrency;
 mod contract;

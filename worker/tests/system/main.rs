@@ -3,6 +3,7 @@
 //! in-process or as `prism-worker` processes that are killed with SIGKILL. Every test
 //! that changes data ends with "projections equal a fresh rebuild". One binary.
 
+mod cli;
 mod delivery;
 mod faults;
 mod helpers;
