@@ -219,6 +219,15 @@ async fn building_lists_keep_their_indexes_under_row_level_security() {
     let explained =
         explain_buildings(&pool, &text, BuildingSort::Name(Direction::Ascending), None).await;
     assert_uses(&explained, None, Some("prism_buildings_matching"));
+
+    // A batch by ids reads those rows by primary key.
+    let batch = BuildingFilter {
+        ids: Some((1..=25u128).map(uuid::Uuid::from_u128).collect()),
+        ..BuildingFilter::default()
+    };
+    let explained =
+        explain_buildings(&pool, &batch, BuildingSort::Name(Direction::Ascending), None).await;
+    assert_uses(&explained, Some("buildings_pkey"), None);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
 use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
-use projections::queries::{audit, page_size, BoundingBox, Near};
+use projections::queries::{audit, page_size, parse_ids, BoundingBox, Near};
 use uuid::Uuid;
 
 use crate::auth::Scope;
@@ -46,6 +46,10 @@ query_parameters! {
         sort: Option<String>,
         limit: Option<i64>,
         cursor: Option<String>,
+        /// Only these buildings, by id, comma-separated (at most 100; archived ones
+        /// too unless `archived` is given): a batch in one request. The page size
+        /// defaults to their number.
+        ids: Option<String>,
     }
 }
 
@@ -88,8 +92,12 @@ impl BuildingQueriesApi {
             sort,
             limit,
             cursor,
+            ids,
         } = query;
         let near = Near::parse(near.as_deref(), radius_m).map_err(query_error)?;
+        let ids = parse_ids(ids.as_deref()).map_err(query_error)?;
+        let limit =
+            page_size(limit.or(ids.as_ref().map(|ids| ids.len() as i64))).map_err(query_error)?;
         let filter = BuildingFilter {
             property_type: property_type.map(|c| c.0.as_str().to_owned()),
             building_class: building_class.map(|c| c.0.as_str().to_owned()),
@@ -99,9 +107,9 @@ impl BuildingQueriesApi {
             text: q.filter(|s| !s.trim().is_empty()),
             near,
             bbox: BoundingBox::parse(bbox.as_deref()).map_err(query_error)?,
+            ids,
         };
         let sort = BuildingSort::parse(sort.as_deref(), near.is_some()).map_err(query_error)?;
-        let limit = page_size(limit).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
         // The cursors' key, and the page size.
         let key = format!("{}|{limit}", filter.key(sort));

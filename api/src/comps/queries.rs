@@ -7,7 +7,7 @@ use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
 use projections::queries::comps::{self, CompFilter, CompSort};
-use projections::queries::{page_size, Near, QueryError};
+use projections::queries::{page_size, parse_ids, Near, QueryError};
 use uuid::Uuid;
 
 use crate::auth::Scope;
@@ -39,6 +39,10 @@ query_parameters! {
         sort: Option<String>,
         limit: Option<i64>,
         cursor: Option<String>,
+        /// Only these comps, by id, comma-separated (at most 100; retracted ones too
+        /// unless `include_retracted=false`): a batch in one request. The page size
+        /// defaults to their number.
+        ids: Option<String>,
     }
 }
 
@@ -77,7 +81,11 @@ impl CompQueriesApi {
             sort,
             limit,
             cursor,
+            ids,
         } = query;
+        let ids = parse_ids(ids.as_deref()).map_err(query_error)?;
+        let limit =
+            page_size(limit.or(ids.as_ref().map(|ids| ids.len() as i64))).map_err(query_error)?;
         let kind = match kind.as_deref() {
             None => None,
             Some(k @ ("lease" | "sale")) => Some(k.to_owned()),
@@ -103,11 +111,11 @@ impl CompQueriesApi {
             rent_min: rent_min.map(|r| r.0),
             rent_max: rent_max.map(|r| r.0),
             verified,
-            include_retracted: include_retracted.unwrap_or(false),
+            include_retracted: include_retracted.unwrap_or(ids.is_some()),
             near,
+            ids,
         };
         let sort = CompSort::parse(sort.as_deref(), near.is_some()).map_err(query_error)?;
-        let limit = page_size(limit).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
         // The cursors' key, and the page size.
         let key = format!("{}|{limit}", filter.key(sort));

@@ -362,3 +362,113 @@ async fn unknown_and_other_organisations_buildings_are_not_found() {
     unknown.assert_problem(404, "not-found");
     assert_eq!(app.event_count().await, 1);
 }
+
+#[tokio::test]
+async fn a_batch_of_buildings_and_comps_comes_by_ids_within_the_organisation() {
+    let app = spawn_app().await;
+    let first = app.register_building().await;
+    let archived = app.register_building().await;
+    let not_asked = app.register_building().await;
+    app.call(
+        Method::POST,
+        &format!("/v1/buildings/{archived}/archive"),
+        Some(&json!({"reason": "sold"})),
+    )
+    .await;
+    let lease = app.record_lease(&first).await;
+    let retracted = app.record_lease(&first).await;
+    app.call(
+        Method::POST,
+        &format!("/v1/comps/{retracted}/retract"),
+        Some(&json!({"reason": "duplicate"})),
+    )
+    .await;
+    let theirs = app
+        .call_as(
+            &token_for(OTHER_ORG, USER),
+            Method::POST,
+            "/v1/buildings",
+            Some(&building_body()),
+            &[],
+        )
+        .await
+        .id();
+    let expected = app.event_count().await;
+    project_until(&app.pool, || async {
+        let audit = app
+            .call_as(
+                &token_with_scopes(ORG, USER, &["audit:read"]),
+                Method::GET,
+                "/v1/audit?limit=100",
+                None,
+                &[],
+            )
+            .await;
+        audit.body["items"].as_array().map(Vec::len).unwrap_or(0) as i64 >= expected - 1
+    })
+    .await;
+    let ids_of = |reply: &Reply| -> Vec<String> {
+        let mut ids: Vec<String> = reply.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| item["id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    // Archived ones too; another organisation's and unknown ids are simply absent.
+    let unknown = "01a211de-85b1-74e2-ab37-c248cf58d5fa";
+    let batch = app
+        .call(
+            Method::GET,
+            &format!("/v1/buildings?ids={first},{archived},{theirs},{unknown},{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(batch.status, 200, "{:#}", batch.body);
+    assert_eq!(
+        ids_of(&batch),
+        sorted(vec![first.clone(), archived.clone()])
+    );
+    assert!(!ids_of(&batch).contains(&not_asked));
+    let active_only = app
+        .call(
+            Method::GET,
+            &format!("/v1/buildings?ids={first},{archived}&archived=false"),
+            None,
+        )
+        .await;
+    assert_eq!(ids_of(&active_only), vec![first.clone()]);
+    let comps = app
+        .call(
+            Method::GET,
+            &format!("/v1/comps?ids={lease},{retracted}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        ids_of(&comps),
+        sorted(vec![lease.clone(), retracted.clone()])
+    );
+    // A bad id, or more than a page's worth, is refused by name.
+    let bad = app
+        .call(Method::GET, "/v1/buildings?ids=not-a-uuid", None)
+        .await;
+    assert_eq!(bad.assert_problem(400, "malformed-request"), ["ids"]);
+    let many: Vec<String> = (0..101u128)
+        .map(|n| uuid::Uuid::from_u128(n + 1).to_string())
+        .collect();
+    let too_many = app
+        .call(
+            Method::GET,
+            &format!("/v1/comps?ids={}", many.join(",")),
+            None,
+        )
+        .await;
+    assert_eq!(too_many.assert_problem(400, "malformed-request"), ["ids"]);
+}

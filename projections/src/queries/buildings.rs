@@ -152,6 +152,8 @@ pub struct BuildingFilter {
     pub text: Option<String>,
     pub near: Option<Near>,
     pub bbox: Option<BoundingBox>,
+    /// Only these buildings (archived ones too unless `archived` says otherwise).
+    pub ids: Option<Vec<Uuid>>,
 }
 
 impl BuildingFilter {
@@ -169,6 +171,7 @@ impl BuildingFilter {
             text,
             near,
             bbox,
+            ids,
         } = self;
         let sort = match sort {
             BuildingSort::Name(direction) => direction.key("name"),
@@ -185,7 +188,9 @@ impl BuildingFilter {
             text,
             near.map(|n| [n.lat, n.lon, n.radius_m]),
             bbox.map(|b| [b.min_lon, b.min_lat, b.max_lon, b.max_lat]),
-            sort
+            sort,
+            ids.as_ref()
+                .map(|ids| ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
         ])
         .to_string()
     }
@@ -289,8 +294,8 @@ fn list_query<'q>(
         .map(|raw| Cursor::decode(raw, &query_fingerprint))
         .transpose()?;
 
-    if let (Some(near), BuildingSort::Distance, None, None) =
-        (filter.near, sort, &filter.text, filter.bbox)
+    if let (Some(near), BuildingSort::Distance, None, None, None) =
+        (filter.near, sort, &filter.text, filter.bbox, &filter.ids)
     {
         let qb = nearest_query(prefix, org_id, filter, near, after.as_ref(), limit)?;
         return Ok((qb, query_fingerprint));
@@ -325,8 +330,19 @@ fn list_query<'q>(
             .push_bind(words)
             .push(")))");
     }
-    qb.push(" AND b.archived = ")
-        .push_bind(filter.archived.unwrap_or(false));
+    if let Some(ids) = &filter.ids {
+        qb.push(" AND b.id = ANY (")
+            .push_bind(ids.clone())
+            .push(")");
+    }
+    match (filter.archived, &filter.ids) {
+        // Fetched by id: archived or not, unless asked.
+        (None, Some(_)) => {}
+        (archived, _) => {
+            qb.push(" AND b.archived = ")
+                .push_bind(archived.unwrap_or(false));
+        }
+    }
     if let Some(property_type) = &filter.property_type {
         qb.push(" AND b.property_type = ").push_bind(property_type);
     }
@@ -557,7 +573,7 @@ mod key_tests {
         let key = filter().key(sort);
         assert_eq!(key, filter().key(sort));
         assert_eq!(
-            key, r#"["office",null,"Austin",null,null,null,null,null,"name"]"#,
+            key, r#"["office",null,"Austin",null,null,null,null,null,"name",null]"#,
             "the encoding is explicit and stays as it is"
         );
         let others = [
@@ -577,6 +593,11 @@ mod key_tests {
             .key(sort),
             BuildingFilter {
                 archived: Some(false),
+                ..filter()
+            }
+            .key(sort),
+            BuildingFilter {
+                ids: Some(vec![Uuid::from_u128(7)]),
                 ..filter()
             }
             .key(sort),

@@ -197,6 +197,8 @@ pub struct CompFilter {
     /// Retracted comps are left out unless asked for.
     pub include_retracted: bool,
     pub near: Option<Near>,
+    /// Only these comps.
+    pub ids: Option<Vec<Uuid>>,
 }
 
 /// A page of `org_id`'s comps.
@@ -216,6 +218,7 @@ impl CompFilter {
             verified,
             include_retracted,
             near,
+            ids,
         } = self;
         let sort = match sort {
             CompSort::DealDate(direction) => direction.key("deal_date"),
@@ -231,7 +234,9 @@ impl CompFilter {
             verified,
             include_retracted,
             near.map(|n| [n.lat, n.lon, n.radius_m]),
-            sort
+            sort,
+            ids.as_ref()
+                .map(|ids| ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
         ])
         .to_string()
     }
@@ -264,6 +269,11 @@ fn list_query<'q>(
     push_within(&mut qb, filter.near, "c.building_id");
     if let Some(building_id) = filter.building_id {
         qb.push(" AND c.building_id = ").push_bind(building_id);
+    }
+    if let Some(ids) = &filter.ids {
+        qb.push(" AND c.id = ANY (")
+            .push_bind(ids.clone())
+            .push(")");
     }
     if let Some(kind) = &filter.kind {
         qb.push(" AND c.kind = ").push_bind(kind);
@@ -392,7 +402,8 @@ mod key_tests {
         let key = filter().key(sort);
         assert_eq!(key, filter().key(sort));
         assert_eq!(
-            key, r#"[null,"lease","2025-01-01",null,"42.50",null,null,false,null,"-deal_date"]"#,
+            key,
+            r#"[null,"lease","2025-01-01",null,"42.50",null,null,false,null,"-deal_date",null]"#,
             "the encoding is explicit and stays as it is"
         );
         let others = [
@@ -427,6 +438,11 @@ mod key_tests {
             .key(sort),
             CompFilter {
                 include_retracted: true,
+                ..filter()
+            }
+            .key(sort),
+            CompFilter {
+                ids: Some(vec![Uuid::from_u128(7)]),
                 ..filter()
             }
             .key(sort),

@@ -78,6 +78,32 @@ pub fn page_size(limit: Option<i64>) -> Result<i64, QueryError> {
     }
 }
 
+/// `ids=<uuid>,<uuid>,…`: the items to fetch in one request, at most a page's worth,
+/// each once.
+pub fn parse_ids(raw: Option<&str>) -> Result<Option<Vec<Uuid>>, QueryError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut ids: Vec<Uuid> = Vec::new();
+    for part in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let id = Uuid::parse_str(part)
+            .map_err(|_| QueryError::invalid("ids", format!("{part:?} is not a UUID")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    if !(1..=MAX_PAGE_SIZE).contains(&count) {
+        return Err(QueryError::invalid(
+            "ids",
+            format!("must name 1 to {MAX_PAGE_SIZE} ids, separated by commas"),
+        ));
+    }
+    Ok(Some(ids))
+}
+
 /// A point and a radius: `near=lat,lon` with `radius_m`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Near {
