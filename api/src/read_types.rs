@@ -170,6 +170,9 @@ pub struct CompOut {
     /// Metres from `near` to the comp's building, in lists asked for near a point.
     #[oai(nullable)]
     pub distance_m: Option<f64>,
+    /// With `expand=building`: the comp's building as lists show it.
+    #[oai(nullable)]
+    pub building: Option<BuildingOut>,
 }
 
 #[derive(Debug, Object)]

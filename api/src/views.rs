@@ -86,7 +86,8 @@ fn matches(if_none_match: Option<&str>, etag: &str) -> bool {
     })
 }
 
-fn conditional(view: CachedView, lagging: bool, if_none_match: Option<&str>) -> Read {
+/// `view`, or `304` when `if_none_match` names its tag.
+pub fn conditional(view: CachedView, lagging: bool, if_none_match: Option<&str>) -> Read {
     if matches(if_none_match, &view.etag) {
         Read::NotModified { etag: view.etag }
     } else {

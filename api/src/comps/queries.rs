@@ -1,13 +1,17 @@
 //! Comp queries: the list (building, kind, deal dates, rent, verification, `near`) and
-//! the detail (`min_version` for read-your-writes).
+//! the detail (`min_version` for read-your-writes), each with its buildings' summaries
+//! on `expand=building`.
 
 use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
+use projections::cache::CachedView;
+use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
 use projections::queries::comps::{self, CompFilter, CompSort};
-use projections::queries::{page_size, parse_ids, Near, QueryError};
+use projections::queries::{page_size, parse_ids, Direction, Near, QueryError};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Scope;
@@ -18,7 +22,7 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{CompOut, CompPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{ordered, query_error, view_response, Detail};
+use crate::views::{conditional, ordered, query_error, view_response, Detail, Read, Views};
 
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
@@ -43,7 +47,80 @@ query_parameters! {
         /// unless `include_retracted=false`): a batch in one request. The page size
         /// defaults to their number.
         ids: Option<String>,
+        /// `building`: each comp carries its building's summary (`building`).
+        expand: Option<String>,
     }
+}
+
+/// Whether `expand` asks for the buildings (the one expansion there is).
+fn expands_buildings(expand: Option<&str>) -> Result<bool, ApiError> {
+    match expand {
+        None => Ok(false),
+        Some("building") => Ok(true),
+        Some(_) => Err(query_error(QueryError::invalid(
+            "expand",
+            "must be building",
+        ))),
+    }
+}
+
+/// `expand=building`: the comps of `read` (a page or one comp) with their buildings'
+/// summaries, read in one batch as the organisation, and the answer's tag made anew.
+async fn with_buildings(
+    views: &Views,
+    org_id: &str,
+    read: Read,
+    if_none_match: Option<&str>,
+) -> Result<Read, ApiError> {
+    let Read::Found { view, lagging } = read else {
+        return Ok(read);
+    };
+    let internal = |error: serde_json::Error| ApiError::Internal(error.into());
+    let mut body: Value = serde_json::from_str(&view.body).map_err(internal)?;
+    let building_of = |comp: &Value| {
+        comp["building_id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+    };
+    let mut ids: Vec<Uuid> = match body["items"].as_array() {
+        Some(items) => items.iter().filter_map(building_of).collect(),
+        None => building_of(&body).into_iter().collect(),
+    };
+    ids.sort();
+    ids.dedup();
+    let mut summaries = std::collections::HashMap::new();
+    if !ids.is_empty() {
+        let limit = ids.len() as i64;
+        let filter = BuildingFilter {
+            ids: Some(ids),
+            ..BuildingFilter::default()
+        };
+        let sort = BuildingSort::Name(Direction::Ascending);
+        let mut tx = views.read_as(org_id).await.map_err(query_error)?;
+        let page = buildings::list(&mut *tx, org_id, &filter, sort, limit, None)
+            .await
+            .map_err(query_error)?;
+        for summary in page.items {
+            summaries.insert(
+                summary.id.to_string(),
+                serde_json::to_value(&summary).map_err(internal)?,
+            );
+        }
+    }
+    let mut expand = |comp: &mut Value| {
+        let building = comp["building_id"]
+            .as_str()
+            .and_then(|id| summaries.get(id))
+            .cloned()
+            .unwrap_or(Value::Null);
+        comp["building"] = building;
+    };
+    match body.get_mut("items").and_then(Value::as_array_mut) {
+        Some(items) => items.iter_mut().for_each(&mut expand),
+        None => expand(&mut body),
+    }
+    let view = CachedView::render(view.version, &body);
+    Ok(conditional(view, lagging, if_none_match))
 }
 
 #[derive(Debug, Default)]
@@ -82,7 +159,12 @@ impl CompQueriesApi {
             limit,
             cursor,
             ids,
+            expand,
         } = query;
+        let expand = expands_buildings(expand.as_deref())?;
+        // The expanded page has a tag of its own: compared after the expansion.
+        let if_none_match = if_none_match.0.as_deref();
+        let cached_if_none_match = if expand { None } else { if_none_match };
         let ids = parse_ids(ids.as_deref()).map_err(query_error)?;
         let limit =
             page_size(limit.or(ids.as_ref().map(|ids| ids.len() as i64))).map_err(query_error)?;
@@ -127,12 +209,17 @@ impl CompQueriesApi {
                 &key,
                 // Searches by place seldom repeat exactly: not cached.
                 cursor.is_none() && filter.near.is_none(),
-                if_none_match.0.as_deref(),
+                cached_if_none_match,
                 |mut tx| async move {
                     comps::list(&mut *tx, org_id, &filter, sort, limit, cursor.as_deref()).await
                 },
             )
             .await?;
+        if expand {
+            return Ok(with_buildings(&state.views, org_id, page, if_none_match)
+                .await?
+                .into());
+        }
         Ok(page.into())
     }
 
@@ -147,13 +234,24 @@ impl CompQueriesApi {
         state: Data<&Arc<AppState>>,
         id: Path<Uuid>,
         min_version: Query<Option<u64>>,
+        /// `building`: the comp carries its building's summary (`building`).
+        expand: Query<Option<String>>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<CompResponse, ProblemResponse> {
+        let expand = expands_buildings(expand.0.as_deref())?;
+        let if_none_match = if_none_match.0.as_deref();
+        let cached_if_none_match = if expand { None } else { if_none_match };
         let detail = Detail::Comp(id.0);
         let read = state
             .views
-            .detail(&auth.0, detail, min_version.0, if_none_match.0.as_deref())
-            .await?;
-        Ok(read.ok_or(ApiError::NotFound)?.into())
+            .detail(&auth.0, detail, min_version.0, cached_if_none_match)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        if expand {
+            let org_id = auth.0.org_id.as_str();
+            let read = with_buildings(&state.views, org_id, read, if_none_match).await?;
+            return Ok(read.into());
+        }
+        Ok(read.into())
     }
 }

@@ -201,6 +201,8 @@ async fn every_read_answers_exactly_as_documented() {
         ("get_comp", format!("/v1/comps/{bare_sale}")),
         ("list_comps", "/v1/comps?include_retracted=true".to_owned()),
         ("list_comps", "/v1/comps?limit=1".to_owned()),
+        ("list_comps", "/v1/comps?expand=building".to_owned()),
+        ("get_comp", format!("/v1/comps/{lease}?expand=building")),
         (
             "list_comps",
             "/v1/comps?near=40.75,-73.98&radius_m=5000".to_owned(),
@@ -218,6 +220,54 @@ async fn every_read_answers_exactly_as_documented() {
         mismatches(&spec, schema, &reply.body, path, &mut found);
     }
     assert!(found.is_empty(), "{found:#?}");
+
+    // `expand=building` embeds the comp's building, as the building's own list shows it,
+    // under a tag of its own that revalidates.
+    let expanded = app
+        .call_as(
+            &reader,
+            Method::GET,
+            &format!("/v1/comps/{lease}?expand=building"),
+            None,
+            &[],
+        )
+        .await;
+    let listed = app
+        .call_as(
+            &reader,
+            Method::GET,
+            &format!("/v1/buildings?ids={full}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(expanded.body["building"], listed.body["items"][0]);
+    let plain = app
+        .call_as(
+            &reader,
+            Method::GET,
+            &format!("/v1/comps/{lease}"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(plain.body.get("building").is_none());
+    assert_ne!(expanded.header("etag"), plain.header("etag"));
+    let etag = expanded.header("etag").expect("etag").to_owned();
+    let revalidated = app
+        .call_as(
+            &reader,
+            Method::GET,
+            &format!("/v1/comps/{lease}?expand=building"),
+            None,
+            &[("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(revalidated.status, 304);
+    let refused = app
+        .call_as(&reader, Method::GET, "/v1/comps?expand=tenant", None, &[])
+        .await;
+    assert_eq!(refused.assert_problem(400, "malformed-request"), ["expand"]);
 
     // The comparison itself can fail: a field the document does not name is found.
     let mut sent = app
