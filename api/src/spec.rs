@@ -8,7 +8,7 @@
 //! keys, so each path holds all its operations. A parameter group (an extractor
 //! standing for several parameters, `crate::params`) is written out here too.
 
-use poem_openapi::OpenApiService;
+use poem_openapi::{LicenseObject, OpenApiService, ServerObject};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -33,13 +33,16 @@ type Apis = (
 
 /// The OpenAPI service: every operation, documented.
 pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(Apis::default(), "Prism API", env!("CARGO_PKG_VERSION")).description(
-        "Commercial real estate data: buildings and lease/sale comparables. \
+    OpenApiService::new(Apis::default(), "Prism API", env!("CARGO_PKG_VERSION"))
+        .server(ServerObject::new("/").description("this server"))
+        .license(LicenseObject::new("Proprietary"))
+        .description(
+            "Commercial real estate data: buildings and lease/sale comparables. \
          Commands are event-sourced; every response to a command carries the \
          aggregate's id and new version; reads come from projections the worker \
          builds from the event log (pass `min_version` to read your own write). \
          Errors are application/problem+json; their types are listed in docs/errors.md.",
-    )
+        )
 }
 
 /// A JSON value read with duplicate object keys merged (objects recursively; for
@@ -129,15 +132,135 @@ pub fn document() -> String {
 }
 
 /// The document as served and committed, from poem-openapi's `raw` one: duplicate
-/// paths merged, parameter groups written out, pretty-printed.
+/// paths merged, parameter groups written out, what the edge does for every operation
+/// documented on each, nullable references typed; pretty-printed.
 pub fn render(raw: &str) -> String {
     match serde_json::from_str::<Merged>(raw) {
         Ok(Merged(mut value)) => {
             crate::params::write_out_groups(&mut value);
+            document_the_edge(&mut value);
+            type_nullable_references(&mut value);
             serde_json::to_string_pretty(&value).unwrap_or_else(|_| raw.to_owned())
         }
         Err(_) => raw.to_owned(),
     }
+}
+
+/// What the edge does for every operation, on each: a query parameter the operation
+/// does not read is a `400` (so every operation can answer one), and an operation
+/// that names no security scheme is public (`security: []`, said explicitly).
+fn document_the_edge(spec: &mut Value) {
+    let operations = spec
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|path| path.values_mut())
+        .filter_map(Value::as_object_mut);
+    for operation in operations {
+        if let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        {
+            responses.entry("400").or_insert_with(|| {
+                serde_json::json!({
+                    "description": "The request is malformed: a query parameter this operation does not read.",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                })
+            });
+        }
+        operation
+            .entry("security")
+            .or_insert_with(|| Value::Array(Vec::new()));
+    }
+}
+
+/// poem-openapi writes a described reference as `allOf: [$ref, {description}]`, and a
+/// nullable one as `allOf: [$ref, {nullable: true}]` with `nullable` beside it and no
+/// `type`, which OpenAPI 3.0 leaves without meaning (`nullable` applies to a `type`):
+/// the annotations move beside the `allOf`, which keeps the reference alone, and a
+/// nullable one gets its referenced schema's type.
+fn type_nullable_references(spec: &mut Value) {
+    let schemas = spec
+        .pointer("/components/schemas")
+        .cloned()
+        .unwrap_or_default();
+    fn walk(value: &mut Value, schemas: &Value) {
+        match value {
+            Value::Object(object) => {
+                // `allOf: [$ref, {description}]` (a described reference): the
+                // description moves beside the `allOf`, which keeps the reference
+                // alone, so generated types read `Ref`, not `Ref & unknown`.
+                let annotations_only = |part: &Value| {
+                    part.as_object().is_some_and(|part| {
+                        !part.contains_key("$ref")
+                            && part.keys().all(|key| {
+                                matches!(key.as_str(), "description" | "nullable" | "title")
+                            })
+                    })
+                };
+                let described_reference = object
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .is_some_and(|parts| {
+                        parts.len() > 1
+                            && parts
+                                .iter()
+                                .filter(|part| part.get("$ref").is_some())
+                                .count()
+                                == 1
+                            && parts
+                                .iter()
+                                .filter(|part| part.get("$ref").is_none())
+                                .all(annotations_only)
+                    });
+                if described_reference {
+                    let parts = object["allOf"].as_array().cloned().unwrap_or_default();
+                    for part in parts.iter().filter(|part| part.get("$ref").is_none()) {
+                        for (key, value) in part.as_object().into_iter().flatten() {
+                            object.entry(key.clone()).or_insert_with(|| value.clone());
+                        }
+                    }
+                    let reference: Vec<Value> = parts
+                        .into_iter()
+                        .filter(|part| part.get("$ref").is_some())
+                        .collect();
+                    object.insert("allOf".into(), Value::Array(reference));
+                }
+                let nullable_reference = object.get("nullable") == Some(&Value::Bool(true))
+                    && !object.contains_key("type")
+                    && object.contains_key("allOf");
+                if nullable_reference {
+                    let parts = object["allOf"].as_array().cloned().unwrap_or_default();
+                    let reference = parts.iter().find_map(|part| part.get("$ref").cloned());
+                    if let Some(reference) = reference {
+                        let name = reference.as_str().and_then(|r| r.rsplit('/').next());
+                        let ty = name
+                            .and_then(|name| schemas.get(name))
+                            .and_then(|schema| schema.get("type"))
+                            .cloned()
+                            .unwrap_or_else(|| Value::from("object"));
+                        object.insert("type".into(), ty);
+                        object.insert(
+                            "allOf".into(),
+                            Value::Array(vec![serde_json::json!({"$ref": reference})]),
+                        );
+                    }
+                }
+                for child in object.values_mut() {
+                    walk(child, schemas);
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    walk(item, schemas);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(spec, &schemas);
 }
 
 #[cfg(test)]

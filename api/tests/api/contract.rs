@@ -47,8 +47,12 @@ fn mismatches(spec: &Value, schema: &Value, value: &Value, path: &str, found: &m
             return;
         }
     }
-    for part in schema["allOf"].as_array().into_iter().flatten() {
-        mismatches(spec, part, value, path, found);
+    if let Some(parts) = schema["allOf"].as_array() {
+        // A described or nullable reference: the parts say what the value is.
+        for part in parts {
+            mismatches(spec, part, value, path, found);
+        }
+        return;
     }
     let fits = match schema["type"].as_str() {
         Some("object") => {
