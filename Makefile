@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/prism/target
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/prism
 export DATABASE_URL
 
-.PHONY: bench soak load-smoke ops-check bench-projections rebuild replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
+.PHONY: client bench soak load-smoke ops-check bench-projections rebuild replay start test services fmt fmt-check lint api-docs api-docs-check migrate migrate-status token clean-dev
 
 ## start: Postgres+PostGIS and Redis ready, database migrated, prism-api serving on :8080.
 start:
@@ -31,6 +31,10 @@ lint: fmt-check
 ## api-docs: rewrite api/openapi.json from the code (commit the result).
 api-docs:
 	cargo run --quiet --bin prism-api -- openapi > api/openapi.json
+
+## client: regenerate the TypeScript client's types from api/openapi.json (commit the result).
+client:
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
 
 ## api-docs-check: fail when the code's OpenAPI document differs from api/openapi.json.
 api-docs-check:
