@@ -225,8 +225,13 @@ async fn building_lists_keep_their_indexes_under_row_level_security() {
         ids: Some((1..=25u128).map(uuid::Uuid::from_u128).collect()),
         ..BuildingFilter::default()
     };
-    let explained =
-        explain_buildings(&pool, &batch, BuildingSort::Name(Direction::Ascending), None).await;
+    let explained = explain_buildings(
+        &pool,
+        &batch,
+        BuildingSort::Name(Direction::Ascending),
+        None,
+    )
+    .await;
     assert_uses(&explained, Some("buildings_pkey"), None);
 }
 
