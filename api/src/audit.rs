@@ -27,12 +27,19 @@ pub enum AuditResponse {
 query_parameters! {
     /// What `GET /v1/audit` filters and pages by.
     pub struct AuditQuery as "AuditQueryParameters" {
+        /// `building` or `comp`.
         aggregate_type: Option<String>,
+        /// One aggregate's events.
         aggregate_id: Option<String>,
+        /// One user's events (a Clerk user id).
         user_id: Option<String>,
+        /// Events recorded at or after this instant (RFC 3339).
         from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Events recorded at or before this instant (RFC 3339); not before `from`.
         to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Page size, 1 to 100 (default 25).
         limit: Option<i64>,
+        /// The `next_cursor` of the previous page, with the same filters.
         cursor: Option<String>,
     }
 }

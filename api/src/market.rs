@@ -50,9 +50,13 @@ impl MarketApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
+        /// Only this submarket (case-insensitive).
         submarket: Query<Option<String>>,
+        /// Only this property type.
         property_type: Query<Option<Choice<PropertyType>>>,
+        /// The first quarter: the one containing this date.
         from: Query<Option<IsoDate>>,
+        /// The last quarter: the one containing this date; not before `from`.
         to: Query<Option<IsoDate>>,
     ) -> Result<MarketStatsResponse, ProblemResponse> {
         ordered(("from", from.0.as_ref()), ("to", to.0.as_ref()))?;

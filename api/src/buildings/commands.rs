@@ -230,6 +230,7 @@ impl BuildingsApi {
     async fn update(
         &self,
         command: Command<Buildings>,
+        /// The building's id.
         id: Path<Uuid>,
         body: JsonBody<UpdateBuildingRequest>,
     ) -> CommandResponse {
@@ -256,6 +257,7 @@ impl BuildingsApi {
     async fn relocate(
         &self,
         command: Command<Buildings>,
+        /// The building's id.
         id: Path<Uuid>,
         body: JsonBody<RelocateBuildingRequest>,
     ) -> CommandResponse {
@@ -282,6 +284,7 @@ impl BuildingsApi {
     async fn archive(
         &self,
         command: Command<Buildings>,
+        /// The building's id.
         id: Path<Uuid>,
         body: JsonBody<ReasonRequest>,
     ) -> CommandResponse {
@@ -304,7 +307,12 @@ impl BuildingsApi {
         method = "post",
         operation_id = "restore_building"
     )]
-    async fn restore(&self, command: Command<Buildings>, id: Path<Uuid>) -> CommandResponse {
+    async fn restore(
+        &self,
+        command: Command<Buildings>,
+        /// The building's id.
+        id: Path<Uuid>,
+    ) -> CommandResponse {
         command
             .run(|state, context| async move {
                 let command = BuildingCommand::Restore;

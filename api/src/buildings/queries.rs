@@ -34,17 +34,32 @@ pub enum HistoryResponse {
 query_parameters! {
     /// What `GET /v1/buildings` filters, sorts and pages by.
     pub struct BuildingListQuery as "BuildingListParameters" {
+        /// Only buildings of this type.
         property_type: Option<Choice<PropertyType>>,
+        /// Only buildings of this class.
         building_class: Option<Choice<BuildingClass>>,
+        /// Only buildings in this city (case-insensitive).
         city: Option<String>,
+        /// Only buildings in this submarket (case-insensitive).
         submarket: Option<String>,
+        /// `true`: archived buildings only; absent or `false`: active ones only.
         archived: Option<bool>,
+        /// Words that must each appear in the name or the address (case-insensitive).
         q: Option<String>,
+        /// `lat,lon` (WGS 84, latitude first): with `radius_m`, buildings within that
+        /// distance, nearest first, each with `distance_m`.
         near: Option<String>,
+        /// Metres around `near`, greater than 0 and at most 500000.
         radius_m: Option<f64>,
+        /// `min_lon,min_lat,max_lon,max_lat` (longitude first, as GeoJSON): a map
+        /// viewport; west greater than east crosses the antimeridian.
         bbox: Option<String>,
+        /// `name` (default), `registered_at`, `rentable_area_sqft` (a `-` prefix sorts
+        /// descending), or `distance` (with `near`).
         sort: Option<String>,
+        /// Page size, 1 to 100 (default 25).
         limit: Option<i64>,
+        /// The `next_cursor` of the previous page, with the same filters and sort.
         cursor: Option<String>,
         /// Only these buildings, by id, comma-separated (at most 100; archived ones
         /// too unless `archived` is given): a batch in one request. The page size
@@ -76,7 +91,9 @@ impl BuildingQueriesApi {
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
         query: BuildingListQuery,
-        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+        /// The `ETag` of the copy the client holds: `304` while it is current.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> Result<BuildingPageResponse, ProblemResponse> {
         auth.0.require(Scope::BuildingsRead)?;
         let BuildingListQuery {
@@ -149,9 +166,14 @@ impl BuildingQueriesApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
+        /// The building's id.
         id: Path<Uuid>,
+        /// The `version` a command returned: waits up to 2 s for the read side to
+        /// reflect it, else answers with `Projection-Lagging: true`.
         min_version: Query<Option<u64>>,
-        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+        /// The `ETag` of the copy the client holds: `304` while it is current.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> Result<BuildingResponse, ProblemResponse> {
         let detail = Detail::Building(id.0);
         let read = state
@@ -174,8 +196,11 @@ impl BuildingQueriesApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
+        /// The building's id.
         id: Path<Uuid>,
+        /// Page size, 1 to 100 (default 25).
         limit: Query<Option<i64>>,
+        /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<HistoryResponse, ProblemResponse> {
         auth.0.require(Scope::BuildingsRead)?;

@@ -313,6 +313,7 @@ impl CompsApi {
     async fn amend(
         &self,
         command: Command<Comps>,
+        /// The comp's id.
         id: Path<Uuid>,
         body: JsonBody<AmendCompRequest>,
     ) -> CommandResponse {
@@ -333,7 +334,12 @@ impl CompsApi {
         method = "post",
         operation_id = "verify_comp"
     )]
-    async fn verify(&self, command: Command<Comps>, id: Path<Uuid>) -> CommandResponse {
+    async fn verify(
+        &self,
+        command: Command<Comps>,
+        /// The comp's id.
+        id: Path<Uuid>,
+    ) -> CommandResponse {
         command
             .run(|state, context| async move {
                 let command = CompCommand::Verify;
@@ -353,6 +359,7 @@ impl CompsApi {
     async fn retract(
         &self,
         command: Command<Comps>,
+        /// The comp's id.
         id: Path<Uuid>,
         body: JsonBody<ReasonRequest>,
     ) -> CommandResponse {

@@ -30,18 +30,33 @@ view_response!(CompPageResponse, CompPageOut);
 query_parameters! {
     /// What `GET /v1/comps` filters, sorts and pages by.
     pub struct CompListQuery as "CompListParameters" {
+        /// Only the comps of this building.
         building_id: Option<Uuid>,
+        /// `lease` or `sale`.
         kind: Option<String>,
+        /// Deals on or after this date (commencement of a lease, date of a sale).
         date_from: Option<IsoDate>,
+        /// Deals on or before this date; not before `date_from`.
         date_to: Option<IsoDate>,
+        /// Leases starting at this rent per square foot or more.
         rent_min: Option<Exact>,
+        /// Leases starting at this rent per square foot or less; not below `rent_min`.
         rent_max: Option<Exact>,
+        /// `true`: verified comps only; `false`: unverified ones only.
         verified: Option<bool>,
+        /// `true`: retracted comps too (they are left out by default).
         include_retracted: Option<bool>,
+        /// `lat,lon` (WGS 84, latitude first): with `radius_m`, comps whose building is
+        /// within that distance, each with `distance_m`.
         near: Option<String>,
+        /// Metres around `near`, greater than 0 and at most 500000.
         radius_m: Option<f64>,
+        /// `-deal_date` (default, newest first), `deal_date`, or `distance` (with
+        /// `near`).
         sort: Option<String>,
+        /// Page size, 1 to 100 (default 25).
         limit: Option<i64>,
+        /// The `next_cursor` of the previous page, with the same filters and sort.
         cursor: Option<String>,
         /// Only these comps, by id, comma-separated (at most 100; retracted ones too
         /// unless `include_retracted=false`): a batch in one request. The page size
@@ -141,7 +156,9 @@ impl CompQueriesApi {
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
         query: CompListQuery,
-        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+        /// The `ETag` of the copy the client holds: `304` while it is current.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> Result<CompPageResponse, ProblemResponse> {
         auth.0.require(Scope::CompsRead)?;
         let CompListQuery {
@@ -232,11 +249,16 @@ impl CompQueriesApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
+        /// The comp's id.
         id: Path<Uuid>,
+        /// The `version` a command returned: waits up to 2 s for the read side to
+        /// reflect it, else answers with `Projection-Lagging: true`.
         min_version: Query<Option<u64>>,
         /// `building`: the comp carries its building's summary (`building`).
         expand: Query<Option<String>>,
-        #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
+        /// The `ETag` of the copy the client holds: `304` while it is current.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
     ) -> Result<CompResponse, ProblemResponse> {
         let expand = expands_buildings(expand.0.as_deref())?;
         let if_none_match = if_none_match.0.as_deref();

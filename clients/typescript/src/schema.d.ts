@@ -1947,12 +1947,19 @@ export interface operations {
     audit_log: {
         parameters: {
             query?: {
+                /** @description `building` or `comp`. */
                 aggregate_type?: string;
+                /** @description One aggregate's events. */
                 aggregate_id?: string;
+                /** @description One user's events (a Clerk user id). */
                 user_id?: string;
+                /** @description Events recorded at or after this instant (RFC 3339). */
                 from?: string;
+                /** @description Events recorded at or before this instant (RFC 3339); not before `from`. */
                 to?: string;
+                /** @description Page size, 1 to 100 (default 25). */
                 limit?: number;
+                /** @description The `next_cursor` of the previous page, with the same filters. */
                 cursor?: string;
             };
             header?: never;
@@ -2080,17 +2087,38 @@ export interface operations {
     list_buildings: {
         parameters: {
             query?: {
+                /** @description Only buildings of this type. */
                 property_type?: components["schemas"]["PropertyType"];
+                /** @description Only buildings of this class. */
                 building_class?: components["schemas"]["BuildingClass"];
+                /** @description Only buildings in this city (case-insensitive). */
                 city?: string;
+                /** @description Only buildings in this submarket (case-insensitive). */
                 submarket?: string;
+                /** @description `true`: archived buildings only; absent or `false`: active ones only. */
                 archived?: boolean;
+                /** @description Words that must each appear in the name or the address (case-insensitive). */
                 q?: string;
+                /**
+                 * @description `lat,lon` (WGS 84, latitude first): with `radius_m`, buildings within that
+                 *      distance, nearest first, each with `distance_m`.
+                 */
                 near?: string;
+                /** @description Metres around `near`, greater than 0 and at most 500000. */
                 radius_m?: number;
+                /**
+                 * @description `min_lon,min_lat,max_lon,max_lat` (longitude first, as GeoJSON): a map
+                 *      viewport; west greater than east crosses the antimeridian.
+                 */
                 bbox?: string;
+                /**
+                 * @description `name` (default), `registered_at`, `rentable_area_sqft` (a `-` prefix sorts
+                 *      descending), or `distance` (with `near`).
+                 */
                 sort?: string;
+                /** @description Page size, 1 to 100 (default 25). */
                 limit?: number;
+                /** @description The `next_cursor` of the previous page, with the same filters and sort. */
                 cursor?: string;
                 /**
                  * @description Only these buildings, by id, comma-separated (at most 100; archived ones
@@ -2100,6 +2128,7 @@ export interface operations {
                 ids?: string;
             };
             header?: {
+                /** @description The `ETag` of the copy the client holds: `304` while it is current. */
                 "If-None-Match"?: string;
             };
             path?: never;
@@ -2384,12 +2413,18 @@ export interface operations {
     get_building: {
         parameters: {
             query?: {
+                /**
+                 * @description The `version` a command returned: waits up to 2 s for the read side to
+                 *     reflect it, else answers with `Projection-Lagging: true`.
+                 */
                 min_version?: number;
             };
             header?: {
+                /** @description The `ETag` of the copy the client holds: `304` while it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The building's id. */
                 id: string;
             };
             cookie?: never;
@@ -2534,6 +2569,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The building's id. */
                 id: string;
             };
             cookie?: never;
@@ -2684,6 +2720,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The building's id. */
                 id: string;
             };
             cookie?: never;
@@ -2827,11 +2864,14 @@ export interface operations {
     building_history: {
         parameters: {
             query?: {
+                /** @description Page size, 1 to 100 (default 25). */
                 limit?: number;
+                /** @description The `next_cursor` of the previous page. */
                 cursor?: string;
             };
             header?: never;
             path: {
+                /** @description The building's id. */
                 id: string;
             };
             cookie?: never;
@@ -2964,6 +3004,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The building's id. */
                 id: string;
             };
             cookie?: never;
@@ -3114,6 +3155,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The building's id. */
                 id: string;
             };
             cookie?: never;
@@ -3253,18 +3295,37 @@ export interface operations {
     list_comps: {
         parameters: {
             query?: {
+                /** @description Only the comps of this building. */
                 building_id?: string;
+                /** @description `lease` or `sale`. */
                 kind?: string;
+                /** @description Deals on or after this date (commencement of a lease, date of a sale). */
                 date_from?: string;
+                /** @description Deals on or before this date; not before `date_from`. */
                 date_to?: string;
+                /** @description Leases starting at this rent per square foot or more. */
                 rent_min?: string | number;
+                /** @description Leases starting at this rent per square foot or less; not below `rent_min`. */
                 rent_max?: string | number;
+                /** @description `true`: verified comps only; `false`: unverified ones only. */
                 verified?: boolean;
+                /** @description `true`: retracted comps too (they are left out by default). */
                 include_retracted?: boolean;
+                /**
+                 * @description `lat,lon` (WGS 84, latitude first): with `radius_m`, comps whose building is
+                 *      within that distance, each with `distance_m`.
+                 */
                 near?: string;
+                /** @description Metres around `near`, greater than 0 and at most 500000. */
                 radius_m?: number;
+                /**
+                 * @description `-deal_date` (default, newest first), `deal_date`, or `distance` (with
+                 *      `near`).
+                 */
                 sort?: string;
+                /** @description Page size, 1 to 100 (default 25). */
                 limit?: number;
+                /** @description The `next_cursor` of the previous page, with the same filters and sort. */
                 cursor?: string;
                 /**
                  * @description Only these comps, by id, comma-separated (at most 100; retracted ones too
@@ -3276,6 +3337,7 @@ export interface operations {
                 expand?: string;
             };
             header?: {
+                /** @description The `ETag` of the copy the client holds: `304` while it is current. */
                 "If-None-Match"?: string;
             };
             path?: never;
@@ -3706,14 +3768,20 @@ export interface operations {
     get_comp: {
         parameters: {
             query?: {
+                /**
+                 * @description The `version` a command returned: waits up to 2 s for the read side to
+                 *     reflect it, else answers with `Projection-Lagging: true`.
+                 */
                 min_version?: number;
                 /** @description `building`: the comp carries its building's summary (`building`). */
                 expand?: string;
             };
             header?: {
+                /** @description The `ETag` of the copy the client holds: `304` while it is current. */
                 "If-None-Match"?: string;
             };
             path: {
+                /** @description The comp's id. */
                 id: string;
             };
             cookie?: never;
@@ -3858,6 +3926,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The comp's id. */
                 id: string;
             };
             cookie?: never;
@@ -4008,6 +4077,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The comp's id. */
                 id: string;
             };
             cookie?: never;
@@ -4158,6 +4228,7 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
+                /** @description The comp's id. */
                 id: string;
             };
             cookie?: never;
@@ -4297,9 +4368,13 @@ export interface operations {
     market_stats: {
         parameters: {
             query?: {
+                /** @description Only this submarket (case-insensitive). */
                 submarket?: string;
+                /** @description Only this property type. */
                 property_type?: components["schemas"]["PropertyType"];
+                /** @description The first quarter: the one containing this date. */
                 from?: string;
+                /** @description The last quarter: the one containing this date; not before `from`. */
                 to?: string;
             };
             header?: never;
