@@ -70,9 +70,17 @@ pub type CommandResponse = Result<CommandAccepted, ProblemResponse>;
 
 /// Why a building is archived or a comp retracted.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct ReasonRequest {
     pub reason: String,
+}
+
+impl poem_openapi::types::Example for ReasonRequest {
+    fn example() -> Self {
+        Self {
+            reason: "Sold to another owner".into(),
+        }
+    }
 }
 
 /// A resource whose commands share a scope and a collection.

@@ -8,7 +8,7 @@ use domain::values::{
 };
 use domain::{BuildingCommand, BuildingDetails, BuildingDetailsPatch};
 use poem_openapi::param::Path;
-use poem_openapi::types::MaybeUndefined;
+use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
@@ -43,7 +43,7 @@ pub struct LocationInput {
 
 /// A building to register.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct RegisterBuildingRequest {
     pub name: String,
     pub address: AddressInput,
@@ -61,7 +61,7 @@ pub struct RegisterBuildingRequest {
 
 /// The details to change; absent fields stay as they are, `null` clears an optional one.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct UpdateBuildingRequest {
     pub name: MaybeUndefined<String>,
     pub property_type: MaybeUndefined<Choice<PropertyType>>,
@@ -74,10 +74,66 @@ pub struct UpdateBuildingRequest {
 
 /// A new address, a new location, or both.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct RelocateBuildingRequest {
     pub address: Option<AddressInput>,
     pub location: Option<LocationInput>,
+}
+
+fn example_address() -> AddressInput {
+    AddressInput {
+        street: "1 Vanderbilt Ave".into(),
+        city: "New York".into(),
+        region: Some("NY".into()),
+        postal_code: Some("10017".into()),
+        country: "US".into(),
+    }
+}
+
+/// Swagger UI's "Try it out" sends these as they are; `make test` proves they succeed.
+impl Example for RegisterBuildingRequest {
+    fn example() -> Self {
+        Self {
+            name: "One Vanderbilt".into(),
+            address: example_address(),
+            location: LocationInput {
+                lat: 40.7527,
+                lon: -73.9787,
+            },
+            property_type: Choice(PropertyType::Office),
+            building_class: Some(Choice(BuildingClass::A)),
+            rentable_area_sqft: Exact(1_750_000.into()),
+            year_built: Some(2020),
+            floors: Some(93),
+            submarket: Some("Grand Central".into()),
+        }
+    }
+}
+
+impl Example for UpdateBuildingRequest {
+    fn example() -> Self {
+        Self {
+            name: MaybeUndefined::Value("One Vanderbilt Avenue".into()),
+            property_type: MaybeUndefined::Undefined,
+            building_class: MaybeUndefined::Undefined,
+            rentable_area_sqft: MaybeUndefined::Undefined,
+            year_built: MaybeUndefined::Undefined,
+            floors: MaybeUndefined::Value(93),
+            submarket: MaybeUndefined::Null,
+        }
+    }
+}
+
+impl Example for RelocateBuildingRequest {
+    fn example() -> Self {
+        Self {
+            address: Some(example_address()),
+            location: Some(LocationInput {
+                lat: 40.7528,
+                lon: -73.9786,
+            }),
+        }
+    }
 }
 
 fn parse_address(raw: &AddressInput) -> Parsed<Address> {

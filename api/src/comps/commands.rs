@@ -8,7 +8,7 @@ use domain::values::{
 };
 use domain::{CompChanges, CompCommand, CompTerms, LeaseTerms, SaleTerms};
 use poem_openapi::param::Path;
-use poem_openapi::types::MaybeUndefined;
+use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -21,7 +21,7 @@ use crate::tags::ApiTags;
 
 /// A lease comparable.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct RecordLeaseCompRequest {
     pub building_id: Uuid,
     pub tenant: String,
@@ -44,7 +44,7 @@ pub struct RecordLeaseCompRequest {
 
 /// A sale comparable.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct RecordSaleCompRequest {
     pub building_id: Uuid,
     /// Greater than 0.
@@ -60,7 +60,7 @@ pub struct RecordSaleCompRequest {
 /// fields stay as they are; `null` clears `suite` or `cap_rate_pct`. An amended comp
 /// is no longer verified.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct AmendCompRequest {
     pub tenant: MaybeUndefined<String>,
     pub suite: MaybeUndefined<String>,
@@ -77,6 +77,69 @@ pub struct AmendCompRequest {
     pub buyer: MaybeUndefined<String>,
     pub seller: MaybeUndefined<String>,
     pub cap_rate_pct: MaybeUndefined<Exact>,
+}
+
+/// The building of the comp examples: replace it with one of yours (the only field of
+/// the examples that cannot be sent as it is).
+const EXAMPLE_BUILDING: Uuid = Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001);
+
+fn example_decimal(text: &str) -> Exact {
+    Exact(text.parse().unwrap_or_default())
+}
+
+impl Example for RecordLeaseCompRequest {
+    fn example() -> Self {
+        Self {
+            building_id: EXAMPLE_BUILDING,
+            tenant: "Globex".into(),
+            suite: Some("12A".into()),
+            leased_area_sqft: example_decimal("12500"),
+            starting_rent_psf: example_decimal("85.50"),
+            lease_type: Choice(LeaseType::Gross),
+            term_months: 120,
+            commencement_date: IsoDate(
+                chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+            ),
+            free_rent_months: Some(6),
+            ti_allowance_psf: Some(example_decimal("95.00")),
+            escalation_pct: Some(example_decimal("3")),
+        }
+    }
+}
+
+impl Example for RecordSaleCompRequest {
+    fn example() -> Self {
+        Self {
+            building_id: EXAMPLE_BUILDING,
+            sale_price: example_decimal("125000000"),
+            sale_date: IsoDate(chrono::NaiveDate::from_ymd_opt(2025, 6, 30).unwrap_or_default()),
+            buyer: "Initech REIT".into(),
+            seller: "Hooli Holdings".into(),
+            cap_rate_pct: Some(example_decimal("5.25")),
+        }
+    }
+}
+
+impl Example for AmendCompRequest {
+    fn example() -> Self {
+        Self {
+            tenant: MaybeUndefined::Undefined,
+            suite: MaybeUndefined::Null,
+            leased_area_sqft: MaybeUndefined::Undefined,
+            starting_rent_psf: MaybeUndefined::Value(example_decimal("87.25")),
+            lease_type: MaybeUndefined::Undefined,
+            term_months: MaybeUndefined::Undefined,
+            commencement_date: MaybeUndefined::Undefined,
+            free_rent_months: MaybeUndefined::Undefined,
+            ti_allowance_psf: MaybeUndefined::Undefined,
+            escalation_pct: MaybeUndefined::Undefined,
+            sale_price: MaybeUndefined::Undefined,
+            sale_date: MaybeUndefined::Undefined,
+            buyer: MaybeUndefined::Undefined,
+            seller: MaybeUndefined::Undefined,
+            cap_rate_pct: MaybeUndefined::Undefined,
+        }
+    }
 }
 
 fn exact<T>(

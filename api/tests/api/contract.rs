@@ -296,3 +296,121 @@ async fn every_read_answers_exactly_as_documented() {
         ]
     );
 }
+
+/// The example of `operation_id`'s request body, as the document gives it.
+fn body_example(spec: &Value, operation_id: &str) -> Value {
+    let operation = spec["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(Value::as_object)
+        .flat_map(|methods| methods.values())
+        .find(|operation| operation["operationId"] == operation_id)
+        .unwrap_or_else(|| panic!("no operation {operation_id}"));
+    let reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{operation_id} has no body"));
+    let name = reference.rsplit('/').next().unwrap_or_default();
+    let example = spec["components"]["schemas"][name]["example"].clone();
+    assert!(example.is_object(), "{name} has no example");
+    example
+}
+
+#[tokio::test]
+async fn every_request_body_example_succeeds_as_sent() {
+    let app = spawn_app().await;
+    let spec: Value = serde_json::from_str(&api::spec::document()).expect("the document");
+    // Every operation with a body is tried below, once.
+    let with_bodies: Vec<String> = spec["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(Value::as_object)
+        .flat_map(|methods| methods.values())
+        .filter(|operation| operation.get("requestBody").is_some())
+        .filter_map(|operation| operation["operationId"].as_str().map(str::to_owned))
+        .collect();
+    let mut tried = Vec::new();
+    let mut send = |operation: &'static str, method: Method, path: String, body: Value| {
+        tried.push(operation.to_owned());
+        let app = &app;
+        async move {
+            let reply = app.call(method, &path, Some(&body)).await;
+            assert!(
+                reply.status.is_success(),
+                "{operation}'s example was refused: {:#}",
+                reply.body
+            );
+            reply
+        }
+    };
+    let building = send(
+        "register_building",
+        Method::POST,
+        "/v1/buildings".into(),
+        body_example(&spec, "register_building"),
+    )
+    .await
+    .id();
+    let at = |suffix: &str| format!("/v1/buildings/{building}{suffix}");
+    send(
+        "update_building",
+        Method::PATCH,
+        at(""),
+        body_example(&spec, "update_building"),
+    )
+    .await;
+    send(
+        "relocate_building",
+        Method::POST,
+        at("/relocate"),
+        body_example(&spec, "relocate_building"),
+    )
+    .await;
+    // The comps' examples name a building: the only field replaced.
+    let mut lease = body_example(&spec, "record_lease_comp");
+    lease["building_id"] = json!(building);
+    let comp = send(
+        "record_lease_comp",
+        Method::POST,
+        "/v1/comps/lease".into(),
+        lease,
+    )
+    .await
+    .id();
+    let mut sale = body_example(&spec, "record_sale_comp");
+    sale["building_id"] = json!(building);
+    send(
+        "record_sale_comp",
+        Method::POST,
+        "/v1/comps/sale".into(),
+        sale,
+    )
+    .await;
+    send(
+        "amend_comp",
+        Method::PATCH,
+        format!("/v1/comps/{comp}"),
+        body_example(&spec, "amend_comp"),
+    )
+    .await;
+    send(
+        "retract_comp",
+        Method::POST,
+        format!("/v1/comps/{comp}/retract"),
+        body_example(&spec, "retract_comp"),
+    )
+    .await;
+    send(
+        "archive_building",
+        Method::POST,
+        at("/archive"),
+        body_example(&spec, "archive_building"),
+    )
+    .await;
+    let mut tried = tried;
+    let mut with_bodies = with_bodies;
+    tried.sort();
+    with_bodies.sort();
+    assert_eq!(tried, with_bodies, "every operation with a body was tried");
+}

@@ -507,6 +507,10 @@ export interface components {
          * @description The terms to change; fields of the other kind of comp are refused by name. Absent
          *     fields stay as they are; `null` clears `suite` or `cap_rate_pct`. An amended comp
          *     is no longer verified.
+         * @example {
+         *       "starting_rent_psf": "87.25",
+         *       "suite": null
+         *     }
          */
         AmendCompRequest: {
             buyer?: string;
@@ -917,6 +921,9 @@ export interface components {
         /**
          * ReasonRequest
          * @description Why a building is archived or a comp retracted.
+         * @example {
+         *       "reason": "Sold to another owner"
+         *     }
          */
         ReasonRequest: {
             reason: string;
@@ -982,6 +989,19 @@ export interface components {
         /**
          * RecordLeaseCompRequest
          * @description A lease comparable.
+         * @example {
+         *       "building_id": "01920000-0000-7000-8000-000000000001",
+         *       "commencement_date": "2026-01-01",
+         *       "escalation_pct": "3",
+         *       "free_rent_months": 6,
+         *       "lease_type": "gross",
+         *       "leased_area_sqft": "12500",
+         *       "starting_rent_psf": "85.50",
+         *       "suite": "12A",
+         *       "tenant": "Globex",
+         *       "term_months": 120,
+         *       "ti_allowance_psf": "95.00"
+         *     }
          */
         RecordLeaseCompRequest: {
             /** Format: uuid */
@@ -1013,6 +1033,14 @@ export interface components {
         /**
          * RecordSaleCompRequest
          * @description A sale comparable.
+         * @example {
+         *       "building_id": "01920000-0000-7000-8000-000000000001",
+         *       "buyer": "Initech REIT",
+         *       "cap_rate_pct": "5.25",
+         *       "sale_date": "2025-06-30",
+         *       "sale_price": "125000000",
+         *       "seller": "Hooli Holdings"
+         *     }
          */
         RecordSaleCompRequest: {
             /** Format: uuid */
@@ -1029,6 +1057,26 @@ export interface components {
         /**
          * RegisterBuildingRequest
          * @description A building to register.
+         * @example {
+         *       "address": {
+         *         "city": "New York",
+         *         "country": "US",
+         *         "postal_code": "10017",
+         *         "region": "NY",
+         *         "street": "1 Vanderbilt Ave"
+         *       },
+         *       "building_class": "A",
+         *       "floors": 93,
+         *       "location": {
+         *         "lat": 40.7527,
+         *         "lon": -73.9787
+         *       },
+         *       "name": "One Vanderbilt",
+         *       "property_type": "office",
+         *       "rentable_area_sqft": "1750000",
+         *       "submarket": "Grand Central",
+         *       "year_built": 2020
+         *     }
          */
         RegisterBuildingRequest: {
             address: components["schemas"]["AddressInput"];
@@ -1053,6 +1101,19 @@ export interface components {
         /**
          * RelocateBuildingRequest
          * @description A new address, a new location, or both.
+         * @example {
+         *       "address": {
+         *         "city": "New York",
+         *         "country": "US",
+         *         "postal_code": "10017",
+         *         "region": "NY",
+         *         "street": "1 Vanderbilt Ave"
+         *       },
+         *       "location": {
+         *         "lat": 40.7528,
+         *         "lon": -73.9786
+         *       }
+         *     }
          */
         RelocateBuildingRequest: {
             address?: components["schemas"]["AddressInput"];
@@ -1092,6 +1153,11 @@ export interface components {
         /**
          * UpdateBuildingRequest
          * @description The details to change; absent fields stay as they are, `null` clears an optional one.
+         * @example {
+         *       "floors": 93,
+         *       "name": "One Vanderbilt Avenue",
+         *       "submarket": null
+         *     }
          */
         UpdateBuildingRequest: {
             building_class?: components["schemas"]["BuildingClass"];
