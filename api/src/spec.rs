@@ -228,6 +228,21 @@ fn type_nullable_references(spec: &mut Value) {
                         .collect();
                     object.insert("allOf".into(), Value::Array(reference));
                 }
+                // A nullable `anyOf` of types (an exact decimal: a string or a number):
+                // each alternative is nullable instead.
+                let nullable_alternatives = object.get("nullable") == Some(&Value::Bool(true))
+                    && !object.contains_key("type")
+                    && object.get("anyOf").is_some_and(Value::is_array);
+                if nullable_alternatives {
+                    object.remove("nullable");
+                    for alternative in object["anyOf"].as_array_mut().into_iter().flatten() {
+                        if let Some(alternative) = alternative.as_object_mut() {
+                            if alternative.contains_key("type") {
+                                alternative.insert("nullable".into(), Value::Bool(true));
+                            }
+                        }
+                    }
+                }
                 let nullable_reference = object.get("nullable") == Some(&Value::Bool(true))
                     && !object.contains_key("type")
                     && object.contains_key("allOf");

@@ -65,10 +65,18 @@ pub struct RegisterBuildingRequest {
 pub struct UpdateBuildingRequest {
     pub name: MaybeUndefined<String>,
     pub property_type: MaybeUndefined<Choice<PropertyType>>,
+    /// `null` clears it.
+    #[oai(nullable)]
     pub building_class: MaybeUndefined<Choice<BuildingClass>>,
     pub rentable_area_sqft: MaybeUndefined<Exact>,
+    /// `null` clears it.
+    #[oai(nullable)]
     pub year_built: MaybeUndefined<i64>,
+    /// `null` clears it.
+    #[oai(nullable)]
     pub floors: MaybeUndefined<i64>,
+    /// `null` clears it.
+    #[oai(nullable)]
     pub submarket: MaybeUndefined<String>,
 }
 

@@ -63,6 +63,8 @@ pub struct RecordSaleCompRequest {
 #[oai(deny_unknown_fields, example)]
 pub struct AmendCompRequest {
     pub tenant: MaybeUndefined<String>,
+    /// `null` clears it.
+    #[oai(nullable)]
     pub suite: MaybeUndefined<String>,
     pub leased_area_sqft: MaybeUndefined<Exact>,
     pub starting_rent_psf: MaybeUndefined<Exact>,
@@ -76,6 +78,8 @@ pub struct AmendCompRequest {
     pub sale_date: MaybeUndefined<IsoDate>,
     pub buyer: MaybeUndefined<String>,
     pub seller: MaybeUndefined<String>,
+    /// `null` clears it.
+    #[oai(nullable)]
     pub cap_rate_pct: MaybeUndefined<Exact>,
 }
 

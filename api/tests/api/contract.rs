@@ -408,7 +408,6 @@ async fn every_request_body_example_succeeds_as_sent() {
         body_example(&spec, "archive_building"),
     )
     .await;
-    let mut tried = tried;
     let mut with_bodies = with_bodies;
     tried.sort();
     with_bodies.sort();

@@ -514,8 +514,8 @@ export interface components {
          */
         AmendCompRequest: {
             buyer?: string;
-            /** @description an exact decimal, as a JSON number or string */
-            cap_rate_pct?: string | number;
+            /** @description `null` clears it. */
+            cap_rate_pct?: (string | null) | (number | null);
             /** Format: date */
             commencement_date?: string;
             /** @description an exact decimal, as a JSON number or string */
@@ -532,7 +532,8 @@ export interface components {
             seller?: string;
             /** @description an exact decimal, as a JSON number or string */
             starting_rent_psf?: string | number;
-            suite?: string;
+            /** @description `null` clears it. */
+            suite?: string | null;
             tenant?: string;
             /** Format: int64 */
             term_months?: number;
@@ -1160,16 +1161,24 @@ export interface components {
          *     }
          */
         UpdateBuildingRequest: {
-            building_class?: components["schemas"]["BuildingClass"];
-            /** Format: int64 */
-            floors?: number;
+            /** @description `null` clears it. */
+            building_class?: (string & components["schemas"]["BuildingClass"]) | null;
+            /**
+             * Format: int64
+             * @description `null` clears it.
+             */
+            floors?: number | null;
             name?: string;
             property_type?: components["schemas"]["PropertyType"];
             /** @description an exact decimal, as a JSON number or string */
             rentable_area_sqft?: string | number;
-            submarket?: string;
-            /** Format: int64 */
-            year_built?: number;
+            /** @description `null` clears it. */
+            submarket?: string | null;
+            /**
+             * Format: int64
+             * @description `null` clears it.
+             */
+            year_built?: number | null;
         };
     };
     responses: never;
