@@ -39,24 +39,31 @@ pub struct TestDatabase {
     name: String,
     url: String,
     admin_url: String,
+    kept: bool,
 }
 
 impl TestDatabase {
     /// An empty database (no migrations applied).
     pub async fn empty() -> Self {
-        Self::create(None).await
+        Self::create(&admin_url(), "test", None).await
+    }
+
+    /// An empty database named `prism_{label}_…` on the server at `admin_url` (a
+    /// superuser's URL): a benchmark's, which its binaries migrate.
+    pub async fn empty_on(admin_url: &str, label: &str) -> Self {
+        Self::create(admin_url, label, None).await
     }
 
     /// A database with every migration applied.
     pub async fn migrated() -> Self {
-        let template = ensure_template(&admin_url()).await;
-        Self::create(Some(&template)).await
+        let admin_url = admin_url();
+        let template = ensure_template(&admin_url).await;
+        Self::create(&admin_url, "test", Some(&template)).await
     }
 
-    async fn create(template: Option<&str>) -> Self {
-        let admin_url = admin_url();
-        let name = format!("prism_test_{}", Uuid::new_v4().simple());
-        let mut admin = connect(&admin_url).await;
+    async fn create(admin_url: &str, label: &str, template: Option<&str>) -> Self {
+        let name = format!("prism_{label}_{}", Uuid::new_v4().simple());
+        let mut admin = connect(admin_url).await;
         let statement = match template {
             Some(template) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
             None => format!(r#"CREATE DATABASE "{name}""#),
@@ -66,12 +73,18 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
         let _ = admin.close().await;
-        let url = url_for(&admin_url, &name);
+        let url = url_for(admin_url, &name);
         Self {
             name,
             url,
-            admin_url,
+            admin_url: admin_url.to_owned(),
+            kept: false,
         }
+    }
+
+    /// Leaves the database in place when the handle drops (to look at it afterwards).
+    pub fn keep(&mut self) {
+        self.kept = true;
     }
 
     pub fn name(&self) -> &str {
@@ -86,6 +99,10 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if self.kept {
+            eprintln!("kept database {}", self.name);
+            return;
+        }
         // Drop may run inside an async test: do the blocking work on a thread of its own.
         let statement = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
         let admin_url = self.admin_url.clone();
@@ -108,9 +125,9 @@ impl Drop for TestDatabase {
 }
 
 async fn connect(url: &str) -> PgConnection {
-    PgConnection::connect(url).await.unwrap_or_else(|e| {
-        panic!("cannot connect to the test server (PRISM_TEST_DATABASE_URL): {e}")
-    })
+    PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the Postgres server as a superuser (PRISM_TEST_DATABASE_URL, or the benchmarks' PRISM_BENCH_DATABASE_URL): {e}"))
 }
 
 /// The name of a template database migrated to the current fingerprint, created if

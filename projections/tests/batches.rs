@@ -4,10 +4,10 @@
 
 use domain::{BuildingEvent, CompEvent};
 use migrations::testing::TestDatabase;
-use projections::testing::StatementCounter;
 use projections::{catch_up, CatchUpOptions, Projection};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use testkit::StatementCounter;
 use uuid::Uuid;
 
 /// One event to append.
