@@ -66,7 +66,7 @@ async fn register(app: &TestApp, token: &str) -> Reply {
         token,
         Method::POST,
         "/v1/buildings",
-        Some(&building_body()),
+        Some(&bodies::building()),
         &[],
     )
     .await
@@ -85,7 +85,7 @@ async fn every_forged_or_invalid_token_is_refused_and_appends_nothing() {
     let missing = app
         .send(
             app.request(Method::POST, "/v1/buildings")
-                .json(&building_body()),
+                .json(&bodies::building()),
         )
         .await;
     missing.assert_problem(401, "unauthenticated");

@@ -14,7 +14,7 @@ async fn register_returns_id_version_and_location_and_records_the_event_with_met
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[("x-request-id", "req-42")],
         )
         .await;
@@ -50,7 +50,7 @@ async fn register_returns_id_version_and_location_and_records_the_event_with_met
 #[tokio::test]
 async fn register_with_bad_values_names_every_field_and_appends_nothing() {
     let app = spawn_app().await;
-    let mut body = building_body();
+    let mut body = bodies::building();
     body["name"] = json!("  ");
     body["address"]["country"] = json!("XX");
     body["location"]["lat"] = json!(91);
@@ -74,7 +74,7 @@ async fn register_with_bad_values_names_every_field_and_appends_nothing() {
 #[tokio::test]
 async fn register_with_wrong_types_and_unknown_fields_is_a_400_naming_each_field() {
     let app = spawn_app().await;
-    let mut body = building_body();
+    let mut body = bodies::building();
     body["name"] = json!(42);
     body["address"]["city"] = json!(["New York"]);
     body["property_type"] = json!("castle");

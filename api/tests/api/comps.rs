@@ -14,7 +14,7 @@ async fn record_lease_and_sale_comps_for_a_building() {
         .call(
             Method::POST,
             "/v1/comps/lease",
-            Some(&lease_body(&building)),
+            Some(&bodies::lease(&building)),
         )
         .await;
     assert_eq!(lease.status, StatusCode::CREATED, "{:#}", lease.body);
@@ -36,7 +36,11 @@ async fn record_lease_and_sale_comps_for_a_building() {
     assert_eq!(payload["lease_type"], json!("gross"));
 
     let sale = app
-        .call(Method::POST, "/v1/comps/sale", Some(&sale_body(&building)))
+        .call(
+            Method::POST,
+            "/v1/comps/sale",
+            Some(&bodies::sale(&building)),
+        )
         .await;
     assert_eq!(sale.status, StatusCode::CREATED, "{:#}", sale.body);
     let sold = &app.events_of(&sale.id()).await[0];
@@ -61,7 +65,7 @@ async fn lease_defaults_apply_and_bad_values_are_named() {
     assert_eq!(payload["free_rent_months"], json!(0));
     assert_eq!(payload["escalation_pct"], json!("0"));
 
-    let mut bad = lease_body(&building);
+    let mut bad = bodies::lease(&building);
     bad["tenant"] = json!("");
     bad["starting_rent_psf"] = json!(0);
     bad["term_months"] = json!(0);
@@ -78,7 +82,7 @@ async fn lease_defaults_apply_and_bad_values_are_named() {
             "escalation_pct"
         ]
     );
-    let mut free_rent = lease_body(&building);
+    let mut free_rent = bodies::lease(&building);
     free_rent["free_rent_months"] = json!(120);
     let refused = app
         .call(Method::POST, "/v1/comps/lease", Some(&free_rent))
@@ -87,7 +91,7 @@ async fn lease_defaults_apply_and_bad_values_are_named() {
         refused.assert_problem(422, "validation-failed"),
         ["free_rent_months"]
     );
-    let mut date = lease_body(&building);
+    let mut date = bodies::lease(&building);
     date["commencement_date"] = json!("2026-02-30");
     let refused = app.call(Method::POST, "/v1/comps/lease", Some(&date)).await;
     assert_eq!(
@@ -105,7 +109,7 @@ async fn comps_need_an_active_building_of_the_same_organisation() {
         .call(
             Method::POST,
             "/v1/comps/lease",
-            Some(&lease_body(&uuid::Uuid::new_v4().to_string())),
+            Some(&bodies::lease(&uuid::Uuid::new_v4().to_string())),
         )
         .await;
     assert_eq!(
@@ -119,7 +123,7 @@ async fn comps_need_an_active_building_of_the_same_organisation() {
             &rival,
             Method::POST,
             "/v1/comps/sale",
-            Some(&sale_body(&building)),
+            Some(&bodies::sale(&building)),
             &[],
         )
         .await;
@@ -135,7 +139,7 @@ async fn comps_need_an_active_building_of_the_same_organisation() {
         .call(
             Method::POST,
             "/v1/comps/lease",
-            Some(&lease_body(&building)),
+            Some(&bodies::lease(&building)),
         )
         .await;
     archived.assert_problem(409, "building-archived");

@@ -82,7 +82,7 @@ async fn a_command_that_loses_its_race_takes_no_other_command_down() {
     let registrations = (0..24).map(|_| {
         let app = &app;
         async move {
-            app.call(Method::POST, "/v1/buildings", Some(&building_body()))
+            app.call(Method::POST, "/v1/buildings", Some(&bodies::building()))
                 .await
         }
     });

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use projections::testing::StatementCounter;
 use reqwest::{Method, StatusCode};
+use testkit::StatementCounter;
 
 use crate::helpers::{project_until, spawn_app, spawn_app_counted};
 
@@ -82,7 +82,7 @@ async fn commands_arriving_together_are_appended_together() {
             app.call(
                 Method::POST,
                 "/v1/buildings",
-                Some(&crate::helpers::building_body()),
+                Some(&crate::helpers::bodies::building()),
             )
             .await
         }

@@ -13,76 +13,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use migrations::testing::TestDatabase;
-use projections::testing::{metric, TestNamespace};
 use reqwest::StatusCode;
 use sqlx::PgPool;
-use tokio::sync::oneshot;
-use worker::config::WorkerSettings;
-use worker::Worker;
+use testkit::{catch_up_jobs_run as jobs_run, TestDatabase, TestNamespace};
 
-use crate::helpers::{building_body, token, ApiProcess};
+use crate::helpers::{api_process, bodies, token, worker_process};
 
 /// How long the hooked api holds its answer: far longer than the test waits for the
 /// broken connection after the kill.
 const HOLD_MS: &str = "10000";
-
-/// A real worker in this process (job queue, backstop every 300 ms); its `/metrics`.
-async fn start_worker(
-    db: &TestDatabase,
-    redis: &TestNamespace,
-) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let vars = [
-        ("ENV", "test"),
-        ("HOST", "127.0.0.1"),
-        ("WORKER_PORT", "0"),
-        ("DATABASE_URL", db.url()),
-        ("DATABASE_MAX_CONNECTIONS", "5"),
-        ("REDIS_URL", redis.url()),
-        ("REDIS_NAMESPACE", redis.name()),
-        ("PROJECTION_BACKSTOP_MS", "300"),
-        ("JOB_POLL_MS", "20"),
-        ("METRICS_SAMPLE_MS", "100"),
-    ];
-    let settings = WorkerSettings::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .expect("worker settings");
-    let worker = Worker::build(settings).await.expect("the worker builds");
-    let metrics = format!("http://127.0.0.1:{}/metrics", worker.port());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = worker
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (metrics, stop, task)
-}
-
-/// Catch-up jobs the worker has run (`prism_jobs_total`, any outcome).
-async fn jobs_run(client: &reqwest::Client, metrics: &str) -> f64 {
-    let text = client
-        .get(metrics)
-        .send()
-        .await
-        .expect("worker /metrics")
-        .text()
-        .await
-        .expect("text");
-    ["ok", "error"]
-        .iter()
-        .filter_map(|outcome| {
-            metric(
-                &text,
-                &format!(r#"prism_jobs_total{{queue="projections",outcome="{outcome}"}}"#),
-            )
-        })
-        .sum()
-}
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
@@ -97,14 +36,27 @@ async fn an_api_killed_between_commit_and_response_loses_nothing() {
     let redis = TestNamespace::new();
     let pool = PgPool::connect(db.url()).await.expect("pool");
     let client = reqwest::Client::new();
-    let (metrics, stop_worker, worker) = start_worker(&db, &redis).await;
+    // A real worker (job queue, backstop every 300 ms) and its `/metrics`.
+    let worker = worker_process(
+        db.url(),
+        redis.url(),
+        redis.name(),
+        &[
+            ("DATABASE_MAX_CONNECTIONS", "5"),
+            ("PROJECTION_BACKSTOP_MS", "300"),
+            ("JOB_POLL_MS", "20"),
+            ("METRICS_SAMPLE_MS", "100"),
+        ],
+    )
+    .await;
+    let metrics = format!("{}/metrics", worker.base());
     let jobs_before = jobs_run(&client, &metrics).await;
 
     let marker: PathBuf =
         std::env::temp_dir().join(format!("prism-hold-commit-{}", uuid::Uuid::new_v4()));
     let marker_env = marker.to_string_lossy().into_owned();
-    let mut api = ApiProcess::start(
-        &db,
+    let mut api = api_process(
+        db.url(),
         redis.url(),
         redis.name(),
         &[
@@ -124,7 +76,7 @@ async fn an_api_killed_between_commit_and_response_loses_nothing() {
                 .post(url)
                 .bearer_auth(token())
                 .header("Idempotency-Key", "killed-1")
-                .json(&building_body())
+                .json(&bodies::building())
                 .send()
                 .await
         })
@@ -184,12 +136,12 @@ async fn an_api_killed_between_commit_and_response_loses_nothing() {
     );
 
     // The client retries against a new api: the first result, nothing appended.
-    let api = ApiProcess::start(&db, redis.url(), redis.name(), &[]).await;
+    let api = api_process(db.url(), redis.url(), redis.name(), &[]).await;
     let retry = client
         .post(format!("{}/v1/buildings", api.base))
         .bearer_auth(token())
         .header("Idempotency-Key", "killed-1")
-        .json(&building_body())
+        .json(&bodies::building())
         .send()
         .await
         .expect("retry");
@@ -214,6 +166,5 @@ async fn an_api_killed_between_commit_and_response_loses_nothing() {
     assert_eq!(detail.status(), StatusCode::OK);
     assert!(detail.headers().get("projection-lagging").is_none());
 
-    let _ = stop_worker.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    drop(worker);
 }

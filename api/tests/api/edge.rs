@@ -42,7 +42,7 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn bodies_over_the_limit_are_refused_whether_sized_or_chunked() {
     let app = spawn_app_with(&[("MAX_REQUEST_BODY_BYTES", Some("2048"))]).await;
-    let mut big = building_body();
+    let mut big = bodies::building();
     big["name"] = json!("x".repeat(4096));
     let reply = app.call(Method::POST, "/v1/buildings", Some(&big)).await;
     reply.assert_problem(413, "payload-too-large");
@@ -67,7 +67,7 @@ async fn bodies_over_the_limit_are_refused_whether_sized_or_chunked() {
     assert_eq!(app.event_count().await, 0);
 
     // A small chunked body still goes through.
-    let small = serde_json::to_vec(&building_body()).expect("json");
+    let small = serde_json::to_vec(&bodies::building()).expect("json");
     let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(small)]);
     let reply = app
         .send(

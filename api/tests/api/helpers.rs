@@ -3,52 +3,18 @@
 //! returns a client that signs tokens with the test key. Dropping the app stops the
 //! server and drops the database.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
 use api::config::Settings;
-use api::dev::{self, TokenRequest};
 use api::Application;
-use migrations::testing::TestDatabase;
-use projections::testing::TestNamespace;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
+pub use testkit::keys::{attacker_key, jwks_of, signing_key, ISSUER};
+use testkit::StatementCounter;
+pub use testkit::{bodies, ApiProcess, TestDatabase, TestNamespace, ORG, OTHER_ORG, USER};
 use tokio::sync::oneshot;
 
-pub const ORG: &str = "org_acme";
-pub const OTHER_ORG: &str = "org_rival";
-pub const USER: &str = "user_alice";
-/// The issuer test apps expect (`CLERK_ISSUER`).
-pub const ISSUER: &str = "https://clerk.prism.test";
 /// The SPA origin test apps allow (`ALLOWED_ORIGINS`, and so the authorised party).
 pub const ORIGIN: &str = "https://app.prism.test";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-pub fn signing_key() -> PathBuf {
-    fixture("test-signing-key.pem")
-}
-
-pub fn attacker_key() -> PathBuf {
-    fixture("other-signing-key.pem")
-}
-
-/// The JWKS of the test key, written once per test process.
-pub fn jwks_file() -> &'static Path {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let path =
-            std::env::temp_dir().join(format!("prism-test-jwks-{}.json", std::process::id()));
-        let jwks = dev::jwks(&signing_key()).expect("test key makes a JWKS");
-        std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write JWKS");
-        path
-    })
-}
 
 pub struct TestApp {
     pub address: String,
@@ -72,49 +38,26 @@ pub async fn spawn_app_with(overrides: &[(&str, Option<&str>)]) -> TestApp {
 
 /// [`spawn_app`] whose connections to Postgres go through `counter`, which counts
 /// the statements the app sends (the test's own pool connects directly).
-pub async fn spawn_app_counted(counter: &projections::testing::StatementCounter) -> TestApp {
+pub async fn spawn_app_counted(counter: &StatementCounter) -> TestApp {
     spawn(&[], Some(counter)).await
 }
 
-async fn spawn(
-    overrides: &[(&str, Option<&str>)],
-    counter: Option<&projections::testing::StatementCounter>,
-) -> TestApp {
+async fn spawn(overrides: &[(&str, Option<&str>)], counter: Option<&StatementCounter>) -> TestApp {
     let db = TestDatabase::migrated().await;
     let database_url = match counter {
         Some(counter) => counter.url(db.url()),
         None => db.url().to_owned(),
     };
-    let jwks = jwks_file().to_string_lossy().into_owned();
     let redis = TestNamespace::new();
-    let namespace = redis.name().to_owned();
-    let redis_url = redis.url().to_owned();
-    let mut vars = vec![
-        ("ENV", "test"),
-        ("HOST", "127.0.0.1"),
-        ("PORT", "0"),
-        ("DATABASE_URL", database_url.as_str()),
-        ("DATABASE_MAX_CONNECTIONS", "5"),
-        ("CLERK_JWKS_FILE", jwks.as_str()),
-        ("CLERK_ISSUER", ISSUER),
-        ("REDIS_URL", redis_url.as_str()),
-        ("REDIS_NAMESPACE", namespace.as_str()),
-        ("ALLOWED_ORIGINS", ORIGIN),
+    let env = testkit::api_env(&database_url, redis.url(), redis.name())
+        .set("PORT", "0")
+        .set("DATABASE_MAX_CONNECTIONS", "5")
+        .set("CLERK_ISSUER", ISSUER)
+        .set("ALLOWED_ORIGINS", ORIGIN)
         // Tests send many requests from one address; the rate-limit test turns it on.
-        ("RATE_LIMIT_PER_MINUTE", "0"),
-    ];
-    for (name, value) in overrides {
-        vars.retain(|(k, _)| k != name);
-        if let Some(value) = value {
-            vars.push((name, value));
-        }
-    }
-    let settings = Settings::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .expect("test settings");
+        .set("RATE_LIMIT_PER_MINUTE", "0")
+        .with(overrides);
+    let settings = Settings::from_lookup(|name| env.get(name)).expect("test settings");
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -151,71 +94,16 @@ impl Drop for TestApp {
 /// A token for `user` in `org`, signed with the test key, with no explicit scopes
 /// (a member's token: enough while scopes are not strict).
 pub fn token_for(org: &str, user: &str) -> String {
-    token_with_scopes(org, user, &[])
+    testkit::keys::token(org, user, &[])
 }
 
 /// A token for `user` in `org` carrying `scopes`.
 pub fn token_with_scopes(org: &str, user: &str, scopes: &[&str]) -> String {
-    dev::token(
-        &signing_key(),
-        &TokenRequest {
-            user_id: user.into(),
-            org_id: org.into(),
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            issuer: Some(ISSUER.into()),
-            ttl_seconds: 600,
-        },
-    )
-    .expect("token")
+    testkit::keys::token(org, user, scopes)
 }
 
 pub fn token() -> String {
     token_for(ORG, USER)
-}
-
-/// A valid building registration body.
-pub fn building_body() -> Value {
-    json!({
-        "name": "One Vanderbilt",
-        "address": {"street": "1 Vanderbilt Ave", "city": "New York", "region": "NY",
-                    "postal_code": "10017", "country": "US"},
-        "location": {"lat": 40.7527, "lon": -73.9787},
-        "property_type": "office",
-        "building_class": "A",
-        "rentable_area_sqft": 1750000,
-        "year_built": 2020,
-        "floors": 93,
-        "submarket": "Grand Central"
-    })
-}
-
-/// A valid lease comp body for `building_id`.
-pub fn lease_body(building_id: &str) -> Value {
-    json!({
-        "building_id": building_id,
-        "tenant": "Globex",
-        "suite": "12A",
-        "leased_area_sqft": "12500",
-        "starting_rent_psf": 85.5,
-        "lease_type": "gross",
-        "term_months": 120,
-        "commencement_date": "2026-01-01",
-        "free_rent_months": 6,
-        "ti_allowance_psf": "95.00",
-        "escalation_pct": 3
-    })
-}
-
-/// A valid sale comp body for `building_id`.
-pub fn sale_body(building_id: &str) -> Value {
-    json!({
-        "building_id": building_id,
-        "sale_price": "125000000",
-        "sale_date": "2025-06-30",
-        "buyer": "Initech REIT",
-        "seller": "Hooli Holdings",
-        "cap_rate_pct": "5.25"
-    })
 }
 
 /// A response read once: status, headers, JSON body.
@@ -293,6 +181,11 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The URL of the app's database.
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
     /// The Redis namespace the app's keys live under, and the server's URL.
     pub fn redis(&self) -> (&str, &str) {
         (self._redis.name(), self._redis.url())
@@ -332,7 +225,7 @@ impl TestApp {
 
     pub async fn register_building(&self) -> String {
         let reply = self
-            .call(Method::POST, "/v1/buildings", Some(&building_body()))
+            .call(Method::POST, "/v1/buildings", Some(&bodies::building()))
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
         reply.id()
@@ -343,7 +236,7 @@ impl TestApp {
             .call(
                 Method::POST,
                 "/v1/comps/lease",
-                Some(&lease_body(building_id)),
+                Some(&bodies::lease(building_id)),
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
@@ -388,20 +281,6 @@ pub struct JwksServer {
     keys: std::sync::Arc<std::sync::Mutex<Value>>,
     fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
-}
-
-/// The JWKS of `private_key_pem`'s public half, published under `kid`.
-pub fn jwks_of(keys: &[(&Path, &str)]) -> Value {
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|(pem, kid)| {
-            let mut jwk =
-                serde_json::to_value(&dev::jwks(pem).expect("jwks").keys[0]).expect("jwk json");
-            jwk["kid"] = json!(kid);
-            jwk
-        })
-        .collect();
-    json!({ "keys": keys })
 }
 
 impl JwksServer {
@@ -485,91 +364,34 @@ where
     }
 }
 
-/// `prism-api` as a process of its own: test settings against `db` and the Redis at
-/// `redis_url` under `namespace`, plus `env`. Started when `/health` answers; killed
-/// when dropped.
-pub struct ApiProcess {
-    child: std::process::Child,
-    pub base: String,
+/// `prism-api` (this package's build) as a process of its own, with the test settings
+/// against the database at `database_url` and the Redis at `redis_url` under
+/// `namespace`, plus `env`. Started when `/health` answers; killed when dropped.
+pub async fn api_process(
+    database_url: &str,
+    redis_url: &str,
+    namespace: &str,
+    env: &[(&str, String)],
+) -> ApiProcess {
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_prism-api"));
+    ApiProcess::start(
+        program,
+        testkit::api_env(database_url, redis_url, namespace).extend(env),
+    )
+    .await
 }
 
-impl ApiProcess {
-    pub async fn start(
-        db: &TestDatabase,
-        redis_url: &str,
-        namespace: &str,
-        env: &[(&str, String)],
-    ) -> Self {
-        Self::start_at(db.url(), redis_url, namespace, env).await
-    }
-
-    /// [`Self::start`] against the database at `database_url` (a test's own server).
-    pub async fn start_at(
-        database_url: &str,
-        redis_url: &str,
-        namespace: &str,
-        env: &[(&str, String)],
-    ) -> Self {
-        let port = projections::testing::free_port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_prism-api"))
-            .env_clear()
-            .env("ENV", "test")
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATABASE_URL", database_url)
-            .env("REDIS_URL", redis_url)
-            .env("REDIS_NAMESPACE", namespace)
-            .env("CLERK_JWKS_FILE", jwks_file())
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("prism-api starts");
-        let api = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client
-                .get(format!("{}/health", api.base))
-                .send()
-                .await
-                .is_ok()
-            {
-                return api;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("prism-api did not start");
-    }
-
-    /// `kill -9`: no shutdown at all.
-    pub fn kill_9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits (without blocking this thread) for the graceful exit.
-    pub async fn terminate(&mut self) {
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success(), "SIGTERM");
-        for _ in 0..400 {
-            if self.child.try_wait().expect("wait").is_some() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("prism-api did not stop after SIGTERM");
-    }
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
+/// `prism-worker` as a process of its own against the same database and namespace,
+/// plus `env`; started when its `/health` answers (on [`testkit::WorkerProcess::base`]).
+pub async fn worker_process(
+    database_url: &str,
+    redis_url: &str,
+    namespace: &str,
+    env: &[(&str, &str)],
+) -> testkit::WorkerProcess {
+    testkit::WorkerProcess::start(
+        &testkit::process::binary("prism-worker"),
+        testkit::worker_env(database_url, redis_url, namespace).extend(env),
+    )
+    .await
 }

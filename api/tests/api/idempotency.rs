@@ -18,7 +18,7 @@ async fn a_retry_returns_the_first_result_and_appends_nothing() {
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &key,
         )
         .await;
@@ -29,7 +29,7 @@ async fn a_retry_returns_the_first_result_and_appends_nothing() {
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &key,
         )
         .await;
@@ -49,11 +49,11 @@ async fn the_same_key_with_another_body_is_refused() {
         &token(),
         Method::POST,
         "/v1/buildings",
-        Some(&building_body()),
+        Some(&bodies::building()),
         &key,
     )
     .await;
-    let mut other = building_body();
+    let mut other = bodies::building();
     other["name"] = json!("Another");
     let reply = app
         .call_as(&token(), Method::POST, "/v1/buildings", Some(&other), &key)
@@ -64,7 +64,7 @@ async fn the_same_key_with_another_body_is_refused() {
             &token(),
             Method::POST,
             "/v1/comps/sale",
-            Some(&sale_body(&uuid::Uuid::new_v4().to_string())),
+            Some(&bodies::sale(&uuid::Uuid::new_v4().to_string())),
             &key,
         )
         .await;
@@ -82,7 +82,7 @@ async fn a_lost_response_is_answered_from_the_first_result() {
         .request(Method::POST, "/v1/comps/lease")
         .bearer_auth(token())
         .header("idempotency-key", key)
-        .json(&lease_body(&building))
+        .json(&bodies::lease(&building))
         .timeout(Duration::from_millis(1))
         .send()
         .await;
@@ -101,7 +101,7 @@ async fn a_lost_response_is_answered_from_the_first_result() {
             &token(),
             Method::POST,
             "/v1/comps/lease",
-            Some(&lease_body(&building)),
+            Some(&bodies::lease(&building)),
             &[("idempotency-key", key)],
         )
         .await;
@@ -153,7 +153,7 @@ async fn keys_belong_to_one_organisation() {
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &key,
         )
         .await;
@@ -163,7 +163,7 @@ async fn keys_belong_to_one_organisation() {
             &rival,
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &key,
         )
         .await;
@@ -182,7 +182,7 @@ async fn malformed_keys_are_refused() {
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[("idempotency-key", long.as_str())],
         )
         .await;

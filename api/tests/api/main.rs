@@ -18,3 +18,4 @@ mod outages;
 mod redis_tls;
 mod sentry;
 mod tenancy;
+mod traces;

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use projections::testing::{metric as value, PrivateRedis};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use testkit::{metric as value, PrivateRedis};
 
 use crate::helpers::*;
 
@@ -187,7 +187,7 @@ async fn ready_is_503_while_redis_is_down_and_200_when_it_is_back() {
     assert_eq!(failing, ["redis"], "{body}");
     // Commands still work without Redis (nothing to wake the worker with).
     let reply = app
-        .call(Method::POST, "/v1/buildings", Some(&building_body()))
+        .call(Method::POST, "/v1/buildings", Some(&bodies::building()))
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     redis.restart();

@@ -122,7 +122,7 @@ async fn the_bundled_swagger_ui_may_call_the_api_from_its_own_origin() {
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[("origin", app.address.as_str())],
         )
         .await;
@@ -132,7 +132,7 @@ async fn the_bundled_swagger_ui_may_call_the_api_from_its_own_origin() {
             &token(),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[("origin", "https://evil.example")],
         )
         .await;

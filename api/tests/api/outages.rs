@@ -4,8 +4,7 @@
 //!   stopped with `pg_ctl stop -m fast` for 10 s, then started again;
 //! - a private `redis-server` killed with SIGKILL, started again 10 s later (empty).
 //!
-//! `prism-api` runs as a process of its own; `prism-worker` runs in this process
-//! (`worker::Worker`, what `prism-worker run` runs). Neither is restarted. While a
+//! `prism-api` and `prism-worker` run as processes of their own. Neither is restarted. While a
 //! dependency is down, `/ready` answers 503 naming it within a second, and every
 //! request is answered — 2xx, or a `503 service-unavailable` problem within the
 //! configured timeout, never 500 and never a hang. Afterwards every command that was
@@ -19,16 +18,15 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use migrations::testing::TestDatabase;
-use projections::testing::{free_port, PrivateRedis, TestNamespace};
 use projections::Projection;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use testkit::{free_port, PrivateRedis, TestDatabase, TestNamespace, WorkerProcess};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::helpers::{building_body, jwks_file, token, ApiProcess};
+use crate::helpers::{api_process, bodies, token, worker_process, ApiProcess};
 
 /// `DATABASE_ACQUIRE_TIMEOUT_MS` of the drills' api: a request waits at most this
 /// long for a database connection.
@@ -211,63 +209,25 @@ async fn migrated_database(cluster: &PrivatePostgres) -> String {
 // ---------------------------------------------------------------------------------
 // The processes under test.
 
-/// `prism-worker`'s work, run in this process until dropped.
-struct InProcessWorker {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl InProcessWorker {
-    async fn start(database_url: &str, redis_url: &str, namespace: &str) -> Self {
-        let vars = [
-            ("ENV", "test"),
-            ("HOST", "127.0.0.1"),
-            ("WORKER_PORT", "0"),
-            ("DATABASE_URL", database_url),
+/// `prism-worker` as a process, with the drills' timings.
+async fn start_worker(database_url: &str, redis_url: &str, namespace: &str) -> WorkerProcess {
+    worker_process(
+        database_url,
+        redis_url,
+        namespace,
+        &[
             ("DATABASE_MAX_CONNECTIONS", "5"),
-            ("REDIS_URL", redis_url),
-            ("REDIS_NAMESPACE", namespace),
             ("PROJECTION_BACKSTOP_MS", "500"),
             ("JOB_POLL_MS", "20"),
             ("METRICS_SAMPLE_MS", "500"),
-        ];
-        let settings = worker::config::WorkerSettings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .expect("worker settings");
-        let worker = worker::Worker::build(settings)
-            .await
-            .expect("the worker builds");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = worker
-                .run_until(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Self {
-            stop: Some(stop),
-            task,
-        }
-    }
-}
-
-impl Drop for InProcessWorker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
-    }
+        ],
+    )
+    .await
 }
 
 /// The api as a process with the drills' timeouts.
 async fn start_api(database_url: &str, redis_url: &str, namespace: &str) -> ApiProcess {
-    let _ = jwks_file();
-    ApiProcess::start_at(
+    api_process(
         database_url,
         redis_url,
         namespace,
@@ -415,7 +375,7 @@ impl Load {
                     load.request(Kind::Update, Method::PATCH, &path, Some(body))
                         .await;
                 } else {
-                    let body = building_body();
+                    let body = bodies::building();
                     load.request(Kind::Register, Method::POST, "/v1/buildings", Some(body))
                         .await;
                 }
@@ -728,7 +688,7 @@ async fn register_seed(api: &ApiProcess) -> String {
     let reply: Value = reqwest::Client::new()
         .post(format!("{}/v1/buildings", api.base))
         .bearer_auth(token())
-        .json(&building_body())
+        .json(&bodies::building())
         .send()
         .await
         .expect("register")
@@ -778,7 +738,7 @@ async fn postgres_stopped_for_10_s_under_load() {
     let database_url = migrated_database(&cluster).await;
     let redis = TestNamespace::new();
     let api = start_api(&database_url, redis.url(), redis.name()).await;
-    let _worker = InProcessWorker::start(&database_url, redis.url(), redis.name()).await;
+    let _worker = start_worker(&database_url, redis.url(), redis.name()).await;
     let seed = register_seed(&api).await;
 
     let pg = Arc::clone(&cluster);
@@ -829,7 +789,7 @@ async fn redis_killed_and_restarted_under_load() {
     let redis_url = redis.lock().expect("redis").url.clone();
     let namespace = TestNamespace::on(&redis_url);
     let api = start_api(db.url(), &redis_url, namespace.name()).await;
-    let _worker = InProcessWorker::start(db.url(), &redis_url, namespace.name()).await;
+    let _worker = start_worker(db.url(), &redis_url, namespace.name()).await;
     let seed = register_seed(&api).await;
 
     let server = Arc::clone(&redis);

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use migrations::testing::TestDatabase;
-use projections::testing::free_port;
 use reqwest::StatusCode;
+use testkit::{free_port, TestDatabase};
 
-use crate::helpers::ApiProcess;
+use crate::helpers::api_process;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -107,8 +106,8 @@ async fn the_api_reaches_a_tls_redis_with_rediss_urls() {
         .expect("redis-server with TLS");
 
     let db = TestDatabase::migrated().await;
-    let mut api = ApiProcess::start(
-        &db,
+    let mut api = api_process(
+        db.url(),
         &format!("rediss://127.0.0.1:{redis_port}"),
         "prism",
         &[(

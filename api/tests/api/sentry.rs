@@ -105,10 +105,10 @@ async fn collector() -> (
 #[tokio::test]
 async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (endpoint, received) = collector().await;
-    let db = migrations::testing::TestDatabase::migrated().await;
-    let redis = projections::testing::TestNamespace::new();
-    let mut api = ApiProcess::start(
-        &db,
+    let db = testkit::TestDatabase::migrated().await;
+    let redis = testkit::TestNamespace::new();
+    let mut api = api_process(
+        db.url(),
         redis.url(),
         redis.name(),
         // Request spans are INFO: the filter must let them through to the exporter.
@@ -123,7 +123,7 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let reply = client
         .post(format!("{base}/v1/buildings"))
         .bearer_auth(token())
-        .json(&building_body())
+        .json(&bodies::building())
         .send()
         .await
         .expect("register");

@@ -9,14 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const ALL: [&str; 6] = [
-    "buildings:read",
-    "buildings:write",
-    "comps:read",
-    "comps:write",
-    "audit:read",
-    "projections:admin",
-];
+const ALL: &[&str] = testkit::ALL_SCOPES;
 
 /// Every operation that needs a token: method, path, body, the scope it needs.
 fn operations(building: &str, comp: &str) -> Vec<(Method, String, Option<Value>, &'static str)> {
@@ -26,7 +19,7 @@ fn operations(building: &str, comp: &str) -> Vec<(Method, String, Option<Value>,
         (
             Method::POST,
             "/v1/buildings".into(),
-            Some(building_body()),
+            Some(bodies::building()),
             "buildings:write",
         ),
         (
@@ -51,13 +44,13 @@ fn operations(building: &str, comp: &str) -> Vec<(Method, String, Option<Value>,
         (
             Method::POST,
             "/v1/comps/lease".into(),
-            Some(lease_body(building)),
+            Some(bodies::lease(building)),
             "comps:write",
         ),
         (
             Method::POST,
             "/v1/comps/sale".into(),
-            Some(sale_body(building)),
+            Some(bodies::sale(building)),
             "comps:write",
         ),
         (
@@ -122,13 +115,13 @@ fn operations(building: &str, comp: &str) -> Vec<(Method, String, Option<Value>,
 #[tokio::test]
 async fn strict_scopes_guard_every_endpoint_and_refusals_append_nothing() {
     let app = spawn_app_with(&[("STRICT_CLERK_SCOPES", Some("true"))]).await;
-    let full = token_with_scopes(ORG, USER, &ALL);
+    let full = token_with_scopes(ORG, USER, ALL);
     let building = app
         .call_as(
             &full,
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[],
         )
         .await
@@ -138,7 +131,7 @@ async fn strict_scopes_guard_every_endpoint_and_refusals_append_nothing() {
             &full,
             Method::POST,
             "/v1/comps/lease",
-            Some(&lease_body(&building)),
+            Some(&bodies::lease(&building)),
             &[],
         )
         .await
@@ -201,7 +194,7 @@ async fn members_read_and_write_but_never_audit_or_administer_without_strict_sco
             &member,
             Method::POST,
             "/v1/comps/lease",
-            Some(&lease_body(&building)),
+            Some(&bodies::lease(&building)),
             &[],
         )
         .await;
@@ -242,8 +235,8 @@ async fn organisations_in(pool: &sqlx::PgPool, table: &str) -> Vec<String> {
 #[tokio::test]
 async fn another_organisations_data_is_not_found_and_never_listed() {
     let app = spawn_app().await;
-    let ours = token_with_scopes(ORG, USER, &ALL);
-    let theirs = token_with_scopes(OTHER_ORG, "user_mallory", &ALL);
+    let ours = token_with_scopes(ORG, USER, ALL);
+    let theirs = token_with_scopes(OTHER_ORG, "user_mallory", ALL);
     let building = app.register_building().await;
     let comp = app.record_lease(&building).await;
     let rival_building = app
@@ -251,7 +244,7 @@ async fn another_organisations_data_is_not_found_and_never_listed() {
             &theirs,
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[],
         )
         .await
@@ -300,7 +293,7 @@ async fn another_organisations_data_is_not_found_and_never_listed() {
         (
             Method::POST,
             "/v1/comps/lease".to_owned(),
-            Some(lease_body(&building)),
+            Some(bodies::lease(&building)),
             422,
         ),
     ];
@@ -357,7 +350,7 @@ async fn another_organisations_data_is_not_found_and_never_listed() {
 #[tokio::test]
 async fn row_level_security_hides_other_organisations_from_an_unfiltered_query() {
     let app = spawn_app().await;
-    let theirs = token_with_scopes(OTHER_ORG, "user_mallory", &ALL);
+    let theirs = token_with_scopes(OTHER_ORG, "user_mallory", ALL);
     let building = app.register_building().await;
     app.record_lease(&building).await;
     let rival = app
@@ -365,7 +358,7 @@ async fn row_level_security_hides_other_organisations_from_an_unfiltered_query()
             &theirs,
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[],
         )
         .await
@@ -374,7 +367,7 @@ async fn row_level_security_hides_other_organisations_from_an_unfiltered_query()
         &theirs,
         Method::POST,
         "/v1/comps/lease",
-        Some(&lease_body(&rival)),
+        Some(&bodies::lease(&rival)),
         &[],
     )
     .await;

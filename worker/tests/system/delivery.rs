@@ -7,7 +7,7 @@ use std::time::Duration;
 use projections::{catch_up, CatchUpOptions, Projection};
 use serde_json::Value;
 
-use crate::helpers::{building_body, ApiRedis, System};
+use crate::helpers::{bodies, ApiRedis, System};
 
 /// The stored (payload, metadata) of a building's registration, to insert copies of.
 async fn registration_of(system: &System, id: &str) -> (Value, Value) {
@@ -42,7 +42,7 @@ async fn catalog_catch_up_until_it_fails(
 async fn an_earlier_transaction_that_commits_later_is_not_skipped() {
     let system = System::start().await;
     let template = system
-        .register(&building_body("Template", 40.0, -73.0))
+        .register(&bodies::building_at("Template", 40.0, -73.0))
         .await;
     let (payload, metadata) = registration_of(&system, &template).await;
     let options = CatchUpOptions::default();
@@ -113,7 +113,7 @@ async fn redelivered_events_change_nothing() {
     let mut system = System::start().await;
     system.start_worker().await;
     let building = system
-        .register(&building_body("Redelivered", 40.0, -73.0))
+        .register(&bodies::building_at("Redelivered", 40.0, -73.0))
         .await;
     system.record_lease(&building).await;
     system.record_sale(&building).await;
@@ -169,7 +169,7 @@ async fn an_event_that_cannot_be_applied_stops_the_projection_without_skipping()
     .await
     .expect("a broken event");
     let after = system
-        .register(&building_body("After the broken one", 40.0, -73.0))
+        .register(&bodies::building_at("After the broken one", 40.0, -73.0))
         .await;
 
     let failed = catalog_catch_up_until_it_fails(&system).await;
@@ -207,12 +207,10 @@ async fn an_event_that_cannot_be_applied_stops_the_projection_without_skipping()
 #[tokio::test]
 async fn a_commit_whose_job_was_never_pushed_still_arrives() {
     // The api cannot reach Redis: the command succeeds, no job is pushed.
-    let mut system = System::start_with(
-        projections::testing::TestNamespace::new(),
-        ApiRedis::Unreachable,
-    )
-    .await;
-    let building = system.register(&building_body("No job", 40.0, -73.0)).await;
+    let mut system = System::start_with(testkit::TestNamespace::new(), ApiRedis::Unreachable).await;
+    let building = system
+        .register(&bodies::building_at("No job", 40.0, -73.0))
+        .await;
     system.start_worker().await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let (status, body) = system.get(&format!("/v1/buildings/{building}")).await;
@@ -225,7 +223,7 @@ async fn a_commit_whose_job_was_never_pushed_still_arrives() {
 async fn an_aggregate_whose_earlier_version_is_missing_is_not_applied_out_of_order() {
     let system = System::start().await;
     let building = system
-        .register(&building_body("In order", 40.0, -73.0))
+        .register(&bodies::building_at("In order", 40.0, -73.0))
         .await;
     let options = CatchUpOptions::default();
     let (_, metadata) = registration_of(&system, &building).await;
@@ -270,7 +268,9 @@ async fn a_backlog_of_cache_marks_does_not_hold_the_projections_back() {
     // it all before the next catch-up froze every projection for minutes (seen at a
     // million events); the backlog is drained a slice at a time, catching up between.
     let system = System::start().await;
-    system.register(&building_body("Before", 40.0, -73.0)).await;
+    system
+        .register(&bodies::building_at("Before", 40.0, -73.0))
+        .await;
     system.catch_up_now().await;
     const BACKLOG: i64 = 40_000;
     sqlx::query("DELETE FROM cache_refresh_outbox")
@@ -304,7 +304,9 @@ async fn a_backlog_of_cache_marks_does_not_hold_the_projections_back() {
     }
 
     // Committed while the backlog drains; no worker runs the job the api pushes.
-    let id = system.register(&building_body("During", 40.1, -73.1)).await;
+    let id = system
+        .register(&bodies::building_at("During", 40.1, -73.1))
+        .await;
     loop {
         let seen = system
             .count(&format!("SELECT count(*) FROM buildings WHERE id = '{id}'"))

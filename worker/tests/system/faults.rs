@@ -15,12 +15,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use projections::testing::{metric, PrivateRedis, TestNamespace};
 use projections::Projection;
 use reqwest::Method;
 use serde_json::{json, Value};
+use testkit::{metric, PrivateRedis, TestNamespace};
 
-use crate::helpers::{building_body, ApiRedis, System, ORG};
+use crate::helpers::{bodies, ApiRedis, System, ORG};
 
 /// Each projection's checkpoint: (name, transaction id, position, events applied).
 async fn checkpoints(system: &System) -> Vec<(String, String, i64, i64)> {
@@ -44,7 +44,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     system.start_worker().await;
     for i in 0..20 {
         system
-            .register(&building_body(&format!("Killed {i:02}"), 40.0, -73.0))
+            .register(&bodies::building_at(&format!("Killed {i:02}"), 40.0, -73.0))
             .await;
     }
     system.wait_until_quiet(Duration::from_secs(30)).await;
@@ -54,7 +54,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
     // 40 more wait in the log for a worker that holds its first batch open.
     for i in 20..60 {
         system
-            .register(&building_body(&format!("Killed {i:02}"), 40.0, -73.0))
+            .register(&bodies::building_at(&format!("Killed {i:02}"), 40.0, -73.0))
             .await;
     }
     let marker = marker_path("hold-batch");
@@ -184,7 +184,11 @@ async fn flushing_redis_loses_nothing_and_reads_come_back_fresh() {
     for i in 0..20 {
         ids.push(
             system
-                .register(&building_body(&format!("Flushed {i:02}"), 40.0, -73.0))
+                .register(&bodies::building_at(
+                    &format!("Flushed {i:02}"),
+                    40.0,
+                    -73.0,
+                ))
                 .await,
         );
     }
@@ -241,7 +245,11 @@ async fn flushing_redis_loses_nothing_and_reads_come_back_fresh() {
     assert_eq!(status, 200);
     for i in 20..40 {
         system
-            .register(&building_body(&format!("Flushed {i:02}"), 40.0, -73.0))
+            .register(&bodies::building_at(
+                &format!("Flushed {i:02}"),
+                40.0,
+                -73.0,
+            ))
             .await;
         if i == 25 {
             redis.flushall();
@@ -300,24 +308,7 @@ async fn jobs_run(system: &System) -> f64 {
         "http://127.0.0.1:{}/metrics",
         system.worker_port.expect("worker port")
     );
-    let text = system
-        .client
-        .get(url)
-        .send()
-        .await
-        .expect("worker /metrics")
-        .text()
-        .await
-        .expect("text");
-    ["ok", "error"]
-        .iter()
-        .filter_map(|outcome| {
-            metric(
-                &text,
-                &format!(r#"prism_jobs_total{{queue="projections",outcome="{outcome}"}}"#),
-            )
-        })
-        .sum()
+    testkit::catch_up_jobs_run(&system.client, &url).await
 }
 
 async fn projected(system: &System, id: &str) -> bool {
@@ -336,7 +327,7 @@ async fn a_running_worker_projects_an_unannounced_event_through_its_backstop() {
         .start_worker_with(&[("PROJECTION_BACKSTOP_MS", "3600000")])
         .await;
     let template = system
-        .register(&building_body("Announced", 40.0, -73.0))
+        .register(&bodies::building_at("Announced", 40.0, -73.0))
         .await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let first = append_unannounced(&system, &template, "Unannounced 1").await;
@@ -380,7 +371,7 @@ async fn reads_keep_answering_while_redis_dies_mid_run() {
     for i in 0..10 {
         ids.push(
             system
-                .register(&building_body(&format!("Outage {i:02}"), 40.0, -73.0))
+                .register(&bodies::building_at(&format!("Outage {i:02}"), 40.0, -73.0))
                 .await,
         );
     }
@@ -438,7 +429,7 @@ async fn reads_keep_answering_while_redis_dies_mid_run() {
     // Commands and reads go on without Redis: the backstop projects, reads answer
     // from Postgres.
     system
-        .register(&building_body("Outage 10", 40.0, -73.0))
+        .register(&bodies::building_at("Outage 10", 40.0, -73.0))
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {

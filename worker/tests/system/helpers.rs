@@ -1,63 +1,27 @@
-//! The harness: `System::start()` gives a database, a Redis namespace and the api on a
-//! free port; the worker runs in-process (`start_worker`) or as a process
-//! (`spawn_worker_process`) that a test may kill. Dropping the system stops all of it,
-//! drops the database and deletes the namespace's keys.
+//! The harness: `System::start()` gives a database, a Redis namespace and `prism-api`
+//! as a process on a free port; the worker runs in-process (`start_worker`) or as a
+//! process (`spawn_worker_process`) that a test may kill. Dropping the system stops
+//! all of it, drops the database and deletes the namespace's keys.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use api::config::Settings;
-use api::dev::{self, TokenRequest};
-use api::Application;
-use migrations::testing::TestDatabase;
-use projections::testing::TestNamespace;
 use projections::Projection;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::PgPool;
+pub use testkit::{bodies, ApiProcess, Env, TestDatabase, TestNamespace, WorkerProcess};
+pub use testkit::{ALL_SCOPES, ORG, OTHER_ORG, USER};
 use tokio::sync::oneshot;
 use worker::config::WorkerSettings;
 use worker::Worker;
 
-pub const ORG: &str = "org_acme";
-pub const OTHER_ORG: &str = "org_rival";
-pub const ALL_SCOPES: &str =
-    "buildings:read buildings:write comps:read comps:write audit:read projections:admin";
-
-fn signing_key() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/test-signing-key.pem")
-}
-
-fn jwks_file() -> &'static Path {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let path =
-            std::env::temp_dir().join(format!("prism-system-jwks-{}.json", std::process::id()));
-        let jwks = dev::jwks(&signing_key()).expect("test key makes a JWKS");
-        std::fs::write(&path, serde_json::to_vec(&jwks).expect("json")).expect("write JWKS");
-        path
-    })
-}
-
-/// A token for `org` with `scopes` (space-separated).
-pub fn token_with(org: &str, scopes: &str) -> String {
-    dev::token(
-        &signing_key(),
-        &TokenRequest {
-            user_id: "user_alice".into(),
-            org_id: org.into(),
-            scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-            issuer: None,
-            ttl_seconds: 600,
-        },
-    )
-    .expect("token")
+/// A token for `org` with `scopes`.
+pub fn token_with(org: &str, scopes: &[&str]) -> String {
+    testkit::keys::token(org, USER, scopes)
 }
 
 pub fn token() -> String {
-    token_with(ORG, ALL_SCOPES)
+    testkit::keys::token(ORG, USER, ALL_SCOPES)
 }
 
 struct Stoppable {
@@ -83,30 +47,12 @@ impl Drop for Stoppable {
     }
 }
 
-/// A worker running as its own process.
-pub struct WorkerProcess(Child);
-
-impl WorkerProcess {
-    /// SIGKILL: no chance to finish or roll back anything itself.
-    pub fn kill_9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 pub struct System {
     pub address: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
     pub redis_url: String,
-    api: Option<Stoppable>,
+    api: Option<ApiProcess>,
     worker: Option<Stoppable>,
     /// Where the in-process worker serves `/health`, `/ready` and `/metrics`.
     pub worker_port: Option<u16>,
@@ -134,44 +80,17 @@ impl System {
             ApiRedis::Shared => redis_url.clone(),
             ApiRedis::Unreachable => "redis://127.0.0.1:1".to_owned(),
         };
-        let jwks = jwks_file().to_string_lossy().into_owned();
-        let vars = [
-            ("ENV", "test"),
-            ("HOST", "127.0.0.1"),
-            ("PORT", "0"),
-            ("DATABASE_URL", db.url()),
-            ("DATABASE_MAX_CONNECTIONS", "10"),
-            ("REDIS_URL", api_redis_url.as_str()),
-            ("REDIS_NAMESPACE", namespace.name()),
-            ("CLERK_JWKS_FILE", jwks.as_str()),
-            ("RATE_LIMIT_PER_MINUTE", "0"),
-        ];
-        let settings = Settings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .expect("api settings");
-        let app = Application::build(settings).await.expect("the api builds");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = app
-                .run_until(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let env = testkit::api_env(db.url(), &api_redis_url, namespace.name())
+            .set("DATABASE_MAX_CONNECTIONS", "10")
+            .set("RATE_LIMIT_PER_MINUTE", "0");
+        let api = ApiProcess::start(&testkit::process::binary("prism-api"), env).await;
         let pool = PgPool::connect(db.url()).await.expect("test pool");
         Self {
-            address,
+            address: api.base.clone(),
             client: reqwest::Client::new(),
             pool,
             redis_url,
-            api: Some(Stoppable {
-                stop: Some(stop),
-                task,
-            }),
+            api: Some(api),
             worker: None,
             worker_port: None,
             namespace,
@@ -179,20 +98,14 @@ impl System {
         }
     }
 
-    fn worker_vars(&self, batch_size: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("ENV", "test".into()),
-            ("HOST", "127.0.0.1".into()),
-            ("WORKER_PORT", "0".into()),
-            ("DATABASE_URL", self.db.url().to_owned()),
-            ("DATABASE_MAX_CONNECTIONS", "5".into()),
-            ("REDIS_URL", self.redis_url.clone()),
-            ("REDIS_NAMESPACE", self.namespace.name().to_owned()),
-            ("PROJECTION_BATCH_SIZE", batch_size.into()),
-            ("PROJECTION_BACKSTOP_MS", "500".into()),
-            ("JOB_POLL_MS", "20".into()),
-            ("METRICS_SAMPLE_MS", "100".into()),
-        ]
+    fn worker_vars(&self, batch_size: &str) -> Env {
+        testkit::worker_env(self.db.url(), &self.redis_url, self.namespace.name())
+            .set("WORKER_PORT", "0")
+            .set("DATABASE_MAX_CONNECTIONS", "5")
+            .set("PROJECTION_BATCH_SIZE", batch_size)
+            .set("PROJECTION_BACKSTOP_MS", "500")
+            .set("JOB_POLL_MS", "20")
+            .set("METRICS_SAMPLE_MS", "100")
     }
 
     /// Runs a worker in this process until the system drops or `stop_worker`.
@@ -201,17 +114,8 @@ impl System {
     }
 
     fn worker_settings(&self, overrides: &[(&'static str, &str)]) -> WorkerSettings {
-        let mut vars = self.worker_vars("500");
-        for (name, value) in overrides {
-            vars.retain(|(k, _)| k != name);
-            vars.push((name, (*value).to_owned()));
-        }
-        WorkerSettings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        })
-        .expect("worker settings")
+        let env = self.worker_vars("500").extend(overrides);
+        WorkerSettings::from_lookup(|name| env.get(name)).expect("worker settings")
     }
 
     /// Builds a worker as `prism-worker run` does before it serves, without running it:
@@ -259,32 +163,31 @@ impl System {
         batch_size: usize,
         more: &[(&str, &str)],
     ) -> WorkerProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_prism-worker"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (name, value) in self.worker_vars(&batch_size.to_string()) {
-            command.env(name, value);
-        }
-        for (name, value) in more {
-            command.env(name, value);
-        }
-        WorkerProcess(command.spawn().expect("prism-worker starts"))
+        WorkerProcess::spawn(
+            std::path::Path::new(env!("CARGO_BIN_EXE_prism-worker")),
+            &self.worker_vars(&batch_size.to_string()).extend(more),
+        )
     }
 
-    /// The environment `prism-worker` runs with in this system (for a one-off command).
-    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
-        self.worker_vars("500")
+    /// `prism-worker ARGS` with this system's settings (a one-off command), its output
+    /// piped.
+    pub fn worker_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = testkit::process::command(
+            std::path::Path::new(env!("CARGO_BIN_EXE_prism-worker")),
+            &self.worker_vars("500"),
+        );
+        command
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
     }
 
     /// `count` more buildings registered straight into the log, each a copy of one
     /// registration the api made (so the rebuild tests have a history of some size).
     pub async fn seed_buildings(&self, count: i64) {
         let template = self
-            .register(&building_body("Seed template", 40.7, -73.9))
+            .register(&bodies::building_at("Seed template", 40.7, -73.9))
             .await;
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -349,7 +252,7 @@ impl System {
             .call(
                 Method::POST,
                 "/v1/comps/lease",
-                Some(&lease_body(building_id)),
+                Some(&bodies::round_lease(building_id)),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{reply:#}");
@@ -361,7 +264,7 @@ impl System {
             .call(
                 Method::POST,
                 "/v1/comps/sale",
-                Some(&sale_body(building_id)),
+                Some(&bodies::sale(building_id)),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{reply:#}");
@@ -481,43 +384,4 @@ impl Drop for System {
         self.worker.take();
         self.api.take();
     }
-}
-
-pub fn building_body(name: &str, lat: f64, lon: f64) -> Value {
-    json!({
-        "name": name,
-        "address": {"street": "1 Main St", "city": "New York", "region": "NY",
-                    "postal_code": "10017", "country": "US"},
-        "location": {"lat": lat, "lon": lon},
-        "property_type": "office",
-        "building_class": "A",
-        "rentable_area_sqft": 100000,
-        "submarket": "Midtown"
-    })
-}
-
-pub fn lease_body(building_id: &str) -> Value {
-    json!({
-        "building_id": building_id,
-        "tenant": "Globex",
-        "leased_area_sqft": "12500",
-        "starting_rent_psf": "60",
-        "lease_type": "gross",
-        "term_months": 120,
-        "commencement_date": "2026-02-01",
-        "free_rent_months": 12,
-        "ti_allowance_psf": "40",
-        "escalation_pct": 0
-    })
-}
-
-pub fn sale_body(building_id: &str) -> Value {
-    json!({
-        "building_id": building_id,
-        "sale_price": "25000000",
-        "sale_date": "2025-06-30",
-        "buyer": "Initech REIT",
-        "seller": "Hooli Holdings",
-        "cap_rate_pct": "5.25"
-    })
 }

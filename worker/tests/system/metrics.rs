@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use projections::cache::RedisLink;
-use projections::testing::metric as value;
 use reqwest::StatusCode;
+use testkit::metric as value;
 use worker::metrics::WorkerMetrics;
 
 use crate::helpers::*;
@@ -17,7 +17,7 @@ async fn queue_depth_follows_jobs_pushed_and_consumed() {
     // the commands after it (one queued wake-up per burst).
     for n in 0..3 {
         system
-            .register(&building_body(&format!("Tower {n}"), 40.75, -73.98))
+            .register(&bodies::building_at(&format!("Tower {n}"), 40.75, -73.98))
             .await;
     }
     let sampler = WorkerMetrics::new();

@@ -8,14 +8,14 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{building_body, token_with, System, ALL_SCOPES, OTHER_ORG};
+use crate::helpers::{bodies, token_with, System, ALL_SCOPES, OTHER_ORG};
 
 #[tokio::test]
 async fn commands_show_up_in_every_query() {
     let mut system = System::start().await;
     system.start_worker().await;
     let building = system
-        .register(&building_body("Tower One", 40.7527, -73.9787))
+        .register(&bodies::building_at("Tower One", 40.7527, -73.9787))
         .await;
     let lease = system.record_lease(&building).await;
     let sale = system.record_sale(&building).await;
@@ -85,7 +85,7 @@ async fn commands_show_up_in_every_query() {
     );
     let (status, _) = system
         .call_as(
-            &token_with(crate::helpers::ORG, "buildings:read"),
+            &token_with(crate::helpers::ORG, &["buildings:read"]),
             Method::GET,
             "/v1/audit",
             None,
@@ -115,7 +115,7 @@ async fn near_finds_buildings_at_known_distances() {
     // Distances are on the sphere of mean Earth radius (6,371,008.8 m): one degree of
     // latitude is 111,195 m (on the WGS 84 ellipsoid, at the equator, 110,574 m).
     for (name, lat) in [("A 111m", 0.001), ("B 556m", 0.005), ("C 2224m", 0.02)] {
-        system.register(&building_body(name, lat, 0.0)).await;
+        system.register(&bodies::building_at(name, lat, 0.0)).await;
     }
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let names = |page: &serde_json::Value| -> Vec<String> {
@@ -163,10 +163,10 @@ async fn nearest_first_pages_order_ties_by_id_and_never_repeat_or_skip() {
     let lats = [0.003, 0.001, 0.003, 0.006, 0.001, 0.003, 0.004];
     for (i, lat) in lats.iter().enumerate() {
         system
-            .register(&building_body(&format!("T{i}"), *lat, 0.0))
+            .register(&bodies::building_at(&format!("T{i}"), *lat, 0.0))
             .await;
     }
-    system.register(&building_body("Far", 0.5, 0.0)).await;
+    system.register(&bodies::building_at("Far", 0.5, 0.0)).await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let mut seen: Vec<(f64, String)> = Vec::new();
     let mut cursor: Option<String> = None;
@@ -207,7 +207,7 @@ async fn cursor_pages_never_repeat_or_skip_while_buildings_are_added() {
     for i in 0..30 {
         originals.insert(
             system
-                .register(&building_body(&format!("M{i:02}"), 40.0, -73.0))
+                .register(&bodies::building_at(&format!("M{i:02}"), 40.0, -73.0))
                 .await,
         );
     }
@@ -227,10 +227,10 @@ async fn cursor_pages_never_repeat_or_skip_while_buildings_are_added() {
         }
         // Inserts before and after the cursor's place, while paging.
         system
-            .register(&building_body(&format!("A{added:02}"), 40.0, -73.0))
+            .register(&bodies::building_at(&format!("A{added:02}"), 40.0, -73.0))
             .await;
         system
-            .register(&building_body(&format!("Z{added:02}"), 40.0, -73.0))
+            .register(&bodies::building_at(&format!("Z{added:02}"), 40.0, -73.0))
             .await;
         added += 1;
         system.wait_until_quiet(Duration::from_secs(15)).await;
@@ -259,7 +259,9 @@ async fn cursor_pages_never_repeat_or_skip_while_buildings_are_added() {
 async fn organisations_never_see_each_other() {
     let mut system = System::start().await;
     system.start_worker().await;
-    let building = system.register(&building_body("Ours", 10.0, 10.0)).await;
+    let building = system
+        .register(&bodies::building_at("Ours", 10.0, 10.0))
+        .await;
     let comp = system.record_lease(&building).await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let rival = token_with(OTHER_ORG, ALL_SCOPES);
@@ -296,7 +298,9 @@ async fn organisations_never_see_each_other() {
 async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
     let mut system = System::start().await;
     system.start_worker().await;
-    let building = system.register(&building_body("Cached", 40.0, -73.0)).await;
+    let building = system
+        .register(&bodies::building_at("Cached", 40.0, -73.0))
+        .await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let url = format!("{}/v1/buildings/{building}", system.address);
     let first = system
@@ -350,12 +354,12 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
 
     // An api whose Redis is unreachable still reads, from Postgres.
     let blind = System::start_with(
-        projections::testing::TestNamespace::new(),
+        testkit::TestNamespace::new(),
         crate::helpers::ApiRedis::Unreachable,
     )
     .await;
     let building = blind
-        .register(&building_body("Uncached", 40.0, -73.0))
+        .register(&bodies::building_at("Uncached", 40.0, -73.0))
         .await;
     blind.catch_up_now().await;
     let (status, body) = blind.get(&format!("/v1/buildings/{building}")).await;
@@ -368,7 +372,7 @@ async fn cached_views_answer_304_and_reads_survive_redis_being_away() {
 async fn min_version_waits_and_then_says_the_read_is_lagging() {
     let system = System::start().await;
     let building = system
-        .register(&building_body("Waiting", 40.0, -73.0))
+        .register(&bodies::building_at("Waiting", 40.0, -73.0))
         .await;
     system.catch_up_now().await;
     let (status, _) = system
@@ -421,7 +425,7 @@ async fn an_operator_rebuilds_a_projection_through_the_api() {
     let mut system = System::start().await;
     system.start_worker().await;
     let building = system
-        .register(&building_body("Rebuilt", 40.0, -73.0))
+        .register(&bodies::building_at("Rebuilt", 40.0, -73.0))
         .await;
     system.record_lease(&building).await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
@@ -486,7 +490,7 @@ async fn an_operator_rebuilds_a_projection_through_the_api() {
     assert_eq!(items[0]["projection"], "audit");
     let (status, _) = system
         .call_as(
-            &token_with(crate::helpers::ORG, "buildings:read"),
+            &token_with(crate::helpers::ORG, &["buildings:read"]),
             Method::GET,
             "/v1/admin/projections",
             None,
@@ -501,7 +505,9 @@ async fn a_detail_read_before_its_row_exists_is_not_cached() {
     // read that found nothing left nothing behind. A client that reads right after its
     // command, before the worker ran, gets 404; once projected, the detail is there.
     let system = System::start().await;
-    let building = system.register(&building_body("Early", 40.0, -73.0)).await;
+    let building = system
+        .register(&bodies::building_at("Early", 40.0, -73.0))
+        .await;
     let path = format!("/v1/buildings/{building}");
     let (status, _) = system.get(&path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "read before the worker ran");

@@ -75,7 +75,7 @@ async fn a_long_transaction_that_writes_no_events_does_not_hold_back_delivery() 
         .expect("its transaction id");
     let started = tokio::time::Instant::now();
     let building = system
-        .register(&building_body("During the report", 40.0, -73.0))
+        .register(&bodies::building_at("During the report", 40.0, -73.0))
         .await;
     let event_xid: i64 = sqlx::query_scalar(
         "SELECT transaction_id::text::bigint FROM events WHERE aggregate_id = $1",
@@ -144,7 +144,7 @@ async fn a_rebuild_while_commands_flow_keeps_reads_whole_and_other_projections_c
                 let reply = client
                     .post(format!("{address}/v1/buildings"))
                     .bearer_auth(token())
-                    .json(&building_body(&format!("Flowing {n}"), 40.1, -73.1))
+                    .json(&bodies::building_at(&format!("Flowing {n}"), 40.1, -73.1))
                     .send()
                     .await
                     .expect("command");
@@ -250,7 +250,7 @@ async fn a_rebuild_while_commands_flow_keeps_reads_whole_and_other_projections_c
         .expect("text");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut metrics = metrics;
-    while projections::testing::metric(
+    while testkit::metric(
         &metrics,
         r#"prism_rebuild_state{projection="catalog",state="swapped"}"#,
     ) != Some(1.0)
@@ -271,7 +271,7 @@ async fn a_rebuild_while_commands_flow_keeps_reads_whole_and_other_projections_c
             .expect("text");
     }
     assert!(
-        projections::testing::metric(
+        testkit::metric(
             &metrics,
             r#"prism_rebuild_events_applied{projection="catalog"}"#
         )
@@ -351,7 +351,9 @@ async fn a_worker_killed_mid_rebuild_resumes_from_its_shadow_checkpoint() {
 async fn a_poisoned_event_fails_the_rebuild_and_leaves_the_live_tables_alone() {
     let mut system = System::start().await;
     system.start_worker().await;
-    system.register(&building_body("Before", 40.0, -73.0)).await;
+    system
+        .register(&bodies::building_at("Before", 40.0, -73.0))
+        .await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     system.stop_worker().await;
     // An event the live projection took in its day (its checkpoint is past it) and the
@@ -377,7 +379,9 @@ async fn a_poisoned_event_fails_the_rebuild_and_leaves_the_live_tables_alone() {
         .await
         .expect("past it");
     system.start_worker().await;
-    system.register(&building_body("After", 40.0, -73.0)).await;
+    system
+        .register(&bodies::building_at("After", 40.0, -73.0))
+        .await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     let live = system.read_models().await;
     let checkpoints: Vec<(String, i64)> =
@@ -507,7 +511,7 @@ async fn caches_never_serve_a_view_from_before_the_swap() {
     let mut system = System::start().await;
     system.start_worker().await;
     let building = system
-        .register(&building_body("Original", 40.0, -73.0))
+        .register(&bodies::building_at("Original", 40.0, -73.0))
         .await;
     system.wait_until_quiet(Duration::from_secs(15)).await;
     // The live row drifts from the log (a bug fixed since), and its view is cached.
@@ -567,16 +571,10 @@ async fn the_cli_rebuilds_and_follows_or_detaches() {
     system.catch_up_now().await;
     let live = system.read_models().await;
     let run = |args: &[&str]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_prism-worker"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .args(args);
-        for (name, value) in system.worker_env() {
-            command.env(name, value);
-        }
-        command.output().expect("prism-worker runs")
+        system
+            .worker_command(args)
+            .output()
+            .expect("prism-worker runs")
     };
     let output = run(&["rebuild", "catalog"]);
     let stdout = String::from_utf8_lossy(&output.stdout);

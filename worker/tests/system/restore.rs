@@ -5,7 +5,7 @@
 //! ahead checkpoint, but refuses while the log itself is ahead (it would read nothing).
 //! `make restore-drill` does the whole restore for real (scripts/restore-drill.sh).
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use projections::deliverable::RUNBOOK;
@@ -16,18 +16,10 @@ use crate::helpers::*;
 /// Runs `prism-worker ARGS` with the system's settings; panics if it has not exited
 /// after `timeout` (a worker that does not refuse would serve forever).
 fn prism_worker(system: &System, args: &[&str], timeout: Duration) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_prism-worker"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in system.worker_env() {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("prism-worker starts");
+    let mut child = system
+        .worker_command(args)
+        .spawn()
+        .expect("prism-worker starts");
     let deadline = std::time::Instant::now() + timeout;
     while child.try_wait().expect("prism-worker's status").is_none() {
         if std::time::Instant::now() >= deadline {
@@ -51,7 +43,7 @@ async fn the_worker_refuses_to_start_while_a_checkpoint_or_the_log_is_ahead_of_t
 ) {
     let system = System::start().await;
     let building = system
-        .register(&building_body("Restored Tower", 40.75, -73.98))
+        .register(&bodies::building_at("Restored Tower", 40.75, -73.98))
         .await;
     system.record_lease(&building).await;
     system.catch_up_now().await;
