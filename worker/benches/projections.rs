@@ -6,23 +6,20 @@
 //! 2. Catch-up throughput: 100,000 events (50,000 building registrations and 50,000
 //!    lease comps, committed 2,000 per transaction) applied by one catch-up of each
 //!    projection, from an empty checkpoint.
-//! 3. Commit-to-visible lag: the api and the worker with default settings, commands at
-//!    a steady rate; for each, the time from the command's response (its commit) to
-//!    its row in the catalog projection (p50, p95, max).
+//! 3. Commit-to-visible lag: `prism-api` (as a process, release-built by cargo when
+//!    needed) and the worker (in this process) with default settings, commands at a
+//!    steady rate; for each, the time from the command's response (its commit) to its
+//!    row in the catalog projection (p50, p95, max).
 //!
 //! Results are printed as Markdown for docs/performance.md.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use api::config::Settings;
-use api::dev::{self, TokenRequest};
-use api::Application;
-use migrations::testing::TestDatabase;
-use projections::testing::TestNamespace;
 use projections::{catch_up, CatchUpOptions, Projection};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use testkit::{bodies, ApiProcess, TestDatabase, TestNamespace};
 use uuid::Uuid;
 use worker::config::WorkerSettings;
 use worker::Worker;
@@ -33,81 +30,36 @@ const BASELINE_INSERTS: u32 = 5_000;
 const LOAD_RATE_PER_SECOND: u64 = 50;
 const LOAD_SECONDS: u64 = 20;
 
-fn lookup<'a>(vars: &'a [(&'a str, String)]) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    }
-}
-
-fn signing_key() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../api/tests/fixtures/test-signing-key.pem")
-}
-
 struct Stack {
     address: String,
     client: reqwest::Client,
     token: String,
+    _api: ApiProcess,
 }
 
 async fn start_stack(db: &TestDatabase, redis: &TestNamespace, worker: bool) -> Stack {
-    let jwks = std::env::temp_dir().join(format!("prism-bench-jwks-{}.json", std::process::id()));
-    std::fs::write(
-        &jwks,
-        serde_json::to_vec(&dev::jwks(&signing_key()).expect("jwks")).expect("json"),
+    let api = ApiProcess::start(
+        &testkit::process::binary("prism-api"),
+        testkit::api_env(db.url(), redis.url(), redis.name())
+            // The benchmark drives commands from one address.
+            .set("RATE_LIMIT_PER_MINUTE", "0"),
     )
-    .expect("write jwks");
-    let api_vars = vec![
-        ("ENV", "test".to_owned()),
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PORT", "0".to_owned()),
-        ("DATABASE_URL", db.url().to_owned()),
-        ("REDIS_URL", redis.url().to_owned()),
-        ("REDIS_NAMESPACE", redis.name().to_owned()),
-        ("CLERK_JWKS_FILE", jwks.to_string_lossy().into_owned()),
-        // The benchmark drives commands from one address.
-        ("RATE_LIMIT_PER_MINUTE", "0".to_owned()),
-    ];
-    let app = Application::build(Settings::from_lookup(lookup(&api_vars)).expect("settings"))
-        .await
-        .expect("api");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(async move {
-        let _ = app.run_until(std::future::pending()).await;
-    });
+    .await;
     if worker {
-        let worker_vars = vec![
-            ("HOST", "127.0.0.1".to_owned()),
-            ("WORKER_PORT", "0".to_owned()),
-            ("DATABASE_URL", db.url().to_owned()),
-            ("REDIS_URL", redis.url().to_owned()),
-            ("REDIS_NAMESPACE", redis.name().to_owned()),
-        ];
+        let env = testkit::worker_env(db.url(), redis.url(), redis.name()).set("WORKER_PORT", "0");
         let worker =
-            Worker::build(WorkerSettings::from_lookup(lookup(&worker_vars)).expect("settings"))
+            Worker::build(WorkerSettings::from_lookup(|name| env.get(name)).expect("settings"))
                 .await
                 .expect("worker");
         tokio::spawn(async move {
             let _ = worker.run_until(std::future::pending()).await;
         });
     }
-    let token = dev::token(
-        &signing_key(),
-        &TokenRequest {
-            user_id: "user_bench".into(),
-            org_id: "org_bench".into(),
-            scopes: vec![],
-            issuer: None,
-            ttl_seconds: 3600,
-        },
-    )
-    .expect("token");
     Stack {
-        address,
+        address: api.base.clone(),
         client: reqwest::Client::new(),
-        token,
+        token: testkit::keys::token_valid_for("org_bench", "user_bench", &[], 3600),
+        _api: api,
     }
 }
 
@@ -124,26 +76,6 @@ impl Stack {
         assert!(reply.status().is_success(), "{}", reply.status());
         reply.json().await.expect("json")
     }
-}
-
-fn building(name: &str) -> Value {
-    json!({
-        "name": name,
-        "address": {"street": "1 Main St", "city": "New York", "country": "US"},
-        "location": {"lat": 40.75, "lon": -73.98},
-        "property_type": "office",
-        "rentable_area_sqft": 100000,
-        "submarket": "Midtown"
-    })
-}
-
-fn lease(building_id: &str) -> Value {
-    json!({
-        "building_id": building_id, "tenant": "Globex", "leased_area_sqft": "10000",
-        "starting_rent_psf": "60", "lease_type": "gross", "term_months": 120,
-        "commencement_date": "2026-02-01", "free_rent_months": 6,
-        "ti_allowance_psf": "40", "escalation_pct": "3"
-    })
 }
 
 /// Rows per second of single-row autocommit inserts on one connection.
@@ -166,11 +98,18 @@ async fn baseline_insert_rate(pool: &PgPool) -> f64 {
 
 /// 100,000 events cloned from one real registration and one real lease comp.
 async fn seed_events(pool: &PgPool, stack: &Stack) {
-    let building_id = stack.post("/v1/buildings", &building("Template")).await["id"]
+    let building_id = stack
+        .post(
+            "/v1/buildings",
+            &bodies::building_at("Template", 40.75, -73.98),
+        )
+        .await["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    stack.post("/v1/comps/lease", &lease(&building_id)).await;
+    stack
+        .post("/v1/comps/lease", &bodies::round_lease(&building_id))
+        .await;
     // One transaction per chunk; in it the buildings first, then their comps (as the
     // api's separate commits would order them). Ids derive from the row number.
     let mut chunk_start = 0;
@@ -288,7 +227,9 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(LOAD_SECONDS);
     while Instant::now() < deadline {
         ticker.tick().await;
-        let reply = stack.post("/v1/buildings", &building("Load")).await;
+        let reply = stack
+            .post("/v1/buildings", &bodies::building_at("Load", 40.75, -73.98))
+            .await;
         let id: Uuid = reply["id"]
             .as_str()
             .and_then(|s| s.parse().ok())
