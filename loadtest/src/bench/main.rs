@@ -831,8 +831,8 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
     spawn_memory_sampler(Arc::clone(&pids), Arc::clone(&memory));
 
     // Baselines.
-    let port = stack::free_port()?;
-    let baseline = stack::Process::spawn(
+    let port = stack::free_port();
+    let baseline = stack::spawn(
         &bins.this(),
         &["baseline-server", &port.to_string()],
         &[],
@@ -853,7 +853,7 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         ok_or_304,
     )
     .await?;
-    baseline.stop();
+    stack::stop(baseline);
     let empty_rps = empty_outcome.rps();
     report.push(Row {
         path: "baseline: empty poem handler, 64 connections".into(),
@@ -866,16 +866,16 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
         goal: String::new(),
         met: None,
     });
-    let raw_db = stack::Database::create(&settings.admin_url, "raw").await?;
+    let raw_db = stack::database(&settings.admin_url, "raw").await;
     {
-        let pool = PgPool::connect(&raw_db.url).await?;
+        let pool = PgPool::connect(raw_db.url()).await?;
         sqlx::query("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload json NOT NULL)")
             .execute(&pool)
             .await?;
         pool.close().await;
     }
-    let raw16 = pgbench_insert_tps(&raw_db.url, 16, settings.seconds)?;
-    let raw1 = pgbench_insert_tps(&raw_db.url, 1, settings.seconds)?;
+    let raw16 = pgbench_insert_tps(raw_db.url(), 16, settings.seconds)?;
+    let raw1 = pgbench_insert_tps(raw_db.url(), 1, settings.seconds)?;
     drop(raw_db);
     report.push(Row {
         path: "baseline: raw single-row insert with commit (pgbench), 16 clients / 1 client".into(),
@@ -889,7 +889,7 @@ async fn run(settings: Settings) -> anyhow::Result<Report> {
     // Prism.
     let stack = Stack::start(bins, &settings.admin_url, &settings.redis_url).await?;
     pids.update(&stack);
-    let pool = PgPool::connect(&stack.db.url).await?;
+    let pool = PgPool::connect(stack.db.url()).await?;
     seed::templates(&stack).await?;
     let template_building: uuid::Uuid =
         sqlx::query_scalar("SELECT aggregate_id::uuid FROM events WHERE event_type = 'BuildingRegistered' ORDER BY position LIMIT 1")

@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use serde_json::json;
 use sqlx::PgPool;
+use testkit::bodies;
 
 use crate::load;
 use crate::stack::Stack;
@@ -56,16 +56,7 @@ pub const AREA: (f64, f64, f64, f64) = (40.45, -74.30, 0.50, 0.60);
 /// The first building and lease comp, recorded through the api: the templates.
 pub async fn templates(stack: &Stack) -> anyhow::Result<()> {
     let host = stack.host();
-    let building = json!({
-        "name": "Template Tower",
-        "address": {"street": "1 Main St", "city": "New York", "region": "NY",
-                    "postal_code": "10017", "country": "US"},
-        "location": {"lat": 40.75, "lon": -73.98},
-        "property_type": "office",
-        "building_class": "A",
-        "rentable_area_sqft": 100000,
-        "submarket": "Midtown"
-    });
+    let building = bodies::building_at("Template Tower", 40.75, -73.98);
     let request = load::request(
         "POST",
         &host,
@@ -80,12 +71,7 @@ pub async fn templates(stack: &Stack) -> anyhow::Result<()> {
     );
     let reply: serde_json::Value = serde_json::from_slice(&body)?;
     let building_id = reply["id"].as_str().context("building id")?.to_owned();
-    let lease = json!({
-        "building_id": building_id, "tenant": "Globex", "leased_area_sqft": "12500",
-        "starting_rent_psf": "60", "lease_type": "gross", "term_months": 120,
-        "commencement_date": "2026-02-01", "free_rent_months": 6,
-        "ti_allowance_psf": "40", "escalation_pct": "3"
-    });
+    let lease = bodies::round_lease(&building_id);
     let request = load::request(
         "POST",
         &host,

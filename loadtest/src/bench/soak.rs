@@ -36,7 +36,7 @@ pub async fn run(admin_url: &str, redis_url: &str) -> anyhow::Result<bool> {
     let bins = Bins::beside_this_program()?;
     std::fs::create_dir_all(bins.logs())?;
     let stack = Stack::start(bins, admin_url, redis_url).await?;
-    let pool = PgPool::connect(&stack.db.url).await?;
+    let pool = PgPool::connect(stack.db.url()).await?;
     seed::templates(&stack).await?;
     seed::buildings(&pool, 0, buildings).await?;
     seed::comps(&pool, 0, buildings, buildings).await?;

@@ -1,17 +1,17 @@
 //! What a benchmark run starts and cleans up: a private database on the local server
 //! (created, migrated by `prism-api migrate up`, dropped at the end), a private Redis
 //! namespace, and release-built `prism-api` and `prism-worker` processes with their
-//! logs in the target directory. Nothing here is shared with `make start` or the tests.
+//! logs in the target directory. Nothing here is shared with `make start` or the tests;
+//! the database, the namespace, the processes and the test key come from `testkit`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sqlx::{Connection, Executor, PgConnection};
-
-use crate::load;
+pub use testkit::{free_port, Process, TestDatabase as Database};
+use testkit::{keys, TestNamespace};
 
 /// The binaries next to this one (`$CARGO_TARGET_DIR/release`).
 #[derive(Debug, Clone)]
@@ -55,130 +55,39 @@ impl Bins {
     }
 }
 
-/// A TCP port nothing listens on right now.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A database of the run's own, dropped with it unless `BENCH_KEEP_DATABASE=1`.
+pub async fn database(admin_url: &str, label: &str) -> Database {
+    let mut db = Database::empty_on(admin_url, &format!("bench_{label}")).await;
+    if std::env::var("BENCH_KEEP_DATABASE").as_deref() == Ok("1") {
+        // For profiling afterwards: the seeded history stays.
+        db.keep();
+    }
+    db
 }
 
-/// The server's URL with another database name.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
+/// Starts `program` with `args`, this environment plus `env`, its output in `log`;
+/// killed when dropped.
+pub fn spawn(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    log: &Path,
+) -> anyhow::Result<Process> {
+    let file =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .stdin(Stdio::null());
+    Ok(Process::start(command))
 }
 
-/// A database of the run's own, dropped with it.
-#[derive(Debug)]
-pub struct Database {
-    pub name: String,
-    pub url: String,
-    admin_url: String,
-}
-
-impl Database {
-    pub async fn create(admin_url: &str, label: &str) -> anyhow::Result<Self> {
-        let name = format!("prism_bench_{label}_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .context("cannot connect to Postgres (PRISM_BENCH_DATABASE_URL)")?;
-        admin
-            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-            .await?;
-        admin.close().await?;
-        Ok(Self {
-            url: with_database(admin_url, &name),
-            name,
-            admin_url: admin_url.to_owned(),
-        })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if std::env::var("BENCH_KEEP_DATABASE").as_deref() == Ok("1") {
-            // For profiling afterwards: the seeded history stays.
-            eprintln!("[bench] kept database {}", self.name);
-            return;
-        }
-        let statement = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
-        let admin_url = self.admin_url.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                admin.execute(statement.as_str()).await?;
-                admin.close().await
-            })?;
-            anyhow::Ok(())
-        })
-        .join();
-    }
-}
-
-/// A child process that is killed when dropped.
-#[derive(Debug)]
-pub struct Process {
-    child: Child,
-}
-
-impl Process {
-    pub fn spawn(
-        program: &Path,
-        args: &[&str],
-        env: &[(&str, String)],
-        log: &Path,
-    ) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(program)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
-        Ok(Self { child })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then waits (SIGKILL after 20 s).
-    pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Stops a process gracefully: SIGTERM, SIGKILL after 20 s.
+pub fn stop(process: Process) {
+    process.stop(Duration::from_secs(20));
 }
 
 /// `VmRSS` of a process, in bytes.
@@ -214,19 +123,9 @@ pub async fn wait_until_ready(
     path: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let request = load::request("GET", &addr.to_string(), path, None, None);
-        if let Ok((status, _)) = load::once(addr, request).await {
-            if status.is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{addr}{path} did not answer 200 within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testkit::process::wait_until_up(&format!("http://{addr}{path}"), true, timeout, None)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// Prism under test: the database, the api and (when running) the worker.
@@ -234,19 +133,12 @@ pub async fn wait_until_ready(
 pub struct Stack {
     pub bins: Bins,
     pub db: Database,
-    pub namespace: String,
+    pub namespace: TestNamespace,
     pub redis_url: String,
     pub api_addr: SocketAddr,
     pub api: Option<Process>,
     pub worker: Option<Process>,
     pub token: String,
-    jwks: PathBuf,
-}
-
-/// The signing key of the test suites (a development key; tokens it signs are
-/// accepted only with `CLERK_JWKS_FILE`, which production refuses).
-fn signing_key() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/test-signing-key.pem")
 }
 
 pub const ORG: &str = "org_bench";
@@ -254,44 +146,22 @@ pub const ORG: &str = "org_bench";
 impl Stack {
     pub async fn start(bins: Bins, admin_url: &str, redis_url: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(bins.logs())?;
-        let db = Database::create(admin_url, "prism").await?;
-        let key = signing_key();
-        let key_arg = key.to_string_lossy().into_owned();
+        let db = database(admin_url, "prism").await;
         run(
             &bins.api(),
             &["migrate", "up"],
-            &[("DATABASE_URL", db.url.clone())],
+            &[("DATABASE_URL", db.url().to_owned())],
         )?;
-        let jwks = bins.logs().join(format!("jwks-{}.json", db.name));
-        std::fs::write(
-            &jwks,
-            run(&bins.api(), &["dev", "jwks", "--key", &key_arg], &[])?,
-        )?;
-        let token = run(
-            &bins.api(),
-            &[
-                "dev",
-                "token",
-                "--key",
-                &key_arg,
-                "--org",
-                ORG,
-                "--user",
-                "user_bench",
-            ],
-            &[],
-        )?
-        .trim()
-        .to_owned();
-        let port = free_port()?;
+        // The test key, trusted through its JWKS file: every scope, for 12 hours.
+        let token = keys::token_valid_for(ORG, "user_bench", testkit::ALL_SCOPES, 12 * 3600);
+        let port = free_port();
         let mut stack = Self {
-            namespace: format!("prism_bench_{}", uuid::Uuid::new_v4().simple()),
+            namespace: TestNamespace::labelled(redis_url, "bench"),
             redis_url: redis_url.to_owned(),
             api_addr: SocketAddr::from(([127, 0, 0, 1], port)),
             api: None,
             worker: None,
             token,
-            jwks,
             db,
             bins,
         };
@@ -304,9 +174,9 @@ impl Stack {
         vec![
             ("ENV", "development".into()),
             ("HOST", "127.0.0.1".into()),
-            ("DATABASE_URL", self.db.url.clone()),
+            ("DATABASE_URL", self.db.url().to_owned()),
             ("REDIS_URL", self.redis_url.clone()),
-            ("REDIS_NAMESPACE", self.namespace.clone()),
+            ("REDIS_NAMESPACE", self.namespace.name().to_owned()),
         ]
     }
 
@@ -314,22 +184,25 @@ impl Stack {
         let mut env = self.common_env();
         env.extend([
             ("PORT", self.api_addr.port().to_string()),
-            ("CLERK_JWKS_FILE", self.jwks.to_string_lossy().into_owned()),
+            (
+                "CLERK_JWKS_FILE",
+                keys::jwks_file().to_string_lossy().into_owned(),
+            ),
             // Every request of the benchmark comes from one address.
             ("RATE_LIMIT_PER_MINUTE", "0".into()),
         ]);
         let log = self.bins.logs().join("prism-api.log");
-        self.api = Some(Process::spawn(&self.bins.api(), &["serve"], &env, &log)?);
+        self.api = Some(spawn(&self.bins.api(), &["serve"], &env, &log)?);
         wait_until_ready(self.api_addr, "/ready", Duration::from_secs(30)).await
     }
 
     /// Starts `prism-worker` (its health server on a free port) and waits until ready.
     pub async fn start_worker(&mut self) -> anyhow::Result<()> {
-        let port = free_port()?;
+        let port = free_port();
         let mut env = self.common_env();
         env.push(("WORKER_PORT", port.to_string()));
         let log = self.bins.logs().join("prism-worker.log");
-        self.worker = Some(Process::spawn(&self.bins.worker(), &["run"], &env, &log)?);
+        self.worker = Some(spawn(&self.bins.worker(), &["run"], &env, &log)?);
         wait_until_ready(
             SocketAddr::from(([127, 0, 0, 1], port)),
             "/ready",
@@ -341,7 +214,7 @@ impl Stack {
     /// Stops the worker gracefully.
     pub fn stop_worker(&mut self) {
         if let Some(worker) = self.worker.take() {
-            worker.stop();
+            stop(worker);
         }
     }
 
@@ -357,24 +230,12 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // The processes first; the namespace's keys and the database go with the fields.
         if let Some(api) = self.api.take() {
-            api.stop();
+            stop(api);
         }
         if let Some(worker) = self.worker.take() {
-            worker.stop();
-        }
-        let _ = std::fs::remove_file(&self.jwks);
-        if let Ok(client) = redis::Client::open(self.redis_url.as_str()) {
-            if let Ok(mut connection) = client.get_connection() {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{}:*", self.namespace))
-                    .query(&mut connection)
-                    .unwrap_or_default();
-                for chunk in keys.chunks(1000) {
-                    let _: redis::RedisResult<i64> =
-                        redis::cmd("DEL").arg(chunk).query(&mut connection);
-                }
-            }
+            stop(worker);
         }
     }
 }
