@@ -1,6 +1,7 @@
 //! The canonical request bodies the suites, benches and load tools send. Tests assert
 //! figures that follow from them (a starting rent of 85.5, a net effective rent of
-//! 50.00), so change a value only together with those assertions.
+//! 50.00, a sale at 250.00 a square foot), so change a value only together with those
+//! assertions.
 
 use serde_json::{json, Value};
 
@@ -71,11 +72,12 @@ pub fn round_lease(building_id: &str) -> Value {
     })
 }
 
-/// A sale comp of `building_id` (closed 2025-06-30, a cap rate of 5.25).
+/// A sale comp of `building_id`: 25,000,000 (250.00 a square foot of a
+/// [`building_at`]), closed 2025-06-30, a cap rate of 5.25.
 pub fn sale(building_id: &str) -> Value {
     json!({
         "building_id": building_id,
-        "sale_price": "125000000",
+        "sale_price": "25000000",
         "sale_date": "2025-06-30",
         "buyer": "Initech REIT",
         "seller": "Hooli Holdings",
