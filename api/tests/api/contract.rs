@@ -7,9 +7,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    building_body, lease_body, project_until, sale_body, spawn_app, token_with_scopes, ORG, USER,
-};
+use crate::helpers::{bodies, project_until, spawn_app, token_with_scopes, ORG, USER};
 
 const READ_SCOPES: [&str; 4] = [
     "buildings:read",
@@ -131,11 +129,11 @@ async fn every_read_answers_exactly_as_documented() {
     let full = app.register_building().await;
     let lease = app.record_lease(&full).await;
     let sale = app
-        .call(Method::POST, "/v1/comps/sale", Some(&sale_body(&full)))
+        .call(Method::POST, "/v1/comps/sale", Some(&bodies::sale(&full)))
         .await
         .id();
     // Every optional field left out.
-    let mut bare_building = building_body();
+    let mut bare_building = bodies::building();
     for field in ["building_class", "year_built", "floors", "submarket"] {
         bare_building.as_object_mut().expect("body").remove(field);
     }
@@ -149,13 +147,13 @@ async fn every_read_answers_exactly_as_documented() {
         .call(Method::POST, "/v1/buildings", Some(&bare_building))
         .await
         .id();
-    let mut bare_lease = lease_body(&bare);
+    let mut bare_lease = bodies::lease(&bare);
     bare_lease.as_object_mut().expect("body").remove("suite");
     let bare_lease = app
         .call(Method::POST, "/v1/comps/lease", Some(&bare_lease))
         .await
         .id();
-    let mut bare_sale = sale_body(&bare);
+    let mut bare_sale = bodies::sale(&bare);
     bare_sale
         .as_object_mut()
         .expect("body")
