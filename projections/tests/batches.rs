@@ -3,11 +3,11 @@
 //! kind of event and for the same batch a hundred times larger.
 
 use domain::{BuildingEvent, CompEvent};
-use migrations::testing::TestDatabase;
 use projections::{catch_up, CatchUpOptions, Projection};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use testkit::StatementCounter;
+use testkit::TestDatabase;
 use uuid::Uuid;
 
 /// One event to append.

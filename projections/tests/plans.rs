@@ -4,12 +4,12 @@
 //! and text searches go through security-definer functions; their own bodies are
 //! planned here too, as their owner runs them.
 
-use migrations::testing::TestDatabase;
 use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
 use projections::queries::comps::{self, CompFilter, CompSort};
 use projections::queries::{begin_as, BoundingBox, Direction, Near};
 use serde_json::Value;
 use sqlx::PgPool;
+use testkit::TestDatabase;
 
 const ORG: &str = "org_plans";
 
