@@ -263,15 +263,9 @@ fn building_body(n: u64) -> String {
     let (lat0, lon0, lat_span, lon_span) = seed::AREA;
     let lat = lat0 + ((n * 7919) % 10_000) as f64 / 10_000.0 * lat_span;
     let lon = lon0 + ((n * 104_729) % 10_000) as f64 / 10_000.0 * lon_span;
-    json!({
-        "name": format!("Load Tower {n}"),
-        "address": {"street": "1 Load St", "city": "New York", "country": "US"},
-        "location": {"lat": lat, "lon": lon},
-        "property_type": "office",
-        "rentable_area_sqft": 100000,
-        "submarket": "Submarket 00"
-    })
-    .to_string()
+    let mut body = testkit::bodies::building_at(&format!("Load Tower {n}"), lat, lon);
+    body["submarket"] = json!("Submarket 00");
+    body.to_string()
 }
 
 /// What a lag measurement saw.
