@@ -388,7 +388,7 @@ async fn a_batch_of_buildings_and_comps_comes_by_ids_within_the_organisation() {
             &token_for(OTHER_ORG, USER),
             Method::POST,
             "/v1/buildings",
-            Some(&building_body()),
+            Some(&bodies::building()),
             &[],
         )
         .await

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 
 use clap::CommandFactory;
-use migrations::testing::TestDatabase;
+use testkit::TestDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_prism-api");
 
