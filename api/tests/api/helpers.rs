@@ -348,7 +348,7 @@ where
     use projections::{catch_up, CatchUpOptions, Projection};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        for projection in [Projection::CATALOG, Projection::AUDIT] {
+        for projection in Projection::ALL {
             catch_up(pool, projection, &CatchUpOptions::default())
                 .await
                 .expect("catch-up");
