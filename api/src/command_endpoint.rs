@@ -1,31 +1,32 @@
 //! What every command endpoint shares. A handler takes one [`Command`] (or
 //! [`NewCommand`]) extractor — the verified caller, the app state, the
 //! `Idempotency-Key` and `If-Match` headers and the operation's name from its route —
-//! parses its body and runs one call to the write side:
+//! and hands it the body:
 //!
 //! ```text
 //! async fn archive(&self, command: Command<Buildings>, id: Path<Uuid>,
 //!                  body: JsonBody<ReasonRequest>) -> CommandResponse {
-//!     command.with_body(&body.0).run(|state, context| async move {
-//!         let reason = field("reason", body.0.reason.as_str(), Reason::parse)?;
-//!         state.write.building(BuildingId(id.0), BuildingCommand::Archive { reason }, &context).await
-//!     }).await
+//!     command.change(id.0, body.0).await
 //! }
 //! ```
 //!
-//! [`CommandRequest::run`] checks the scope, the key and the version, then answers with
-//! the aggregate's id and new version (`201` with `Location` when the command created
-//! it, else `200`), its version as `ETag`, and `Idempotent-Replayed: true` when a retry
-//! was answered from the first result. The headers are a parameter group
-//! (`crate::params`), written out one by one in the OpenAPI document.
+//! The body is a [`CommandBody`] (it parses into the resource's command, naming every
+//! refused field); the [`Resource`] decides it on its aggregate. The extractor checks
+//! the scope, the key and the version, then answers with the aggregate's id and new
+//! version (`201` with `Location` when the command created it, else `200`), its
+//! version as `ETag`, and `Idempotent-Replayed: true` when a retry was answered from
+//! the first result. The headers are a parameter group (`crate::params`), written out
+//! one by one in the OpenAPI document.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use domain::values::{BuildingId, CompId, Reason};
+use domain::{BuildingCommand, CompCommand};
 use poem::{Request, RequestBody};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaParamIn, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaParamIn, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object};
 use uuid::Uuid;
@@ -33,6 +34,7 @@ use uuid::Uuid;
 use crate::auth::{Actor, Scope};
 use crate::bearer::BearerAuth;
 use crate::commands::{parse_if_match, CommandContext, Committed, Idempotency};
+use crate::input::{field, Parsed};
 use crate::params::{register_group, GroupMember};
 use crate::problem::{ApiError, ProblemResponse};
 use crate::request_id::RequestId;
@@ -83,12 +85,29 @@ impl poem_openapi::types::Example for ReasonRequest {
     }
 }
 
-/// A resource whose commands share a scope and a collection.
+/// A resource whose commands share a scope, a collection and an aggregate.
 pub trait Resource: Send + Sync + 'static {
     /// The scope its commands need.
     const WRITE_SCOPE: Scope;
     /// The collection a created resource's `Location` is under.
     const COLLECTION: &'static str;
+    /// Its aggregate's commands.
+    type Command: Send + 'static;
+
+    /// Decides `command` on a new aggregate, with an id made here.
+    fn create(
+        state: &AppState,
+        command: Self::Command,
+        context: &CommandContext,
+    ) -> impl Future<Output = Result<Committed, ApiError>> + Send;
+
+    /// Decides `command` on aggregate `id`.
+    fn change(
+        state: &AppState,
+        id: Uuid,
+        command: Self::Command,
+        context: &CommandContext,
+    ) -> impl Future<Output = Result<Committed, ApiError>> + Send;
 }
 
 /// Buildings: `buildings:write`, `/v1/buildings/{id}`.
@@ -98,6 +117,27 @@ pub struct Buildings;
 impl Resource for Buildings {
     const WRITE_SCOPE: Scope = Scope::BuildingsWrite;
     const COLLECTION: &'static str = "/v1/buildings";
+    type Command = BuildingCommand;
+
+    async fn create(
+        state: &AppState,
+        command: BuildingCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        state
+            .write
+            .new_building(BuildingId::new(), command, context)
+            .await
+    }
+
+    async fn change(
+        state: &AppState,
+        id: Uuid,
+        command: BuildingCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        state.write.building(BuildingId(id), command, context).await
+    }
 }
 
 /// Comps: `comps:write`, `/v1/comps/{id}`.
@@ -107,6 +147,45 @@ pub struct Comps;
 impl Resource for Comps {
     const WRITE_SCOPE: Scope = Scope::CompsWrite;
     const COLLECTION: &'static str = "/v1/comps";
+    type Command = CompCommand;
+
+    async fn create(
+        state: &AppState,
+        command: CompCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        state.write.new_comp(CompId::new(), command, context).await
+    }
+
+    async fn change(
+        state: &AppState,
+        id: Uuid,
+        command: CompCommand,
+        context: &CommandContext,
+    ) -> Result<Committed, ApiError> {
+        state.write.comp(CompId(id), command, context).await
+    }
+}
+
+/// A request body that parses into a command `C`, naming every refused field.
+pub trait CommandBody<C>: ToJSON + Send + 'static {
+    fn to_command(&self) -> Parsed<C>;
+}
+
+/// `{"reason": …}` archives a building.
+impl CommandBody<BuildingCommand> for ReasonRequest {
+    fn to_command(&self) -> Parsed<BuildingCommand> {
+        let reason = field("reason", self.reason.as_str(), Reason::parse)?;
+        Ok(BuildingCommand::Archive { reason })
+    }
+}
+
+/// `{"reason": …}` retracts a comp.
+impl CommandBody<CompCommand> for ReasonRequest {
+    fn to_command(&self) -> Parsed<CompCommand> {
+        let reason = field("reason", self.reason.as_str(), Reason::parse)?;
+        Ok(CompCommand::Retract { reason })
+    }
 }
 
 /// Whether a command changes an existing aggregate (it honours `If-Match`) or makes a
@@ -175,7 +254,7 @@ impl<R, T> std::fmt::Debug for CommandRequest<R, T> {
 
 impl<R: Resource, T: Target> CommandRequest<R, T> {
     /// Adds the body to the request's fingerprint (a retry must send the same body).
-    pub fn with_body(mut self, body: &impl ToJSON) -> Self {
+    fn with_body(mut self, body: &impl ToJSON) -> Self {
         self.body = body.to_json().map(|v| v.to_string()).unwrap_or_default();
         self
     }
@@ -195,16 +274,81 @@ impl<R: Resource, T: Target> CommandRequest<R, T> {
         })
     }
 
-    /// Checks the scope, the key and the version, runs `execute` with the app state
-    /// and the command's context, and answers with its result.
-    pub async fn run<F, Fut>(self, execute: F) -> CommandResponse
-    where
-        F: FnOnce(Arc<AppState>, CommandContext) -> Fut,
-        Fut: Future<Output = Result<Committed, ApiError>>,
-    {
-        let context = self.context()?;
-        let committed = execute(self.state, context).await?;
+    /// Checks the scope, the key and the version, parses the body into its command,
+    /// has the resource decide it (on aggregate `id`, or a new one) and answers.
+    async fn execute(
+        self,
+        id: Option<Uuid>,
+        body: impl CommandBody<R::Command>,
+    ) -> CommandResponse {
+        let request = self.with_body(&body);
+        let context = request.context()?;
+        let command = body.to_command()?;
+        let state = &request.state;
+        let committed = match id {
+            Some(id) => R::change(state, id, command, &context).await?,
+            None => R::create(state, command, &context).await?,
+        };
         Ok(accepted(committed, R::COLLECTION))
+    }
+}
+
+impl<R: Resource> CommandRequest<R, Creation> {
+    /// The command of `body`, on a new aggregate: `201` with its `Location`.
+    pub async fn create(self, body: impl CommandBody<R::Command>) -> CommandResponse {
+        self.execute(None, body).await
+    }
+}
+
+impl<R: Resource> CommandRequest<R, Existing> {
+    /// The command of `body`, on aggregate `id`.
+    pub async fn change(self, id: Uuid, body: impl CommandBody<R::Command>) -> CommandResponse {
+        self.execute(Some(id), body).await
+    }
+
+    /// `command`, which takes no body, on aggregate `id`.
+    pub async fn send(self, id: Uuid, command: R::Command) -> CommandResponse
+    where
+        R::Command: Clone + Sync,
+    {
+        self.execute(Some(id), Bodiless(command)).await
+    }
+}
+
+/// A command sent without a body (restore, verify): an empty fingerprint.
+struct Bodiless<C>(C);
+
+impl<C: Send + Sync + 'static> ToJSON for Bodiless<C> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+impl<C: Send + Sync + 'static> poem_openapi::types::Type for Bodiless<C> {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = ();
+    type RawElementValueType = ();
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Bodiless".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::ANY))
+    }
+
+    fn as_raw_value(&self) -> Option<&()> {
+        None
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a ()> + 'a> {
+        Box::new(std::iter::empty())
+    }
+}
+
+impl<C: Clone + Send + Sync + 'static> CommandBody<C> for Bodiless<C> {
+    fn to_command(&self) -> Parsed<C> {
+        Ok(self.0.clone())
     }
 }
 

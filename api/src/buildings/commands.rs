@@ -3,8 +3,8 @@
 //! decides.
 
 use domain::values::{
-    Address, Area, BuildingClass, BuildingId, BuildingName, City, CountryCode, Floors, Location,
-    PostalCode, PropertyType, Reason, Region, Street, Submarket, YearBuilt,
+    Address, Area, BuildingClass, BuildingName, City, CountryCode, Floors, Location, PostalCode,
+    PropertyType, Region, Street, Submarket, YearBuilt,
 };
 use domain::{BuildingCommand, BuildingDetails, BuildingDetailsPatch};
 use poem_openapi::param::Path;
@@ -12,7 +12,9 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use crate::command_endpoint::{Buildings, Command, CommandResponse, NewCommand, ReasonRequest};
+use crate::command_endpoint::{
+    Buildings, Command, CommandBody, CommandResponse, NewCommand, ReasonRequest,
+};
 use crate::input::{
     change, field, optional, patch, within, AllParsed, Choice, Exact, JsonBody, Parsed,
 };
@@ -175,7 +177,7 @@ fn positive_area(raw: Exact) -> Result<Area, domain::values::InvalidValue> {
     Area::parse(raw.0)
 }
 
-impl RegisterBuildingRequest {
+impl CommandBody<BuildingCommand> for RegisterBuildingRequest {
     fn to_command(&self) -> Parsed<BuildingCommand> {
         let (name, address, location, rentable_area_sqft, year_built, floors, submarket) = (
             field("name", self.name.as_str(), BuildingName::parse),
@@ -203,7 +205,7 @@ impl RegisterBuildingRequest {
     }
 }
 
-impl UpdateBuildingRequest {
+impl CommandBody<BuildingCommand> for UpdateBuildingRequest {
     fn to_command(&self) -> Parsed<BuildingCommand> {
         let (
             name,
@@ -235,7 +237,7 @@ impl UpdateBuildingRequest {
     }
 }
 
-impl RelocateBuildingRequest {
+impl CommandBody<BuildingCommand> for RelocateBuildingRequest {
     fn to_command(&self) -> Parsed<BuildingCommand> {
         let (address, location) = (
             within(
@@ -272,14 +274,7 @@ impl BuildingsApi {
         command: NewCommand<Buildings>,
         body: JsonBody<RegisterBuildingRequest>,
     ) -> CommandResponse {
-        let id = BuildingId::new();
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let command = body.0.to_command()?;
-                state.write.new_building(id, command, &context).await
-            })
-            .await
+        command.create(body.0).await
     }
 
     /// Update a building's details
@@ -298,16 +293,7 @@ impl BuildingsApi {
         id: Path<Uuid>,
         body: JsonBody<UpdateBuildingRequest>,
     ) -> CommandResponse {
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let command = body.0.to_command()?;
-                state
-                    .write
-                    .building(BuildingId(id.0), command, &context)
-                    .await
-            })
-            .await
+        command.change(id.0, body.0).await
     }
 
     /// Relocate a building
@@ -325,16 +311,7 @@ impl BuildingsApi {
         id: Path<Uuid>,
         body: JsonBody<RelocateBuildingRequest>,
     ) -> CommandResponse {
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let command = body.0.to_command()?;
-                state
-                    .write
-                    .building(BuildingId(id.0), command, &context)
-                    .await
-            })
-            .await
+        command.change(id.0, body.0).await
     }
 
     /// Archive a building
@@ -352,17 +329,7 @@ impl BuildingsApi {
         id: Path<Uuid>,
         body: JsonBody<ReasonRequest>,
     ) -> CommandResponse {
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let reason = field("reason", body.0.reason.as_str(), Reason::parse)?;
-                let command = BuildingCommand::Archive { reason };
-                state
-                    .write
-                    .building(BuildingId(id.0), command, &context)
-                    .await
-            })
-            .await
+        command.change(id.0, body.0).await
     }
 
     /// Restore an archived building
@@ -377,14 +344,6 @@ impl BuildingsApi {
         /// The building's id.
         id: Path<Uuid>,
     ) -> CommandResponse {
-        command
-            .run(|state, context| async move {
-                let command = BuildingCommand::Restore;
-                state
-                    .write
-                    .building(BuildingId(id.0), command, &context)
-                    .await
-            })
-            .await
+        command.send(id.0, BuildingCommand::Restore).await
     }
 }

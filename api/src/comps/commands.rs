@@ -3,8 +3,8 @@
 //! not archived) before anything is recorded.
 
 use domain::values::{
-    AllowancePsf, Area, BuildingId, CapRatePct, CompId, DealDate, EscalationPct, InvalidValue,
-    LeaseType, Money, Months, PartyName, Reason, RentPsf, Suite,
+    AllowancePsf, Area, BuildingId, CapRatePct, DealDate, EscalationPct, InvalidValue, LeaseType,
+    Money, Months, PartyName, RentPsf, Suite,
 };
 use domain::{CompChanges, CompCommand, CompTerms, LeaseTerms, SaleTerms};
 use poem_openapi::param::Path;
@@ -13,7 +13,9 @@ use poem_openapi::{Object, OpenApi};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::command_endpoint::{Command, CommandResponse, Comps, NewCommand, ReasonRequest};
+use crate::command_endpoint::{
+    Command, CommandBody, CommandResponse, Comps, NewCommand, ReasonRequest,
+};
 use crate::input::{
     change, field, optional, patch, AllParsed, Choice, Exact, IsoDate, JsonBody, Parsed,
 };
@@ -156,7 +158,7 @@ fn date(raw: IsoDate) -> Result<DealDate, InvalidValue> {
     DealDate::parse(raw.0)
 }
 
-impl RecordLeaseCompRequest {
+impl CommandBody<CompCommand> for RecordLeaseCompRequest {
     fn to_command(&self) -> Parsed<CompCommand> {
         let zero = Exact(Decimal::ZERO);
         let (
@@ -219,7 +221,7 @@ impl RecordLeaseCompRequest {
     }
 }
 
-impl RecordSaleCompRequest {
+impl CommandBody<CompCommand> for RecordSaleCompRequest {
     fn to_command(&self) -> Parsed<CompCommand> {
         let (sale_price, sale_date, buyer, seller, cap_rate_pct) = (
             field("sale_price", self.sale_price, exact(Money::parse)),
@@ -242,7 +244,7 @@ impl RecordSaleCompRequest {
     }
 }
 
-impl AmendCompRequest {
+impl CommandBody<CompCommand> for AmendCompRequest {
     fn to_command(&self) -> Parsed<CompCommand> {
         let (
             tenant,
@@ -340,14 +342,7 @@ impl CompsApi {
         command: NewCommand<Comps>,
         body: JsonBody<RecordLeaseCompRequest>,
     ) -> CommandResponse {
-        let id = CompId::new();
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let command = body.0.to_command()?;
-                state.write.new_comp(id, command, &context).await
-            })
-            .await
+        command.create(body.0).await
     }
 
     /// Record a sale comp
@@ -363,14 +358,7 @@ impl CompsApi {
         command: NewCommand<Comps>,
         body: JsonBody<RecordSaleCompRequest>,
     ) -> CommandResponse {
-        let id = CompId::new();
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let command = body.0.to_command()?;
-                state.write.new_comp(id, command, &context).await
-            })
-            .await
+        command.create(body.0).await
     }
 
     /// Amend a comp
@@ -384,13 +372,7 @@ impl CompsApi {
         id: Path<Uuid>,
         body: JsonBody<AmendCompRequest>,
     ) -> CommandResponse {
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let command = body.0.to_command()?;
-                state.write.comp(CompId(id.0), command, &context).await
-            })
-            .await
+        command.change(id.0, body.0).await
     }
 
     /// Verify a comp
@@ -407,12 +389,7 @@ impl CompsApi {
         /// The comp's id.
         id: Path<Uuid>,
     ) -> CommandResponse {
-        command
-            .run(|state, context| async move {
-                let command = CompCommand::Verify;
-                state.write.comp(CompId(id.0), command, &context).await
-            })
-            .await
+        command.send(id.0, CompCommand::Verify).await
     }
 
     /// Retract a comp
@@ -430,13 +407,6 @@ impl CompsApi {
         id: Path<Uuid>,
         body: JsonBody<ReasonRequest>,
     ) -> CommandResponse {
-        command
-            .with_body(&body.0)
-            .run(|state, context| async move {
-                let reason = field("reason", body.0.reason.as_str(), Reason::parse)?;
-                let command = CompCommand::Retract { reason };
-                state.write.comp(CompId(id.0), command, &context).await
-            })
-            .await
+        command.change(id.0, body.0).await
     }
 }
