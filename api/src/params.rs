@@ -73,14 +73,7 @@ pub fn write_out_groups(spec: &mut Value) {
             .filter(|name| name.ends_with(GROUP_SUFFIX))
             .and_then(|name| schemas.get(name))
     };
-    let operations = spec
-        .get_mut("paths")
-        .and_then(Value::as_object_mut)
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(Value::as_object_mut)
-        .flat_map(|path| path.values_mut());
-    for operation in operations {
+    for operation in operations_mut(spec) {
         let Some(parameters) = operation
             .get_mut("parameters")
             .and_then(Value::as_array_mut)
@@ -105,6 +98,16 @@ pub fn write_out_groups(spec: &mut Value) {
     {
         components.retain(|name, _| !name.ends_with(GROUP_SUFFIX));
     }
+}
+
+/// Every operation of an OpenAPI document (`paths.<path>.<method>`), to change it.
+pub fn operations_mut(spec: &mut Value) -> impl Iterator<Item = &mut Value> {
+    spec.get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|path| path.values_mut())
 }
 
 fn members_of(group: &Value, location: &Value) -> Vec<Value> {

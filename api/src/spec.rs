@@ -150,14 +150,7 @@ pub fn render(raw: &str) -> String {
 /// does not read is a `400` (so every operation can answer one), and an operation
 /// that names no security scheme is public (`security: []`, said explicitly).
 fn document_the_edge(spec: &mut Value) {
-    let operations = spec
-        .get_mut("paths")
-        .and_then(Value::as_object_mut)
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(Value::as_object_mut)
-        .flat_map(|path| path.values_mut())
-        .filter_map(Value::as_object_mut);
+    let operations = crate::params::operations_mut(spec).filter_map(Value::as_object_mut);
     for operation in operations {
         if let Some(responses) = operation
             .get_mut("responses")
