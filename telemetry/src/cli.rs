@@ -95,6 +95,23 @@ impl ExportArgs {
     }
 }
 
+impl SentrySettings {
+    /// Reads `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` through `get`, as the binaries
+    /// read them ([`ExportArgs`]); a bad value is named, never shown. (Here, beside the
+    /// arguments it reads, so that `sentry` does not import the command line.)
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        environment: &str,
+    ) -> Result<Self, String> {
+        let export: ExportArgs = from_lookup(get).map_err(|error| error.to_string())?;
+        Self::new(
+            export.sentry_dsn.as_ref(),
+            export.sentry_traces_sample_rate,
+            environment,
+        )
+    }
+}
+
 /// A number, with blanks around it ignored.
 pub fn number<T>(raw: &str) -> Result<T, String>
 where

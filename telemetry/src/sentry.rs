@@ -52,21 +52,6 @@ impl SentrySettings {
             traces_sample_rate,
         })
     }
-
-    /// Reads `SENTRY_DSN` and `SENTRY_TRACES_SAMPLE_RATE` through `get`, as the binaries
-    /// read them ([`crate::cli::ExportArgs`]); a bad value is named, never shown.
-    pub fn from_lookup(
-        get: impl Fn(&str) -> Option<String>,
-        environment: &str,
-    ) -> Result<Self, String> {
-        let export: crate::cli::ExportArgs =
-            crate::cli::from_lookup(get).map_err(|error| error.to_string())?;
-        Self::new(
-            export.sentry_dsn.as_ref(),
-            export.sentry_traces_sample_rate,
-            environment,
-        )
-    }
 }
 
 /// Starts Sentry when a DSN is set; keep the guard for the whole of `main`. `transport`
