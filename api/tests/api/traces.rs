@@ -102,9 +102,26 @@ async fn a_command_its_job_and_the_batches_that_applied_it_share_one_trace() {
         .expect("request");
     assert_eq!(reply.status(), reqwest::StatusCode::CREATED);
     wait_until_applied(&app, Duration::from_secs(15)).await;
-    let _ = provider.force_flush();
-
-    let spans = exporter.get_finished_spans().expect("spans");
+    // The rows are visible before the job's span ends (it ends when the job returns):
+    // wait for the job's span to be exported, on a loaded machine too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let spans = loop {
+        let _ = provider.force_flush();
+        let spans = exporter.get_finished_spans().expect("spans");
+        let traces_of = |name: &str| -> Vec<opentelemetry::trace::TraceId> {
+            spans
+                .iter()
+                .filter(|s| s.name == name)
+                .map(|s| s.span_context.trace_id())
+                .collect()
+        };
+        let jobs = traces_of("catch-up job");
+        let in_one_trace = traces_of("request").iter().any(|t| jobs.contains(t));
+        if in_one_trace || tokio::time::Instant::now() >= deadline {
+            break spans;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let request = spans
         .iter()
         .find(|s| {
