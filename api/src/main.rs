@@ -2,7 +2,6 @@
 //! or make development keys and tokens. The command line is `api::cli` (`prism-api
 //! help`).
 
-use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::Write;
 
@@ -20,16 +19,7 @@ mod migrate;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let mut args: Vec<OsString> = std::env::args_os().collect();
-    if args.len() == 1 {
-        args.push(Cli::DEFAULT.into());
-    }
-    // Before the runtime's threads start: reading the settings may unset blank variables.
-    let cli: Cli = telemetry::cli::parse(args);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(cli.command))
+    telemetry::cli::main_with(Cli::DEFAULT, |cli: Cli| run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -169,6 +169,26 @@ pub fn command<C: Parser>() -> Command {
     hide_values(C::command())
 }
 
+/// What both binaries' `main` does: reads the command line ([`parse`], with `default`
+/// as the subcommand when none is given) before any thread starts, then runs `run` on
+/// a multi-threaded runtime.
+pub fn main_with<C, F, T, E>(default: &str, run: impl FnOnce(C) -> F) -> Result<T, E>
+where
+    C: Parser,
+    F: std::future::Future<Output = Result<T, E>>,
+    E: From<std::io::Error>,
+{
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.len() == 1 {
+        args.push(default.into());
+    }
+    let cli: C = parse(args);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
 /// Reads `C` from `args` and the process environment; prints help, or the error, and
 /// exits as clap does. A blank variable counts as unset: it is removed from the
 /// environment before clap reads it, so call this first thing in `main`, before any

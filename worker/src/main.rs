@@ -3,7 +3,6 @@
 //! with a progress bar (`replay` is the former name). The command line is
 //! `worker::cli` (`prism-worker help`).
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -19,16 +18,7 @@ use worker::{connect, Worker};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let mut args: Vec<OsString> = std::env::args_os().collect();
-    if args.len() == 1 {
-        args.push(Cli::DEFAULT.into());
-    }
-    // Before the runtime's threads start: reading the settings may unset blank variables.
-    let cli: Cli = telemetry::cli::parse(args);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(cli.command))
+    telemetry::cli::main_with(Cli::DEFAULT, |cli: Cli| run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
