@@ -13,6 +13,8 @@
 //! - [`process`]: the real `prism-api` and `prism-worker` binaries as processes
 //!   (built by cargo when a suite does not build them itself), ready when their
 //!   health check answers, killed when dropped;
+//! - [`cli`]: a binary's command tree, its `--help` with an empty environment, and the
+//!   variables docs/configuration.md lists for it;
 //! - [`StatementCounter`]: a proxy in front of Postgres that counts statements;
 //! - [`free_port`], [`metric`] and [`catch_up_jobs_run`].
 //!
@@ -20,6 +22,7 @@
 //! crate's binary runs it as a process instead of linking its library.
 
 pub mod bodies;
+pub mod cli;
 mod env;
 pub mod keys;
 pub mod process;

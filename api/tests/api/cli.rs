@@ -5,55 +5,19 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use clap::CommandFactory;
-use testkit::TestDatabase;
+use testkit::{cli, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prism-api");
-
-/// Every command path of `command` (the root's is empty) with the variables it reads.
-fn command_paths(command: &clap::Command, path: Vec<String>) -> Vec<(Vec<String>, Vec<String>)> {
-    let own = command
-        .get_arguments()
-        .filter_map(|arg| arg.get_env())
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect();
-    let mut paths = vec![(path.clone(), own)];
-    for sub in command.get_subcommands() {
-        let mut sub_path = path.clone();
-        sub_path.push(sub.get_name().to_owned());
-        paths.extend(command_paths(sub, sub_path));
-    }
-    paths
-}
+const DOCS: &str = include_str!("../../../docs/configuration.md");
 
 #[test]
 fn every_command_answers_help_without_any_environment_and_names_its_variables() {
-    let paths = command_paths(&api::cli::Cli::command(), Vec::new());
-    assert!(paths.len() >= 6, "{paths:?}");
-    for (path, variables) in paths {
-        let output = Command::new(BIN)
-            .env_clear()
-            .args(&path)
-            .arg("--help")
-            .stdin(Stdio::null())
-            .output()
-            .expect("prism-api runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "prism-api {path:?} --help: {}{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(stdout.contains("Usage:"), "{path:?}: {stdout}");
-        for name in variables {
-            assert!(
-                stdout.contains(&format!("[env: {name}]")),
-                "prism-api {path:?} --help does not name {name}: {stdout}"
-            );
-        }
-    }
+    let paths = cli::assert_help_names_every_variable(Path::new(BIN), &api::cli::Cli::command());
+    assert!(paths >= 6, "{paths} command paths");
     // `serve`'s settings are all there, with their defaults.
     let serve = Command::new(BIN)
         .env_clear()
@@ -71,38 +35,12 @@ fn every_command_answers_help_without_any_environment_and_names_its_variables() 
     }
 }
 
-/// The variables of a binary's sections of docs/configuration.md (the first column of
-/// their tables).
-fn documented_variables(sections: &[&str]) -> BTreeSet<String> {
-    let docs = include_str!("../../../docs/configuration.md");
-    let mut section = "";
-    let mut names = BTreeSet::new();
-    for line in docs.lines() {
-        if let Some(heading) = line.strip_prefix("## ") {
-            section = heading.trim();
-        } else if sections.contains(&section) && line.starts_with("| `") {
-            let first_cell = line.split('|').nth(1).unwrap_or_default();
-            names.extend(
-                first_cell
-                    .split('`')
-                    .skip(1)
-                    .step_by(2)
-                    .filter(|name| {
-                        !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-                    })
-                    .map(str::to_owned),
-            );
-        }
-    }
-    names
-}
-
 #[test]
 fn the_documentation_lists_exactly_the_variables_prism_api_reads() {
     let declared: BTreeSet<String> = telemetry::cli::env_names(&api::cli::Cli::command())
         .into_iter()
         .collect();
-    let documented = documented_variables(&["prism-api", "Both binaries"]);
+    let documented = cli::documented_variables(DOCS, &["prism-api", "Both binaries"]);
     assert_eq!(
         declared, documented,
         "prism-api's variables (left) and docs/configuration.md's (right) differ"
