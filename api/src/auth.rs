@@ -82,6 +82,15 @@ impl Scope {
     ];
 }
 
+/// A bearer token verified earlier in the same request (by the rate limit, which
+/// needs the caller), kept in the request's extensions with its actor: the operation's
+/// own check ([`crate::bearer`]) takes it instead of verifying the token again.
+#[derive(Debug, Clone)]
+pub struct VerifiedBearer {
+    pub token: String,
+    pub actor: Actor,
+}
+
 /// The verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {

@@ -1,6 +1,6 @@
 //! The security scheme every operation names: a Clerk session token in
 //! `Authorization: Bearer …`, verified with the app state's [`TokenVerifier`]
-//! (`auth`). A refused token becomes the problem its [`AuthRejected`] maps to (401, or
+//! (`auth`) — or taken as the rate limit already verified it in this request. A refused token becomes the problem its [`AuthRejected`] maps to (401, or
 //! 503 when the keys are unavailable) and is counted by reason.
 //!
 //! [`TokenVerifier`]: crate::auth::TokenVerifier
@@ -12,7 +12,7 @@ use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 
-use crate::auth::Actor;
+use crate::auth::{Actor, VerifiedBearer};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -28,7 +28,15 @@ async fn verify_bearer(request: &Request, bearer: Bearer) -> poem::Result<Actor>
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
         )
     })?;
-    let verified = state.verifier.verify(&bearer.token).await;
+    let earlier = request
+        .extensions()
+        .get::<VerifiedBearer>()
+        .filter(|verified| verified.token == bearer.token)
+        .map(|verified| verified.actor.clone());
+    let verified = match earlier {
+        Some(actor) => Ok(actor),
+        None => state.verifier.verify(&bearer.token).await,
+    };
     if let Ok(actor) = &verified {
         // Tags the request's Sentry events (its hub is bound by the edge); without
         // Sentry there is nothing to tag.

@@ -22,9 +22,9 @@ use projections::cache::RedisLink;
 use sentry::SentryFutureExt;
 use tracing::Instrument;
 
-use crate::auth::TokenVerifier;
+use crate::auth::{TokenVerifier, VerifiedBearer};
 use crate::config::EdgeSettings;
-use crate::metrics::{ApiMetrics, Observed};
+use crate::metrics::{ApiMetrics, Observed, RouteId};
 use crate::problem::{self, ApiError};
 use crate::redis_link::Redis;
 use crate::request_id::{RequestId, REQUEST_ID_HEADER};
@@ -261,6 +261,7 @@ impl Edge {
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
         let resolved = self.metrics.route(&method, &path);
+        request.extensions_mut().insert(RouteId(resolved.id));
         let route = resolved.template;
         let request_bytes = request
             .headers()
@@ -409,7 +410,11 @@ impl Admission {
             &Method::HEAD => &Method::GET,
             method => method,
         };
-        let route = self.metrics.route(method, request.uri().path());
+        // The edge resolved the route already (for its metrics).
+        let route = match request.extensions().get::<RouteId>() {
+            Some(id) => self.metrics.route_by_id(*id, method),
+            None => self.metrics.route(method, request.uri().path()),
+        };
         let Some(query) = route.query else {
             return match route.allow {
                 Some(allow) if method != Method::OPTIONS => Err(ApiError::MethodNotAllowed {
@@ -447,7 +452,7 @@ impl Admission {
     /// Whose budget a request spends: its user's (within the organisation) once its
     /// bearer token verifies, else its address's. `None` for what is never limited
     /// (probes, scrapes, preflights) or when the client has neither.
-    async fn client_of(&self, request: &Request) -> Option<String> {
+    async fn client_of(&self, request: &mut Request) -> Option<String> {
         if request.method() == Method::OPTIONS || is_operations_path(request.uri().path()) {
             return None;
         }
@@ -455,15 +460,16 @@ impl Admission {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(|token| token.trim().to_owned());
         if let Some(token) = token {
-            // Verified tokens are cached: the operation's own check costs nothing more.
-            if let Ok(actor) = self.verifier.verify(token.trim()).await {
-                return Some(format!(
-                    "user:{}:{}",
-                    actor.org_id.as_str(),
-                    actor.user_id.as_str()
-                ));
+            if let Ok(actor) = self.verifier.verify(&token).await {
+                let client = format!("user:{}:{}", actor.org_id.as_str(), actor.user_id.as_str());
+                // The operation's check takes it from here: verified once a request.
+                request
+                    .extensions_mut()
+                    .insert(VerifiedBearer { token, actor });
+                return Some(client);
             }
         }
         let ip = request.extensions().get::<ClientIp>().and_then(|c| c.0)?;
@@ -481,7 +487,7 @@ impl Admission {
         mut request: Request,
     ) -> poem::Result<Response> {
         let counted = match &self.limiter {
-            Some(limiter) => match self.client_of(&request).await {
+            Some(limiter) => match self.client_of(&mut request).await {
                 Some(client) => limiter
                     .count(&client)
                     .await

@@ -56,6 +56,11 @@ pub struct Observed<'a> {
     pub response_bytes: u64,
 }
 
+/// The route the edge resolved a request to, kept in the request's extensions so that
+/// the layers inside it do not match the path again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteId(pub usize);
+
 /// Method label, route id and status.
 type SeriesKey = (&'static str, usize, u16);
 
@@ -127,6 +132,11 @@ impl ApiMetrics {
     /// The route of a request.
     pub fn route(&self, method: &Method, path: &str) -> ResolvedRoute<'_> {
         self.routes.resolve(method, path)
+    }
+
+    /// A route resolved before, by its id ([`RouteId`]).
+    pub fn route_by_id(&self, id: RouteId, method: &Method) -> ResolvedRoute<'_> {
+        self.routes.route(id.0, method)
     }
 
     fn series(&self, request: &Observed<'_>) -> Arc<Series> {

@@ -96,46 +96,51 @@ impl RouteTable {
     pub fn resolve(&self, method: &Method, path: &str) -> ResolvedRoute<'_> {
         let parts = path.split('/').skip(1);
         let count = parts.clone().count();
-        for (id, route) in self.routes.iter().enumerate() {
-            let matches =
-                route.segments.len() == count
-                    && route.segments.iter().zip(parts.clone()).all(
-                        |(segment, part)| match segment {
-                            Segment::Literal(literal) => literal == part,
-                            Segment::Parameter => !part.is_empty(),
-                        },
-                    );
-            if matches {
+        let documented = self.routes.iter().position(|route| {
+            route.segments.len() == count
+                && route
+                    .segments
+                    .iter()
+                    .zip(parts.clone())
+                    .all(|(segment, part)| match segment {
+                        Segment::Literal(literal) => literal == part,
+                        Segment::Parameter => !part.is_empty(),
+                    })
+        });
+        let id = documented.unwrap_or_else(|| {
+            let other = OTHER_ROUTES.into_iter().position(|other| {
+                path.strip_prefix(other)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            });
+            self.routes.len() + other.unwrap_or(OTHER_ROUTES.len())
+        });
+        self.route(id, method)
+    }
+
+    /// Route `id` (from [`Self::resolve`]) for `method`: a request's route looked up
+    /// again without matching its path again.
+    pub fn route(&self, id: usize, method: &Method) -> ResolvedRoute<'_> {
+        match self.routes.get(id) {
+            Some(route) => {
                 let operation = route.operations.get(method.as_str());
-                return ResolvedRoute {
+                ResolvedRoute {
                     id,
                     template: route.template.as_str(),
                     operation: operation.map(|operation| operation.id.as_str()),
                     query: operation.map(|operation| operation.query.as_slice()),
                     allow: Some(route.allow.as_str()),
-                };
+                }
             }
-        }
-        for (n, other) in OTHER_ROUTES.into_iter().enumerate() {
-            let nested = path
-                .strip_prefix(other)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if nested {
-                return ResolvedRoute {
-                    id: self.routes.len() + n,
-                    template: other,
-                    operation: None,
-                    query: None,
-                    allow: None,
-                };
-            }
-        }
-        ResolvedRoute {
-            id: self.routes.len() + OTHER_ROUTES.len(),
-            template: UNMATCHED,
-            operation: None,
-            query: None,
-            allow: None,
+            None => ResolvedRoute {
+                id,
+                template: OTHER_ROUTES
+                    .get(id - self.routes.len())
+                    .copied()
+                    .unwrap_or(UNMATCHED),
+                operation: None,
+                query: None,
+                allow: None,
+            },
         }
     }
 }
@@ -212,6 +217,11 @@ mod tests {
         assert_eq!(list.allow, Some("GET, POST"));
         let archive = table.resolve(&Method::GET, &format!("/v1/buildings/{id}/archive"));
         assert_eq!((archive.operation, archive.allow), (None, Some("POST")));
+        assert_eq!(
+            table.route(list.id, &Method::GET),
+            list,
+            "looked up again by id"
+        );
         assert_ne!(
             table.resolve(&Method::GET, "/health").id,
             table.resolve(&Method::GET, "/ready").id,
