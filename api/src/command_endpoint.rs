@@ -26,7 +26,7 @@ use domain::values::{BuildingId, CompId, Reason};
 use domain::{BuildingCommand, CompCommand};
 use poem::{Request, RequestBody};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaParamIn, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaParamIn, MetaSchemaRef, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object};
 use uuid::Uuid;
@@ -237,8 +237,6 @@ pub struct CommandRequest<R, T> {
     if_match: Option<String>,
     /// `METHOD /path` of the operation, with the resource's id.
     operation: String,
-    /// The body's canonical JSON (keys sorted); empty for bodiless commands.
-    body: String,
     kind: PhantomData<fn() -> (R, T)>,
 }
 
@@ -253,15 +251,11 @@ impl<R, T> std::fmt::Debug for CommandRequest<R, T> {
 }
 
 impl<R: Resource, T: Target> CommandRequest<R, T> {
-    /// Adds the body to the request's fingerprint (a retry must send the same body).
-    fn with_body(mut self, body: &impl ToJSON) -> Self {
-        self.body = body.to_json().map(|v| v.to_string()).unwrap_or_default();
-        self
-    }
-
-    fn context(&self) -> Result<CommandContext, ApiError> {
+    fn context(&self, body: Option<&serde_json::Value>) -> Result<CommandContext, ApiError> {
         self.actor.require(R::WRITE_SCOPE)?;
-        let fingerprint = format!("{}\n{}", self.operation, self.body);
+        // A retry must send the same body; a bodiless command has an empty one.
+        let body = body.map(ToString::to_string).unwrap_or_default();
+        let fingerprint = format!("{}\n{body}", self.operation);
         Ok(CommandContext {
             actor: self.actor.clone(),
             request_id: RequestId::current(),
@@ -274,20 +268,20 @@ impl<R: Resource, T: Target> CommandRequest<R, T> {
         })
     }
 
-    /// Checks the scope, the key and the version, parses the body into its command,
-    /// has the resource decide it (on aggregate `id`, or a new one) and answers.
+    /// Checks the scope, the key and the version (`body` is the request's canonical
+    /// JSON, `None` without one), then `command` (the body parsed) is decided by the
+    /// resource on aggregate `id`, or a new one; answers with the result.
     async fn execute(
         self,
         id: Option<Uuid>,
-        body: impl CommandBody<R::Command>,
+        body: Option<serde_json::Value>,
+        command: impl FnOnce() -> Parsed<R::Command>,
     ) -> CommandResponse {
-        let request = self.with_body(&body);
-        let context = request.context()?;
-        let command = body.to_command()?;
-        let state = &request.state;
+        let context = self.context(body.as_ref())?;
+        let command = command()?;
         let committed = match id {
-            Some(id) => R::change(state, id, command, &context).await?,
-            None => R::create(state, command, &context).await?,
+            Some(id) => R::change(&self.state, id, command, &context).await?,
+            None => R::create(&self.state, command, &context).await?,
         };
         Ok(accepted(committed, R::COLLECTION))
     }
@@ -296,59 +290,21 @@ impl<R: Resource, T: Target> CommandRequest<R, T> {
 impl<R: Resource> CommandRequest<R, Creation> {
     /// The command of `body`, on a new aggregate: `201` with its `Location`.
     pub async fn create(self, body: impl CommandBody<R::Command>) -> CommandResponse {
-        self.execute(None, body).await
+        self.execute(None, body.to_json(), || body.to_command())
+            .await
     }
 }
 
 impl<R: Resource> CommandRequest<R, Existing> {
     /// The command of `body`, on aggregate `id`.
     pub async fn change(self, id: Uuid, body: impl CommandBody<R::Command>) -> CommandResponse {
-        self.execute(Some(id), body).await
+        self.execute(Some(id), body.to_json(), || body.to_command())
+            .await
     }
 
     /// `command`, which takes no body, on aggregate `id`.
-    pub async fn send(self, id: Uuid, command: R::Command) -> CommandResponse
-    where
-        R::Command: Clone + Sync,
-    {
-        self.execute(Some(id), Bodiless(command)).await
-    }
-}
-
-/// A command sent without a body (restore, verify): an empty fingerprint.
-struct Bodiless<C>(C);
-
-impl<C: Send + Sync + 'static> ToJSON for Bodiless<C> {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        None
-    }
-}
-
-impl<C: Send + Sync + 'static> poem_openapi::types::Type for Bodiless<C> {
-    const IS_REQUIRED: bool = false;
-    type RawValueType = ();
-    type RawElementValueType = ();
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Bodiless".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::ANY))
-    }
-
-    fn as_raw_value(&self) -> Option<&()> {
-        None
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a ()> + 'a> {
-        Box::new(std::iter::empty())
-    }
-}
-
-impl<C: Clone + Send + Sync + 'static> CommandBody<C> for Bodiless<C> {
-    fn to_command(&self) -> Parsed<C> {
-        Ok(self.0.clone())
+    pub async fn send(self, id: Uuid, command: R::Command) -> CommandResponse {
+        self.execute(Some(id), None, || Ok(command)).await
     }
 }
 
@@ -444,7 +400,6 @@ impl<'a, R: Resource, T: Target> ApiExtractor<'a> for CommandRequest<R, T> {
             idempotency_key: header(request, IDEMPOTENCY_KEY),
             if_match: T::IF_MATCH.then(|| header(request, IF_MATCH)).flatten(),
             operation: operation_name(request),
-            body: String::new(),
             kind: PhantomData,
         })
     }
