@@ -192,3 +192,47 @@ async fn malformed_keys_are_refused() {
     );
     assert_eq!(app.event_count().await, 0);
 }
+
+#[tokio::test]
+async fn a_key_is_bound_to_the_resource_its_path_names_in_any_spelling_of_its_id() {
+    let app = spawn_app().await;
+    let first = app.register_building().await;
+    let second = app.register_building().await;
+    let key = [("idempotency-key", "rename-1")];
+    let body = json!({"name": "Renamed"});
+    let renamed = app
+        .call_as(
+            &token(),
+            Method::PATCH,
+            &format!("/v1/buildings/{first}"),
+            Some(&body),
+            &key,
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:#}", renamed.body);
+    // The same id spelt in capitals is the same operation: the retry is answered.
+    let retry = app
+        .call_as(
+            &token(),
+            Method::PATCH,
+            &format!("/v1/buildings/{}", first.to_uppercase()),
+            Some(&body),
+            &key,
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::OK, "{:#}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    // The same key and body on another building is another request: refused.
+    let events = app.event_count().await;
+    let other = app
+        .call_as(
+            &token(),
+            Method::PATCH,
+            &format!("/v1/buildings/{second}"),
+            Some(&body),
+            &key,
+        )
+        .await;
+    other.assert_problem(422, "idempotency-key-reused");
+    assert_eq!(app.event_count().await, events, "nothing appended");
+}
