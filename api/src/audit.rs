@@ -7,6 +7,7 @@ use poem::web::Data;
 use poem_openapi::{ApiResponse, OpenApi};
 use projections::queries::audit::{self, AuditFilter};
 use projections::queries::page_size;
+use projections::Projection;
 
 use crate::auth::Scope;
 use crate::bearer::BearerAuth;
@@ -21,7 +22,12 @@ use crate::views::{ordered, query_error, JsonView};
 pub enum AuditResponse {
     /// Events, newest first.
     #[oai(status = 200)]
-    Ok(JsonView<AuditPageOut>),
+    Ok(
+        JsonView<AuditPageOut>,
+        /// `true` when the audit log had not reached `min_position` in time.
+        #[oai(header = "Projection-Lagging")]
+        Option<String>,
+    ),
 }
 
 query_parameters! {
@@ -41,6 +47,9 @@ query_parameters! {
         limit: Option<i64>,
         /// The `next_cursor` of the previous page, with the same filters.
         cursor: Option<String>,
+        /// The `position` a command returned: waits up to 2 s until this read
+        /// reflects every event up to it, else answers with `Projection-Lagging: true`.
+        min_position: Option<u64>,
     }
 }
 
@@ -70,6 +79,7 @@ impl AuditApi {
             to,
             limit,
             cursor,
+            min_position,
         } = query;
         ordered(("from", from.as_ref()), ("to", to.as_ref()))?;
         let filter = AuditFilter {
@@ -81,10 +91,17 @@ impl AuditApi {
         };
         let limit = page_size(limit).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
+        let freshness = state
+            .views
+            .freshness(Projection::AUDIT, min_position)
+            .await?;
         let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
         let page = audit::list(&mut *tx, org_id, &filter, limit, cursor.as_deref())
             .await
             .map_err(query_error)?;
-        Ok(AuditResponse::Ok(JsonView::serialize(&page)?))
+        Ok(AuditResponse::Ok(
+            JsonView::serialize(&page)?,
+            freshness.header(),
+        ))
     }
 }

@@ -40,12 +40,29 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-/// The aggregate a command changed and its version afterwards; ask the read side for
-/// at least this version to read your own write.
+/// The aggregate a command changed, its version afterwards, and the global position of
+/// its last event: pass `position` as `min_position` to any read (lists, details,
+/// statistics, audit) — or `version` as `min_version` to the aggregate's own detail —
+/// to read your own write.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct CommandResult {
+    /// The aggregate's id.
     pub id: Uuid,
+    /// The aggregate's version after the command (its number of events).
     pub version: u64,
+    /// The global position of the aggregate's last event, in the log of every event.
+    pub position: u64,
+}
+
+impl poem_openapi::types::Example for CommandResult {
+    fn example() -> Self {
+        Self {
+            id: Uuid::from_u128(0x0192_f1d0_5c3a_7b6e_9d4f_1a2b_3c4d_5e6f),
+            version: 3,
+            position: 1207,
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -409,6 +426,7 @@ fn accepted(committed: Committed, created_at: &str) -> CommandAccepted {
     let body = Json(CommandResult {
         id: committed.id,
         version: committed.version,
+        position: committed.position,
     });
     let etag = format!("\"{}\"", committed.version);
     let replayed = committed.replayed.then(|| "true".to_owned());

@@ -1,6 +1,6 @@
 //! Serving read-model views: from the Redis cache when it has them, else from the
 //! projections (and then into the cache), with `ETag`/`If-None-Match`, and with
-//! `min_version` waits for read-your-writes. The body is the view's JSON exactly as
+//! `min_position` (any read) and `min_version` (a detail) waits for read-your-writes. The body is the view's JSON exactly as
 //! cached; [`JsonView`] documents its schema with the operation's output type.
 
 use std::marker::PhantomData;
@@ -14,6 +14,7 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use projections::cache::{CacheOutcome, CachedView, ViewCache, ViewKey};
 use projections::queries::{cursor, Page, QueryError};
+use projections::Projection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ use crate::auth::{Actor, Scope};
 use crate::metrics::ApiMetrics;
 use crate::problem::ApiError;
 
-/// The longest a detail read waits for `min_version`.
+/// The longest a read waits for `min_version` or `min_position`.
 pub const MAX_VERSION_WAIT: Duration = Duration::from_secs(2);
 const VERSION_POLL: Duration = Duration::from_millis(20);
 
@@ -75,6 +76,30 @@ pub enum Read {
     Found { view: CachedView, lagging: bool },
     /// The client's copy (`If-None-Match`) is current.
     NotModified { etag: String },
+}
+
+/// What a read reflects of the writes its client asked for with `min_position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// None asked: any committed state will do, and the cache may answer.
+    Any,
+    /// The projection reflects every event up to `min_position`: read it, not the
+    /// cache (whose invalidation may still be on its way).
+    Reached,
+    /// It did not within [`MAX_VERSION_WAIT`]: the answer is what there is, with
+    /// `Projection-Lagging: true`.
+    Lagging,
+}
+
+impl Freshness {
+    pub fn lagging(self) -> bool {
+        self == Self::Lagging
+    }
+
+    /// The `Projection-Lagging` header's value.
+    pub fn header(self) -> Option<String> {
+        self.lagging().then(|| "true".to_owned())
+    }
 }
 
 /// Whether `if_none_match` names `etag` (or is `*`).
@@ -139,6 +164,35 @@ impl Views {
         Ok(projections::queries::begin_as(&self.pool, org_id).await?)
     }
 
+    /// Waits (up to [`MAX_VERSION_WAIT`]) until `projection` reflects every event up
+    /// to `min_position`.
+    pub async fn freshness(
+        &self,
+        projection: Projection,
+        min_position: Option<u64>,
+    ) -> Result<Freshness, ApiError> {
+        let Some(position) = min_position else {
+            return Ok(Freshness::Any);
+        };
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
+        loop {
+            let reflects = async {
+                let mut conn = self.pool.acquire().await?;
+                projection.reflects(&mut conn, position).await
+            }
+            .await
+            .map_err(|error| query_error(error.into()))?;
+            if reflects {
+                return Ok(Freshness::Reached);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Freshness::Lagging);
+            }
+            tokio::time::sleep(VERSION_POLL).await;
+        }
+    }
+
     async fn load(
         &self,
         org_id: &str,
@@ -156,15 +210,18 @@ impl Views {
     }
 
     /// A detail view: cached, or read (waiting up to [`MAX_VERSION_WAIT`] for
-    /// `min_version`) and cached. `None` when the organisation has no such resource.
+    /// `min_version` and `min_position`) and cached. `None` when the organisation has
+    /// no such resource.
     pub async fn detail(
         &self,
         actor: &Actor,
         detail: Detail,
         min_version: Option<u64>,
+        min_position: Option<u64>,
         if_none_match: Option<&str>,
     ) -> Result<Option<Read>, ApiError> {
         actor.require(detail.scope())?;
+        let freshness = self.freshness(Projection::CATALOG, min_position).await?;
         let org_id = actor.org_id.as_str();
         let key = match detail {
             Detail::Building(id) => ViewKey::Building { org_id, id },
@@ -174,7 +231,9 @@ impl Views {
         let (outcome, cached, generation) = self.cache.get(&key).await;
         self.metrics.cache(detail.view(), outcome);
         if let Some(view) = cached.filter(|view| view.version >= wanted) {
-            return Ok(Some(conditional(view, false, if_none_match)));
+            if freshness == Freshness::Any {
+                return Ok(Some(conditional(view, false, if_none_match)));
+            }
         }
         let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
         loop {
@@ -188,7 +247,8 @@ impl Views {
                         if reached && outcome != CacheOutcome::Unavailable {
                             self.cache.offer(&key, generation, &stamp, &view).await;
                         }
-                        Some(conditional(view, !reached, if_none_match))
+                        let lagging = !reached || freshness.lagging();
+                        Some(conditional(view, lagging, if_none_match))
                     }
                     None => None,
                 });
@@ -197,17 +257,14 @@ impl Views {
         }
     }
 
-    /// A list page; a first page (no cursor) is served from and kept in the cache
-    /// under the organisation's current list generation and `list_key`, the list's
-    /// parameters written out explicitly (never `Debug` output, whose form may change
-    /// with any release). `query` runs in the organisation's read transaction
-    /// ([`Self::read_as`]).
+    /// A list page of the catalog, once it reflects `min_position`; a cacheable page
+    /// read without `min_position` is served from and kept in the cache under the
+    /// organisation's current list generation and the list's key. `query` runs in the
+    /// organisation's read transaction ([`Self::read_as`]).
     pub async fn list<T, F, Fut>(
         &self,
         org_id: &str,
-        list: &'static str,
-        list_key: &str,
-        first_page: bool,
+        read: ListRead<'_>,
         if_none_match: Option<&str>,
         query: F,
     ) -> Result<Read, ApiError>
@@ -216,7 +273,14 @@ impl Views {
         F: FnOnce(sqlx::Transaction<'static, sqlx::Postgres>) -> Fut,
         Fut: std::future::Future<Output = Result<Page<T>, QueryError>>,
     {
-        let generations = if first_page {
+        let ListRead {
+            list,
+            key: list_key,
+            cacheable,
+            min_position,
+        } = read;
+        let freshness = self.freshness(Projection::CATALOG, min_position).await?;
+        let generations = if cacheable && freshness == Freshness::Any {
             self.cache.list_generation(org_id).await
         } else {
             None
@@ -248,8 +312,23 @@ impl Views {
         if let (Some((_, key)), Some(generation)) = (&key, generation) {
             self.cache.offer(key, generation, "0", &view).await;
         }
-        Ok(conditional(view, false, if_none_match))
+        Ok(conditional(view, freshness.lagging(), if_none_match))
     }
+}
+
+/// Which list page a [`Views::list`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ListRead<'a> {
+    /// The list's name (metrics, cache keys).
+    pub list: &'static str,
+    /// The list's parameters written out explicitly (never `Debug` output, whose form
+    /// may change with any release): the cursors' and the cache's key.
+    pub key: &'a str,
+    /// Whether the page may come from and go to the cache (a first page whose
+    /// parameters repeat).
+    pub cacheable: bool,
+    /// `min_position`: see [`Views::freshness`].
+    pub min_position: Option<u64>,
 }
 
 /// Refuses a range that ends before it starts (400 naming both bounds), which would
@@ -295,7 +374,8 @@ macro_rules! view_response {
                 $crate::views::JsonView<$out>,
                 #[oai(header = "ETag")] String,
                 #[oai(header = "Cache-Control")] String,
-                /// `true` when the projection had not reached `min_version` in time.
+                /// `true` when the read side had not reached `min_version` or
+                /// `min_position` in time: the answer is what it had.
                 #[oai(header = "Projection-Lagging")]
                 Option<String>,
             ),

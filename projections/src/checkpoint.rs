@@ -125,3 +125,37 @@ pub async fn record_failure(
     .await?;
     Ok(())
 }
+
+/// [`reflects`]'s statement: `$1` the projection, `$2` the position.
+pub(crate) const REFLECTS: &str = "SELECT (
+        SELECT e.position FROM events e
+         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)
+           AND e.position <= $2
+         ORDER BY e.transaction_id, e.position
+         LIMIT 1) IS NULL
+   FROM projection_checkpoints c
+  WHERE c.name = $1";
+
+/// Whether projection `name` reflects every event at or below global `position` that
+/// is committed: none of them lies beyond its checkpoint in the log's order
+/// (`transaction_id`, `position`). A position alone cannot be compared with the
+/// checkpoint (an event with a lower position may commit later), so this asks the log:
+/// an index range scan of the events past the checkpoint, in the log's order, which
+/// stops at the first one at or below `position`. (Written as the first such event, not
+/// `EXISTS`: Postgres drops an `EXISTS` subquery's `ORDER BY`, and without it a
+/// generic plan guesses that a sequential scan finds a match sooner.) `false` for a
+/// projection not built yet.
+///
+/// Reads the event log itself: run it on the service's pool, not as `prism_app`.
+pub async fn reflects(
+    conn: &mut PgConnection,
+    name: &str,
+    position: i64,
+) -> Result<bool, sqlx::Error> {
+    let reflects: Option<bool> = sqlx::query_scalar(REFLECTS)
+        .bind(name)
+        .bind(position)
+        .fetch_optional(conn)
+        .await?;
+    Ok(reflects.unwrap_or(false))
+}

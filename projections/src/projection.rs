@@ -32,6 +32,16 @@ impl Projection {
         self.0
     }
 
+    /// Whether it reflects every committed event at or below global `position` (a
+    /// command's result): [`crate::checkpoint::reflects`].
+    pub async fn reflects(
+        self,
+        conn: &mut sqlx::PgConnection,
+        position: i64,
+    ) -> Result<bool, sqlx::Error> {
+        crate::checkpoint::reflects(conn, self.name(), position).await
+    }
+
     pub(crate) fn lock_key(self) -> i64 {
         self.0.lock_key()
     }

@@ -29,6 +29,40 @@ pub async fn explain_held_back(conn: &mut sqlx::PgConnection) -> serde_json::Val
     plan
 }
 
+/// The generic plan (as a pooled connection's prepared statement ends up using) of
+/// the check behind `min_position` ([`crate::checkpoint::reflects`]).
+pub async fn explain_reflects(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    position: i64,
+) -> serde_json::Value {
+    for statement in [
+        "SET plan_cache_mode = force_generic_plan".to_owned(),
+        format!(
+            "PREPARE prism_reflects(text, bigint) AS {}",
+            crate::checkpoint::REFLECTS
+        ),
+    ] {
+        sqlx::query(&statement)
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+    }
+    let quoted = name.replace('\'', "''");
+    let explain = format!("EXPLAIN (FORMAT JSON) EXECUTE prism_reflects('{quoted}', {position})");
+    let plan = sqlx::query_scalar(&explain)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("explain the min_position check");
+    for statement in ["DEALLOCATE prism_reflects", "RESET plan_cache_mode"] {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .expect("reset");
+    }
+    plan
+}
+
 pub async fn explain_log_read(
     conn: &mut sqlx::PgConnection,
     after: (&str, i64),

@@ -464,6 +464,58 @@ async fn a_short_batch_looks_for_held_back_events_at_the_end_of_the_index() {
     );
 }
 
+#[tokio::test]
+async fn min_position_reads_the_log_from_the_checkpoint_through_its_index() {
+    // The check behind every read's `min_position`: is any event at or below it past
+    // the projection's checkpoint? Asked on every poll of a waiting read, so it must
+    // start at the checkpoint in the log's index, never scan the log.
+    let (_db, pool) = twenty_thousand_events().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    sqlx::query(
+        "UPDATE projection_checkpoints c SET transaction_id = e.transaction_id, position = e.position
+           FROM (SELECT transaction_id, position FROM events ORDER BY position LIMIT 1 OFFSET 19000) e
+          WHERE c.name = 'catalog'",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("checkpoint");
+    let explained = projections::testing::explain_reflects(&mut conn, "catalog", 19_500).await;
+    // (The checkpoints' table has a row per projection: scanning it is fine.)
+    let nodes = plan_nodes(&explained);
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["Index Name"] == "events_global_order_idx"),
+        "events_global_order_idx unused: {}",
+        describe(&explained)
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["Node Type"] != "Seq Scan" || n["Relation Name"] != "events"),
+        "the min_position check scans the log: {}",
+        describe(&explained)
+    );
+    // And it answers: events up to 19,500 are past the checkpoint (it is at the
+    // 19,001st); every event up to the checkpoint's own position is reflected.
+    let catalog = projections::Projection::CATALOG;
+    assert!(!catalog.reflects(&mut conn, 19_500).await.expect("reflects"));
+    let at: i64 =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = 'catalog'")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("position");
+    assert!(catalog.reflects(&mut conn, at).await.expect("reflects"));
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'audit'")
+        .execute(&mut *conn)
+        .await
+        .expect("unbuild audit");
+    assert!(!projections::Projection::AUDIT
+        .reflects(&mut conn, 1)
+        .await
+        .expect("a projection not built yet"));
+}
+
 /// A log of 20,000 events from 400 transactions, statistics gathered.
 async fn twenty_thousand_events() -> (TestDatabase, PgPool) {
     let db = TestDatabase::migrated().await;

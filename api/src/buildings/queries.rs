@@ -9,6 +9,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::OpenApi;
 use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
 use projections::queries::{audit, page_size, parse_ids, BoundingBox, Near};
+use projections::Projection;
 use uuid::Uuid;
 
 use crate::auth::Scope;
@@ -19,7 +20,7 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail, JsonView};
+use crate::views::{query_error, view_response, Detail, JsonView, ListRead};
 
 view_response!(BuildingResponse, BuildingDetailOut);
 view_response!(BuildingPageResponse, BuildingPageOut);
@@ -28,7 +29,12 @@ view_response!(BuildingPageResponse, BuildingPageOut);
 pub enum HistoryResponse {
     /// The building's events, oldest first.
     #[oai(status = 200)]
-    Ok(JsonView<AuditPageOut>),
+    Ok(
+        JsonView<AuditPageOut>,
+        /// `true` when the history had not reached `min_position` in time.
+        #[oai(header = "Projection-Lagging")]
+        Option<String>,
+    ),
 }
 
 query_parameters! {
@@ -65,6 +71,9 @@ query_parameters! {
         /// too unless `archived` is given): a batch in one request. The page size
         /// defaults to their number.
         ids: Option<String>,
+        /// The `position` a command returned: waits up to 2 s until this read
+        /// reflects every event up to it, else answers with `Projection-Lagging: true`.
+        min_position: Option<u64>,
     }
 }
 
@@ -110,6 +119,7 @@ impl BuildingQueriesApi {
             limit,
             cursor,
             ids,
+            min_position,
         } = query;
         let near = Near::parse(near.as_deref(), radius_m).map_err(query_error)?;
         let ids = parse_ids(ids.as_deref()).map_err(query_error)?;
@@ -140,9 +150,12 @@ impl BuildingQueriesApi {
             .views
             .list(
                 org_id,
-                "buildings",
-                &key,
-                cacheable,
+                ListRead {
+                    list: "buildings",
+                    key: &key,
+                    cacheable,
+                    min_position,
+                },
                 if_none_match.0.as_deref(),
                 |mut tx| async move {
                     buildings::list(&mut *tx, org_id, &filter, sort, limit, cursor.as_deref()).await
@@ -171,14 +184,25 @@ impl BuildingQueriesApi {
         /// The `version` a command returned: waits up to 2 s for the read side to
         /// reflect it, else answers with `Projection-Lagging: true`.
         min_version: Query<Option<u64>>,
+        /// The `position` a command returned: waits up to 2 s until this read reflects
+        /// every event up to it (a comp recorded for the building, say), else answers
+        /// with `Projection-Lagging: true`.
+        min_position: Query<Option<u64>>,
         /// The `ETag` of the copy the client holds: `304` while it is current.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<BuildingResponse, ProblemResponse> {
         let detail = Detail::Building(id.0);
+        let (min_version, min_position) = (min_version.0, min_position.0);
         let read = state
             .views
-            .detail(&auth.0, detail, min_version.0, if_none_match.0.as_deref())
+            .detail(
+                &auth.0,
+                detail,
+                min_version,
+                min_position,
+                if_none_match.0.as_deref(),
+            )
             .await?;
         Ok(read.ok_or(ApiError::NotFound)?.into())
     }
@@ -202,16 +226,26 @@ impl BuildingQueriesApi {
         limit: Query<Option<i64>>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
+        /// The `position` a command returned: waits up to 2 s until the history
+        /// reflects every event up to it, else answers with `Projection-Lagging: true`.
+        min_position: Query<Option<u64>>,
     ) -> Result<HistoryResponse, ProblemResponse> {
         auth.0.require(Scope::BuildingsRead)?;
         let limit = page_size(limit.0).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
+        let freshness = state
+            .views
+            .freshness(Projection::AUDIT, min_position.0)
+            .await?;
         let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
         let id = id.0.to_string();
         let page = audit::building_history(&mut *tx, org_id, &id, limit, cursor.0.as_deref())
             .await
             .map_err(query_error)?
             .ok_or(ApiError::NotFound)?;
-        Ok(HistoryResponse::Ok(JsonView::serialize(&page)?))
+        Ok(HistoryResponse::Ok(
+            JsonView::serialize(&page)?,
+            freshness.header(),
+        ))
     }
 }

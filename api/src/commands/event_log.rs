@@ -10,6 +10,9 @@
 //! command that lost a race, say) is retried command by command, so each command
 //! gets its own answer and a refused command never takes another down with it.
 
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use cqrs_es::persist::{
@@ -38,6 +41,7 @@ pub mod metadata {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstResult {
     pub request_hash: String,
+    pub aggregate_type: String,
     pub aggregate_id: String,
     pub version: u64,
     pub created: bool,
@@ -50,10 +54,29 @@ pub struct EventLog {
     appends: mpsc::Sender<Append>,
 }
 
-/// One command's events, waiting for its group.
+/// One command's events, waiting for its group; answered with the global position of
+/// its last event.
 struct Append {
     events: Vec<SerializedEvent>,
-    done: oneshot::Sender<Result<(), sqlx::Error>>,
+    done: oneshot::Sender<Result<i64, sqlx::Error>>,
+}
+
+tokio::task_local! {
+    /// Where [`EventLog`]'s `persist` leaves the global position of the last event it
+    /// appended, for the command that called it: cqrs-es's `commit` returns the events
+    /// without it. Set only inside [`capturing_position`].
+    static APPENDED_AT: Cell<Option<i64>>;
+}
+
+/// Runs `commit` (a cqrs-es commit through this log, awaited in this task) and gives
+/// its output with the global position of the last event it appended, if it did.
+pub async fn capturing_position<F: Future>(commit: F) -> (F::Output, Option<i64>) {
+    APPENDED_AT
+        .scope(Cell::new(None), async move {
+            let output = commit.await;
+            (output, APPENDED_AT.with(Cell::get))
+        })
+        .await
 }
 
 /// Groups written at once: while they are, the next commands queue up.
@@ -105,8 +128,8 @@ impl EventLog {
         org_id: &str,
         key: &str,
     ) -> Result<Option<FirstResult>, sqlx::Error> {
-        let row: Option<(String, String, i64, i16)> = sqlx::query_as(
-            "SELECT request_hash, aggregate_id, version, status
+        let row: Option<(String, String, String, i64, i16)> = sqlx::query_as(
+            "SELECT request_hash, aggregate_type, aggregate_id, version, status
                FROM command_idempotency
               WHERE org_id = $1 AND idempotency_key = $2",
         )
@@ -115,8 +138,9 @@ impl EventLog {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(request_hash, aggregate_id, version, status)| FirstResult {
+            |(request_hash, aggregate_type, aggregate_id, version, status)| FirstResult {
                 request_hash,
+                aggregate_type,
                 aggregate_id,
                 version: u64::try_from(version).unwrap_or_default(),
                 created: status == 201,
@@ -124,11 +148,32 @@ impl EventLog {
         ))
     }
 
+    /// The global position of an aggregate's event (`version` is its sequence): what a
+    /// read must reflect to show the aggregate at that version. `None` before its first
+    /// event.
+    pub async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT position FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(i64::try_from(version).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
     /// Appends a command's events — and, for a keyed command, its first result — with
-    /// the commands of its group, atomically for the command.
-    async fn append(&self, events: &[SerializedEvent]) -> Result<(), sqlx::Error> {
+    /// the commands of its group, atomically for the command; gives the global position
+    /// of its last event.
+    async fn append(&self, events: &[SerializedEvent]) -> Result<Option<i64>, sqlx::Error> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let (done, answer) = oneshot::channel();
         let append = Append {
@@ -138,7 +183,10 @@ impl EventLog {
         if self.appends.send(append).await.is_err() {
             return Err(sqlx::Error::PoolClosed);
         }
-        answer.await.unwrap_or(Err(sqlx::Error::PoolClosed))
+        answer
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolClosed))
+            .map(Some)
     }
 }
 
@@ -162,9 +210,9 @@ async fn write_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
         };
         let commands: Vec<&[SerializedEvent]> = group.iter().map(|a| a.events.as_slice()).collect();
         match append_group(&pool, &commands).await {
-            Ok(()) => {
-                for append in group {
-                    let _ = append.done.send(Ok(()));
+            Ok(positions) => {
+                for (append, position) in group.into_iter().zip(positions) {
+                    let _ = append.done.send(Ok(position));
                 }
             }
             // The database refused the group and committed none of it: each command
@@ -174,7 +222,7 @@ async fn write_groups(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
             {
                 for append in group {
                     let alone = append_group(&pool, &[append.events.as_slice()]).await;
-                    let _ = append.done.send(alone);
+                    let _ = append.done.send(alone.map(|positions| positions[0]));
                 }
             }
             // The group's fate is unknown (the connection failed), the database is
@@ -220,14 +268,15 @@ fn same_error(error: &sqlx::Error) -> sqlx::Error {
 }
 
 /// Appends the events of `commands` — and each keyed command's first result — in one
-/// statement: one round trip, atomic for all of them.
+/// statement: one round trip, atomic for all of them. Gives, for each command (none of
+/// them empty), the global position of its last event.
 pub(crate) async fn append_group(
     pool: &PgPool,
     commands: &[&[SerializedEvent]],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<i64>, sqlx::Error> {
     let events: Vec<&SerializedEvent> = commands.iter().flat_map(|c| c.iter()).collect();
     if events.is_empty() {
-        return Ok(());
+        return Ok(vec![0; commands.len()]);
     }
     let column =
         |f: fn(&SerializedEvent) -> String| events.iter().map(|e| f(e)).collect::<Vec<_>>();
@@ -259,20 +308,23 @@ pub(crate) async fn append_group(
          SELECT t, id, seq, et, ev, p::json, m::json
            FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
                        $6::text[], $7::text[]) WITH ORDINALITY AS u(t, id, seq, et, ev, p, m, n)
-          ORDER BY n";
+          ORDER BY n
+         RETURNING aggregate_type, aggregate_id, sequence, position";
     let sql = if keyed.keys.is_empty() {
         insert_events.to_owned()
     } else {
         format!(
-            "WITH appended AS ({insert_events} RETURNING 1)
-             INSERT INTO command_idempotency
-                (org_id, idempotency_key, request_hash, aggregate_type, aggregate_id, version, status)
-             SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                                  $13::bigint[], $14::smallint[])
-              WHERE EXISTS (SELECT 1 FROM appended)"
+            "WITH appended AS ({insert_events}),
+             keyed AS (
+               INSERT INTO command_idempotency
+                  (org_id, idempotency_key, request_hash, aggregate_type, aggregate_id, version, status)
+               SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                                    $13::bigint[], $14::smallint[])
+                WHERE EXISTS (SELECT 1 FROM appended))
+             SELECT * FROM appended"
         )
     };
-    let mut query = sqlx::query(&sql)
+    let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(&sql)
         .bind(column(|e| e.aggregate_type.clone()))
         .bind(column(|e| e.aggregate_id.clone()))
         .bind(
@@ -295,8 +347,27 @@ pub(crate) async fn append_group(
             .bind(keyed.versions)
             .bind(keyed.statuses);
     }
-    query.execute(pool).await?;
-    Ok(())
+    let positions: HashMap<(String, String, i64), i64> = query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(aggregate_type, aggregate_id, sequence, position)| {
+            ((aggregate_type, aggregate_id, sequence), position)
+        })
+        .collect();
+    Ok(commands
+        .iter()
+        .map(|command| {
+            command.last().map_or(0, |last| {
+                let key = (
+                    last.aggregate_type.clone(),
+                    last.aggregate_id.clone(),
+                    i64::try_from(last.sequence).unwrap_or(i64::MAX),
+                );
+                positions.get(&key).copied().unwrap_or(0)
+            })
+        })
+        .collect())
 }
 
 /// The first results of a group's keyed commands, as columns.
@@ -347,7 +418,10 @@ impl PersistedEventRepository for EventLog {
                 "snapshots are not enabled for this event log".into(),
             ));
         }
-        self.append(events).await.map_err(database_error)
+        let position = self.append(events).await.map_err(database_error)?;
+        // Outside `capturing_position` (a test appending directly) nobody asks.
+        let _ = APPENDED_AT.try_with(|slot| slot.set(position));
+        Ok(())
     }
 
     async fn stream_events<A: Aggregate>(

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use event_log::EventLog;
-use event_log::{metadata, FirstResult};
+use event_log::{capturing_position, metadata};
 
 use crate::auth::Actor;
 use crate::jobs::JobQueue;
@@ -57,6 +57,9 @@ pub struct Committed {
     pub created: bool,
     /// Whether this is the stored first result of an earlier request with the same key.
     pub replayed: bool,
+    /// The global position of the aggregate's event at `version` (0 before its first):
+    /// a read given it as `min_position` reflects this command.
+    pub position: u64,
 }
 
 /// A client's `Idempotency-Key` and the fingerprint of the request it came with.
@@ -336,16 +339,21 @@ impl WriteSide {
             }
             let events = sink.collect().await;
             if events.is_empty() {
-                let unchanged = Committed {
-                    id,
-                    version: current,
-                    created: false,
-                    replayed: false,
-                };
-                return (Ok(unchanged), false);
+                let unchanged = self
+                    .position_of(A::TYPE, id, current)
+                    .await
+                    .map(|position| Committed {
+                        id,
+                        version: current,
+                        created: false,
+                        replayed: false,
+                        position,
+                    });
+                return (unchanged, false);
             }
-            match store.commit(events, loaded, context.metadata()).await {
-                Ok(committed) => {
+            let commit = store.commit(events, loaded, context.metadata());
+            match capturing_position(commit).await {
+                (Ok(committed), position) => {
                     let first = committed.first().map_or(0, |e| e.sequence);
                     let last = committed.last().map_or(0, |e| e.sequence);
                     let done = Committed {
@@ -353,11 +361,12 @@ impl WriteSide {
                         version: last as u64,
                         created: first == 1,
                         replayed: false,
+                        position: position.map_or(0, |p| u64::try_from(p).unwrap_or_default()),
                     };
                     return (Ok(done), true);
                 }
                 // Another writer appended first (or a keyed duplicate won).
-                Err(AggregateError::AggregateConflict) => {
+                (Err(AggregateError::AggregateConflict), _) => {
                     if let Ok(Some(first)) = self.first_result(context).await {
                         return (first, false);
                     }
@@ -369,9 +378,27 @@ impl WriteSide {
                         return (Err(ApiError::ConcurrentModification), false);
                     }
                 }
-                Err(other) => return (Err(store_error(other)), false),
+                (Err(other), _) => return (Err(store_error(other)), false),
             }
         }
+    }
+
+    /// The global position of `id`'s event at `version` (0 at version 0).
+    async fn position_of(
+        &self,
+        aggregate_type: &str,
+        id: Uuid,
+        version: u64,
+    ) -> Result<u64, ApiError> {
+        if version == 0 {
+            return Ok(0);
+        }
+        let position = self
+            .log
+            .position_of(aggregate_type, &id.to_string(), version)
+            .await
+            .map_err(ApiError::from_database)?;
+        Ok(position.map_or(0, |p| u64::try_from(p).unwrap_or_default()))
     }
 
     /// The stored answer to a keyed request already served, or a refusal when the
@@ -388,19 +415,24 @@ impl WriteSide {
             .first_result(context.actor.org_id.as_str(), &idempotency.key)
             .await
             .map_err(ApiError::from_database)?;
-        Ok(first.map(|first: FirstResult| {
-            if first.request_hash != idempotency.request_hash {
-                return Err(ApiError::IdempotencyKeyReused);
-            }
-            let id = Uuid::parse_str(&first.aggregate_id)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored aggregate id: {e}")))?;
-            Ok(Committed {
-                id,
-                version: first.version,
-                created: first.created,
-                replayed: true,
-            })
-        }))
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        if first.request_hash != idempotency.request_hash {
+            return Ok(Some(Err(ApiError::IdempotencyKeyReused)));
+        }
+        let id = Uuid::parse_str(&first.aggregate_id)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored aggregate id: {e}")))?;
+        let position = self
+            .position_of(&first.aggregate_type, id, first.version)
+            .await?;
+        Ok(Some(Ok(Committed {
+            id,
+            version: first.version,
+            created: first.created,
+            replayed: true,
+            position,
+        })))
     }
 }
 

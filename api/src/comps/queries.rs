@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::{Header, Path};
 use poem_openapi::OpenApi;
 use projections::cache::CachedView;
 use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
@@ -22,7 +22,9 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{CompOut, CompPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{conditional, ordered, query_error, view_response, Detail, Read, Views};
+use crate::views::{
+    conditional, ordered, query_error, view_response, Detail, ListRead, Read, Views,
+};
 
 view_response!(CompResponse, CompOut);
 view_response!(CompPageResponse, CompPageOut);
@@ -64,6 +66,9 @@ query_parameters! {
         ids: Option<String>,
         /// `building`: each comp carries its building's summary (`building`).
         expand: Option<String>,
+        /// The `position` a command returned: waits up to 2 s until this read
+        /// reflects every event up to it, else answers with `Projection-Lagging: true`.
+        min_position: Option<u64>,
     }
 }
 
@@ -138,6 +143,20 @@ async fn with_buildings(
     Ok(conditional(view, lagging, if_none_match))
 }
 
+query_parameters! {
+    /// What `GET /v1/comps/{id}` waits for and embeds.
+    pub struct CompDetailQuery as "CompDetailParameters" {
+        /// The `version` a command returned: waits up to 2 s for the read side to
+        /// reflect it, else answers with `Projection-Lagging: true`.
+        min_version: Option<u64>,
+        /// The `position` a command returned: waits up to 2 s until this read
+        /// reflects every event up to it, else answers with `Projection-Lagging: true`.
+        min_position: Option<u64>,
+        /// `building`: the comp carries its building's summary (`building`).
+        expand: Option<String>,
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct CompQueriesApi;
 
@@ -177,6 +196,7 @@ impl CompQueriesApi {
             cursor,
             ids,
             expand,
+            min_position,
         } = query;
         let expand = expands_buildings(expand.as_deref())?;
         // The expanded page has a tag of its own: compared after the expansion.
@@ -222,10 +242,13 @@ impl CompQueriesApi {
             .views
             .list(
                 org_id,
-                "comps",
-                &key,
-                // Searches by place seldom repeat exactly: not cached.
-                cursor.is_none() && filter.near.is_none(),
+                ListRead {
+                    list: "comps",
+                    key: &key,
+                    // Searches by place seldom repeat exactly: not cached.
+                    cacheable: cursor.is_none() && filter.near.is_none(),
+                    min_position,
+                },
                 cached_if_none_match,
                 |mut tx| async move {
                     comps::list(&mut *tx, org_id, &filter, sort, limit, cursor.as_deref()).await
@@ -251,22 +274,29 @@ impl CompQueriesApi {
         state: Data<&Arc<AppState>>,
         /// The comp's id.
         id: Path<Uuid>,
-        /// The `version` a command returned: waits up to 2 s for the read side to
-        /// reflect it, else answers with `Projection-Lagging: true`.
-        min_version: Query<Option<u64>>,
-        /// `building`: the comp carries its building's summary (`building`).
-        expand: Query<Option<String>>,
+        query: CompDetailQuery,
         /// The `ETag` of the copy the client holds: `304` while it is current.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<CompResponse, ProblemResponse> {
-        let expand = expands_buildings(expand.0.as_deref())?;
+        let CompDetailQuery {
+            min_version,
+            min_position,
+            expand,
+        } = query;
+        let expand = expands_buildings(expand.as_deref())?;
         let if_none_match = if_none_match.0.as_deref();
         let cached_if_none_match = if expand { None } else { if_none_match };
         let detail = Detail::Comp(id.0);
         let read = state
             .views
-            .detail(&auth.0, detail, min_version.0, cached_if_none_match)
+            .detail(
+                &auth.0,
+                detail,
+                min_version,
+                min_position,
+                cached_if_none_match,
+            )
             .await?
             .ok_or(ApiError::NotFound)?;
         if expand {

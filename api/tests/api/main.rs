@@ -15,6 +15,7 @@ mod idempotency;
 mod metrics;
 mod ops;
 mod outages;
+mod read_your_writes;
 mod redis_tls;
 mod sentry;
 mod tenancy;

@@ -664,13 +664,31 @@ export interface components {
         };
         /**
          * CommandResult
-         * @description The aggregate a command changed and its version afterwards; ask the read side for
-         *     at least this version to read your own write.
+         * @description The aggregate a command changed, its version afterwards, and the global position of
+         *     its last event: pass `position` as `min_position` to any read (lists, details,
+         *     statistics, audit) — or `version` as `min_version` to the aggregate's own detail —
+         *     to read your own write.
+         * @example {
+         *       "id": "0192f1d0-5c3a-7b6e-9d4f-1a2b3c4d5e6f",
+         *       "position": 1207,
+         *       "version": 3
+         *     }
          */
         CommandResult: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The aggregate's id.
+             */
             id: string;
-            /** Format: uint64 */
+            /**
+             * Format: uint64
+             * @description The global position of the aggregate's last event, in the log of every event.
+             */
+            position: number;
+            /**
+             * Format: uint64
+             * @description The aggregate's version after the command (its number of events).
+             */
             version: number;
         };
         /**
@@ -2036,6 +2054,11 @@ export interface operations {
                 limit?: number;
                 /** @description The `next_cursor` of the previous page, with the same filters. */
                 cursor?: string;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until this read
+                 *      reflects every event up to it, else answers with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
             };
             header?: never;
             path?: never;
@@ -2046,6 +2069,8 @@ export interface operations {
             /** @description Events, newest first. */
             200: {
                 headers: {
+                    /** @description `true` when the audit log had not reached `min_position` in time. */
+                    "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2201,6 +2226,11 @@ export interface operations {
                  *      defaults to their number.
                  */
                 ids?: string;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until this read
+                 *      reflects every event up to it, else answers with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
             };
             header?: {
                 /** @description The `ETag` of the copy the client holds: `304` while it is current. */
@@ -2216,7 +2246,10 @@ export interface operations {
                 headers: {
                     "CACHE-CONTROL": string;
                     ETAG: string;
-                    /** @description `true` when the projection had not reached `min_version` in time. */
+                    /**
+                     * @description `true` when the read side had not reached `min_version` or
+                     *     `min_position` in time: the answer is what it had.
+                     */
                     "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
@@ -2493,6 +2526,12 @@ export interface operations {
                  *     reflect it, else answers with `Projection-Lagging: true`.
                  */
                 min_version?: number;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until this read reflects
+                 *     every event up to it (a comp recorded for the building, say), else answers
+                 *     with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
             };
             header?: {
                 /** @description The `ETag` of the copy the client holds: `304` while it is current. */
@@ -2511,7 +2550,10 @@ export interface operations {
                 headers: {
                     "CACHE-CONTROL": string;
                     ETAG: string;
-                    /** @description `true` when the projection had not reached `min_version` in time. */
+                    /**
+                     * @description `true` when the read side had not reached `min_version` or
+                     *     `min_position` in time: the answer is what it had.
+                     */
                     "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
@@ -2943,6 +2985,11 @@ export interface operations {
                 limit?: number;
                 /** @description The `next_cursor` of the previous page. */
                 cursor?: string;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until the history
+                 *     reflects every event up to it, else answers with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
             };
             header?: never;
             path: {
@@ -2956,6 +3003,8 @@ export interface operations {
             /** @description The building's events, oldest first. */
             200: {
                 headers: {
+                    /** @description `true` when the history had not reached `min_position` in time. */
+                    "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3410,6 +3459,11 @@ export interface operations {
                 ids?: string;
                 /** @description `building`: each comp carries its building's summary (`building`). */
                 expand?: string;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until this read
+                 *      reflects every event up to it, else answers with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
             };
             header?: {
                 /** @description The `ETag` of the copy the client holds: `304` while it is current. */
@@ -3425,7 +3479,10 @@ export interface operations {
                 headers: {
                     "CACHE-CONTROL": string;
                     ETAG: string;
-                    /** @description `true` when the projection had not reached `min_version` in time. */
+                    /**
+                     * @description `true` when the read side had not reached `min_version` or
+                     *     `min_position` in time: the answer is what it had.
+                     */
                     "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
@@ -3845,9 +3902,14 @@ export interface operations {
             query?: {
                 /**
                  * @description The `version` a command returned: waits up to 2 s for the read side to
-                 *     reflect it, else answers with `Projection-Lagging: true`.
+                 *      reflect it, else answers with `Projection-Lagging: true`.
                  */
                 min_version?: number;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until this read
+                 *      reflects every event up to it, else answers with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
                 /** @description `building`: the comp carries its building's summary (`building`). */
                 expand?: string;
             };
@@ -3868,7 +3930,10 @@ export interface operations {
                 headers: {
                     "CACHE-CONTROL": string;
                     ETAG: string;
-                    /** @description `true` when the projection had not reached `min_version` in time. */
+                    /**
+                     * @description `true` when the read side had not reached `min_version` or
+                     *     `min_position` in time: the answer is what it had.
+                     */
                     "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
@@ -4451,6 +4516,11 @@ export interface operations {
                 from?: string;
                 /** @description The last quarter: the one containing this date; not before `from`. */
                 to?: string;
+                /**
+                 * @description The `position` a command returned: waits up to 2 s until the statistics
+                 *      reflect every event up to it, else answers with `Projection-Lagging: true`.
+                 */
+                min_position?: number;
             };
             header?: never;
             path?: never;
@@ -4461,6 +4531,8 @@ export interface operations {
             /** @description The cells, newest quarter first (at most 1000; narrow the filters for more). */
             200: {
                 headers: {
+                    /** @description `true` when the statistics had not reached `min_position` in time. */
+                    "PROJECTION-LAGGING"?: string;
                     [name: string]: unknown;
                 };
                 content: {

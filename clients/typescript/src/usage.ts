@@ -81,15 +81,20 @@ export async function walkthrough(baseUrl: string, token: string): Promise<strin
   if (leased.error) {
     return explain(leased.error);
   }
+  // The comp's position: every read given it reflects the comp (or says it lags).
+  const after = leased.data.position;
   const read = await api.GET("/v1/comps/{id}", {
-    params: { path: { id: leased.data.id }, query: { expand: "building" } },
+    params: { path: { id: leased.data.id }, query: { expand: "building", min_position: after } },
   });
   if (read.error) {
     return explain(read.error);
   }
   const page = await api.GET("/v1/buildings", {
-    params: { query: { ids: building.id, property_type: "office" } },
+    params: { query: { ids: building.id, property_type: "office", min_position: after } },
   });
+  if (page.response.headers.get("Projection-Lagging") === "true") {
+    return "the read side is behind; try again";
+  }
   const names = page.data?.items.map((item) => item.name) ?? [];
   return `${headline(read.data)} in ${read.data.building?.name ?? "?"}; listed: ${names.join(", ")}`;
 }
