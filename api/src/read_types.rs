@@ -3,12 +3,12 @@
 //! schema. Decimals are strings (`"85.50"`), dates `YYYY-MM-DD`, times RFC 3339,
 //! enumerations their wire names (the same schemas as on input).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use domain::values::{BuildingClass, LeaseType, PropertyType};
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
-use crate::input::Choice;
+use crate::input::{Choice, DecimalText, IsoDate};
 
 /// Which kind of comp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -55,8 +55,7 @@ pub struct BuildingOut {
     pub property_type: Choice<PropertyType>,
     #[oai(nullable)]
     pub building_class: Option<Choice<BuildingClass>>,
-    /// Decimal, as a string.
-    pub rentable_area_sqft: String,
+    pub rentable_area_sqft: DecimalText,
     #[oai(nullable)]
     pub year_built: Option<i32>,
     #[oai(nullable)]
@@ -77,15 +76,13 @@ pub struct BuildingOut {
 /// building's latest lease.
 #[derive(Debug, Object)]
 pub struct RentWindowOut {
-    pub start: NaiveDate,
-    pub end: NaiveDate,
+    pub start: IsoDate,
+    pub end: IsoDate,
     pub lease_count: i32,
-    /// Decimal, as a string.
     #[oai(nullable)]
-    pub avg_effective_rent_psf: Option<String>,
-    /// Decimal, as a string.
+    pub avg_effective_rent_psf: Option<DecimalText>,
     #[oai(nullable)]
-    pub median_effective_rent_psf: Option<String>,
+    pub median_effective_rent_psf: Option<DecimalText>,
 }
 
 /// The building's live (not retracted) comps in numbers.
@@ -95,7 +92,7 @@ pub struct CompStatsOut {
     pub lease_count: i32,
     pub sale_count: i32,
     #[oai(nullable)]
-    pub latest_comp_date: Option<NaiveDate>,
+    pub latest_comp_date: Option<IsoDate>,
     #[oai(nullable)]
     pub rent_window: Option<RentWindowOut>,
 }
@@ -122,30 +119,30 @@ pub struct LeaseOut {
     pub tenant: String,
     #[oai(nullable)]
     pub suite: Option<String>,
-    pub leased_area_sqft: String,
-    pub starting_rent_psf: String,
+    pub leased_area_sqft: DecimalText,
+    pub starting_rent_psf: DecimalText,
     pub lease_type: Choice<LeaseType>,
     pub term_months: i32,
-    pub commencement_date: NaiveDate,
+    pub commencement_date: IsoDate,
     pub free_rent_months: i32,
-    pub ti_allowance_psf: String,
-    pub escalation_pct: String,
+    pub ti_allowance_psf: DecimalText,
+    pub escalation_pct: DecimalText,
     /// Derived (docs/read-side.md): rent paid over the term less TI, per year.
-    pub net_effective_rent_psf: String,
+    pub net_effective_rent_psf: DecimalText,
 }
 
 /// A sale comp's terms (decimals as strings) and its price per square foot.
 #[derive(Debug, Object)]
 pub struct SaleOut {
-    pub sale_price: String,
-    pub sale_date: NaiveDate,
+    pub sale_price: DecimalText,
+    pub sale_date: IsoDate,
     pub buyer: String,
     pub seller: String,
     #[oai(nullable)]
-    pub cap_rate_pct: Option<String>,
+    pub cap_rate_pct: Option<DecimalText>,
     /// Derived: sale price over the building's rentable area.
     #[oai(nullable)]
-    pub price_psf: Option<String>,
+    pub price_psf: Option<DecimalText>,
 }
 
 #[derive(Debug, Object)]
@@ -156,7 +153,7 @@ pub struct CompOut {
     /// Which of `lease` and `sale` holds the terms (the other is `null`).
     pub kind: CompKind,
     /// Commencement date of a lease, sale date of a sale.
-    pub deal_date: NaiveDate,
+    pub deal_date: IsoDate,
     #[oai(nullable)]
     pub lease: Option<LeaseOut>,
     #[oai(nullable)]
@@ -191,21 +188,21 @@ pub struct MarketCellOut {
     pub property_type: Choice<PropertyType>,
     /// `2026-Q1`.
     pub quarter: String,
-    pub quarter_start: NaiveDate,
+    pub quarter_start: IsoDate,
     pub lease_count: i32,
     #[oai(nullable)]
-    pub leased_area_sqft: Option<String>,
+    pub leased_area_sqft: Option<DecimalText>,
     #[oai(nullable)]
-    pub avg_starting_rent_psf: Option<String>,
+    pub avg_starting_rent_psf: Option<DecimalText>,
     #[oai(nullable)]
-    pub avg_effective_rent_psf: Option<String>,
+    pub avg_effective_rent_psf: Option<DecimalText>,
     pub sale_count: i32,
     #[oai(nullable)]
-    pub sale_volume: Option<String>,
+    pub sale_volume: Option<DecimalText>,
     #[oai(nullable)]
-    pub avg_price_psf: Option<String>,
+    pub avg_price_psf: Option<DecimalText>,
     #[oai(nullable)]
-    pub avg_cap_rate_pct: Option<String>,
+    pub avg_cap_rate_pct: Option<DecimalText>,
 }
 
 #[derive(Debug, Object)]

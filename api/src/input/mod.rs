@@ -10,4 +10,4 @@ mod scalars;
 
 pub use body::{BodyRejected, JsonBody};
 pub use fields::{change, field, optional, patch, within, AllParsed, Parsed};
-pub use scalars::{Choice, Exact, IsoDate};
+pub use scalars::{Choice, DecimalText, Exact, IsoDate};

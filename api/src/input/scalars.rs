@@ -53,11 +53,63 @@ impl Type for Exact {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
             description: Some(EXACT_DESCRIPTION),
             any_of: vec![
-                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "decimal"))),
+                MetaSchemaRef::Reference(DECIMAL.to_owned()),
                 MetaSchemaRef::Inline(Box::new(MetaSchema::new("number"))),
             ],
             ..MetaSchema::ANY
         }))
+    }
+
+    fn register(registry: &mut Registry) {
+        register_decimal(registry);
+    }
+}
+
+/// The one schema of a decimal as the API writes it (and accepts it as a string).
+const DECIMAL: &str = "Decimal";
+
+fn register_decimal(registry: &mut Registry) {
+    registry.create_schema::<DecimalText, _>(DECIMAL.to_owned(), |_| MetaSchema {
+        description: Some("An exact decimal number, as a string: `\"85.50\"`."),
+        pattern: Some(r"^-?[0-9]+(\.[0-9]+)?$".to_owned()),
+        example: Some(Value::from("85.50")),
+        ..MetaSchema::new_with_format("string", "decimal")
+    });
+}
+
+/// A decimal in a read response: the projections write it as a string; this type
+/// documents it as the one [`DECIMAL`] schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecimalText(pub String);
+
+impl Type for DecimalText {
+    scalar_type_common!();
+
+    fn name() -> Cow<'static, str> {
+        DECIMAL.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(DECIMAL.to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        register_decimal(registry);
+    }
+}
+
+impl ParseFromJSON for DecimalText {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Ok(Self(text)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for DecimalText {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
     }
 }
 

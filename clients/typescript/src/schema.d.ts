@@ -515,30 +515,30 @@ export interface components {
         AmendCompRequest: {
             buyer?: string;
             /** @description `null` clears it. */
-            cap_rate_pct?: (string | null) | (number | null);
+            cap_rate_pct?: components["schemas"]["Decimal"] | (number | null);
             /** Format: date */
             commencement_date?: string;
             /** @description an exact decimal, as a JSON number or string */
-            escalation_pct?: string | number;
+            escalation_pct?: components["schemas"]["Decimal"] | number;
             /** Format: int64 */
             free_rent_months?: number;
             lease_type?: components["schemas"]["LeaseType"];
             /** @description an exact decimal, as a JSON number or string */
-            leased_area_sqft?: string | number;
+            leased_area_sqft?: components["schemas"]["Decimal"] | number;
             /** Format: date */
             sale_date?: string;
             /** @description an exact decimal, as a JSON number or string */
-            sale_price?: string | number;
+            sale_price?: components["schemas"]["Decimal"] | number;
             seller?: string;
             /** @description an exact decimal, as a JSON number or string */
-            starting_rent_psf?: string | number;
+            starting_rent_psf?: components["schemas"]["Decimal"] | number;
             /** @description `null` clears it. */
             suite?: string | null;
             tenant?: string;
             /** Format: int64 */
             term_months?: number;
             /** @description an exact decimal, as a JSON number or string */
-            ti_allowance_psf?: string | number;
+            ti_allowance_psf?: components["schemas"]["Decimal"] | number;
         };
         /**
          * AuditEntryOut
@@ -597,8 +597,7 @@ export interface components {
             property_type: components["schemas"]["PropertyType"];
             /** Format: date-time */
             registered_at: string;
-            /** @description Decimal, as a string. */
-            rentable_area_sqft: string;
+            rentable_area_sqft: components["schemas"]["Decimal"];
             submarket?: string | null;
             /** Format: date-time */
             updated_at: string;
@@ -633,8 +632,7 @@ export interface components {
             property_type: components["schemas"]["PropertyType"];
             /** Format: date-time */
             registered_at: string;
-            /** @description Decimal, as a string. */
-            rentable_area_sqft: string;
+            rentable_area_sqft: components["schemas"]["Decimal"];
             submarket?: string | null;
             /** Format: date-time */
             updated_at: string;
@@ -703,7 +701,7 @@ export interface components {
             /** Format: uuid */
             building_id: string;
             /**
-             * Format: naive-date
+             * Format: date
              * @description Commencement date of a lease, sale date of a sale.
              */
             deal_date: string;
@@ -740,7 +738,7 @@ export interface components {
         CompStatsOut: {
             /** Format: int32 */
             comp_count: number;
-            /** Format: naive-date */
+            /** Format: date */
             latest_comp_date?: string | null;
             /** Format: int32 */
             lease_count: number;
@@ -748,6 +746,12 @@ export interface components {
             /** Format: int32 */
             sale_count: number;
         };
+        /**
+         * Format: decimal
+         * @description An exact decimal number, as a string: `"85.50"`.
+         * @example 85.50
+         */
+        Decimal: string;
         /**
          * FieldProblem
          * @description One refused field.
@@ -767,21 +771,21 @@ export interface components {
          * @description A lease comp's terms (decimals as strings) and its net effective rent.
          */
         LeaseOut: {
-            /** Format: naive-date */
+            /** Format: date */
             commencement_date: string;
-            escalation_pct: string;
+            escalation_pct: components["schemas"]["Decimal"];
             /** Format: int32 */
             free_rent_months: number;
             lease_type: components["schemas"]["LeaseType"];
-            leased_area_sqft: string;
+            leased_area_sqft: components["schemas"]["Decimal"];
             /** @description Derived (docs/read-side.md): rent paid over the term less TI, per year. */
-            net_effective_rent_psf: string;
-            starting_rent_psf: string;
+            net_effective_rent_psf: components["schemas"]["Decimal"];
+            starting_rent_psf: components["schemas"]["Decimal"];
             suite?: string | null;
             tenant: string;
             /** Format: int32 */
             term_months: number;
-            ti_allowance_psf: string;
+            ti_allowance_psf: components["schemas"]["Decimal"];
         };
         /** @enum {string} */
         LeaseType: "gross" | "modified_gross" | "net" | "nnn";
@@ -813,21 +817,21 @@ export interface components {
          * @description One submarket × property type × quarter.
          */
         MarketCellOut: {
-            avg_cap_rate_pct?: string | null;
-            avg_effective_rent_psf?: string | null;
-            avg_price_psf?: string | null;
-            avg_starting_rent_psf?: string | null;
+            avg_cap_rate_pct?: (string & components["schemas"]["Decimal"]) | null;
+            avg_effective_rent_psf?: (string & components["schemas"]["Decimal"]) | null;
+            avg_price_psf?: (string & components["schemas"]["Decimal"]) | null;
+            avg_starting_rent_psf?: (string & components["schemas"]["Decimal"]) | null;
             /** Format: int32 */
             lease_count: number;
-            leased_area_sqft?: string | null;
+            leased_area_sqft?: (string & components["schemas"]["Decimal"]) | null;
             property_type: components["schemas"]["PropertyType"];
             /** @description `2026-Q1`. */
             quarter: string;
-            /** Format: naive-date */
+            /** Format: date */
             quarter_start: string;
             /** Format: int32 */
             sale_count: number;
-            sale_volume?: string | null;
+            sale_volume?: (string & components["schemas"]["Decimal"]) | null;
             /** @description `null` for buildings without a submarket. */
             submarket?: string | null;
         };
@@ -1028,7 +1032,7 @@ export interface components {
             /** Format: date */
             commencement_date: string;
             /** @description Annual rent escalation in percent, 0 to 100; default 0. */
-            escalation_pct?: string | number;
+            escalation_pct?: components["schemas"]["Decimal"] | number;
             /**
              * Format: int64
              * @description Months of free rent, fewer than the term; default 0.
@@ -1036,9 +1040,9 @@ export interface components {
             free_rent_months?: number;
             lease_type: components["schemas"]["LeaseType"];
             /** @description Leased area in square feet, greater than 0. */
-            leased_area_sqft: string | number;
+            leased_area_sqft: components["schemas"]["Decimal"] | number;
             /** @description Starting rent per square foot per year, greater than 0. */
-            starting_rent_psf: string | number;
+            starting_rent_psf: components["schemas"]["Decimal"] | number;
             suite?: string;
             tenant: string;
             /**
@@ -1047,7 +1051,7 @@ export interface components {
              */
             term_months: number;
             /** @description Tenant-improvement allowance per square foot; default 0. */
-            ti_allowance_psf?: string | number;
+            ti_allowance_psf?: components["schemas"]["Decimal"] | number;
         };
         /**
          * RecordSaleCompRequest
@@ -1066,11 +1070,11 @@ export interface components {
             building_id: string;
             buyer: string;
             /** @description Capitalisation rate in percent, greater than 0 and at most 100. */
-            cap_rate_pct?: string | number;
+            cap_rate_pct?: components["schemas"]["Decimal"] | number;
             /** Format: date */
             sale_date: string;
             /** @description Greater than 0. */
-            sale_price: string | number;
+            sale_price: components["schemas"]["Decimal"] | number;
             seller: string;
         };
         /**
@@ -1109,7 +1113,7 @@ export interface components {
             name: string;
             property_type: components["schemas"]["PropertyType"];
             /** @description Rentable area in square feet, greater than 0. */
-            rentable_area_sqft: string | number;
+            rentable_area_sqft: components["schemas"]["Decimal"] | number;
             submarket?: string;
             /**
              * Format: int64
@@ -1144,15 +1148,13 @@ export interface components {
          *     building's latest lease.
          */
         RentWindowOut: {
-            /** @description Decimal, as a string. */
-            avg_effective_rent_psf?: string | null;
-            /** Format: naive-date */
+            avg_effective_rent_psf?: (string & components["schemas"]["Decimal"]) | null;
+            /** Format: date */
             end: string;
             /** Format: int32 */
             lease_count: number;
-            /** @description Decimal, as a string. */
-            median_effective_rent_psf?: string | null;
-            /** Format: naive-date */
+            median_effective_rent_psf?: (string & components["schemas"]["Decimal"]) | null;
+            /** Format: date */
             start: string;
         };
         /**
@@ -1161,12 +1163,12 @@ export interface components {
          */
         SaleOut: {
             buyer: string;
-            cap_rate_pct?: string | null;
+            cap_rate_pct?: (string & components["schemas"]["Decimal"]) | null;
             /** @description Derived: sale price over the building's rentable area. */
-            price_psf?: string | null;
-            /** Format: naive-date */
+            price_psf?: (string & components["schemas"]["Decimal"]) | null;
+            /** Format: date */
             sale_date: string;
-            sale_price: string;
+            sale_price: components["schemas"]["Decimal"];
             seller: string;
         };
         /**
@@ -1189,7 +1191,7 @@ export interface components {
             name?: string;
             property_type?: components["schemas"]["PropertyType"];
             /** @description an exact decimal, as a JSON number or string */
-            rentable_area_sqft?: string | number;
+            rentable_area_sqft?: components["schemas"]["Decimal"] | number;
             /** @description `null` clears it. */
             submarket?: string | null;
             /**
@@ -3428,9 +3430,9 @@ export interface operations {
                 /** @description Deals on or before this date; not before `date_from`. */
                 date_to?: string;
                 /** @description Leases starting at this rent per square foot or more. */
-                rent_min?: string | number;
+                rent_min?: components["schemas"]["Decimal"] | number;
                 /** @description Leases starting at this rent per square foot or less; not below `rent_min`. */
-                rent_max?: string | number;
+                rent_max?: components["schemas"]["Decimal"] | number;
                 /** @description `true`: verified comps only; `false`: unverified ones only. */
                 verified?: boolean;
                 /** @description `true`: retracted comps too (they are left out by default). */
