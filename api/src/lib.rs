@@ -45,6 +45,7 @@ mod admin;
 mod audit;
 mod auth;
 mod bearer;
+pub mod bounds;
 mod buildings;
 pub mod cli;
 mod command_endpoint;

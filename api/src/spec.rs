@@ -132,12 +132,13 @@ pub fn document() -> String {
 }
 
 /// The document as served and committed, from poem-openapi's `raw` one: duplicate
-/// paths merged, parameter groups written out, what the edge does for every operation
+/// paths merged, parameter groups written out, the input's bounds stated, what the edge does for every operation
 /// documented on each, nullable references typed; pretty-printed.
 pub fn render(raw: &str) -> String {
     match serde_json::from_str::<Merged>(raw) {
         Ok(Merged(mut value)) => {
             crate::params::write_out_groups(&mut value);
+            crate::bounds::state_bounds(&mut value);
             document_the_edge(&mut value);
             type_nullable_references(&mut value);
             serde_json::to_string_pretty(&value).unwrap_or_else(|_| raw.to_owned())

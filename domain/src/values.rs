@@ -329,8 +329,13 @@ pub struct Location {
 }
 
 impl Location {
+    /// Latitudes are −`MAX_LAT`..`MAX_LAT` degrees.
+    pub const MAX_LAT: f64 = 90.0;
+    /// Longitudes are −`MAX_LON`..`MAX_LON` degrees.
+    pub const MAX_LON: f64 = 180.0;
+
     pub fn parse_lat(lat: f64) -> Result<f64, InvalidValue> {
-        if lat.is_finite() && (-90.0..=90.0).contains(&lat) {
+        if lat.is_finite() && (-Self::MAX_LAT..=Self::MAX_LAT).contains(&lat) {
             Ok(lat)
         } else {
             Err(InvalidValue::new("latitude must be between -90 and 90"))
@@ -338,7 +343,7 @@ impl Location {
     }
 
     pub fn parse_lon(lon: f64) -> Result<f64, InvalidValue> {
-        if lon.is_finite() && (-180.0..=180.0).contains(&lon) {
+        if lon.is_finite() && (-Self::MAX_LON..=Self::MAX_LON).contains(&lon) {
             Ok(lon)
         } else {
             Err(InvalidValue::new("longitude must be between -180 and 180"))
@@ -514,9 +519,12 @@ decimal_type!(
 pub struct YearBuilt(u16);
 
 impl YearBuilt {
+    pub const MIN: u16 = 1600;
+    pub const MAX: u16 = 2100;
+
     pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
         match u16::try_from(raw) {
-            Ok(year) if (1600..=2100).contains(&year) => Ok(Self(year)),
+            Ok(year) if (Self::MIN..=Self::MAX).contains(&year) => Ok(Self(year)),
             _ => Err(InvalidValue::new("must be a year from 1600 to 2100")),
         }
     }
@@ -532,9 +540,12 @@ impl YearBuilt {
 pub struct Floors(u16);
 
 impl Floors {
+    pub const MIN: u16 = 1;
+    pub const MAX: u16 = 300;
+
     pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
         match u16::try_from(raw) {
-            Ok(floors) if (1..=300).contains(&floors) => Ok(Self(floors)),
+            Ok(floors) if (Self::MIN..=Self::MAX).contains(&floors) => Ok(Self(floors)),
             _ => Err(InvalidValue::new("must be from 1 to 300")),
         }
     }
@@ -551,16 +562,19 @@ impl Floors {
 pub struct Months(u16);
 
 impl Months {
+    /// The longest term, and the most free rent: fifty years.
+    pub const MAX: u16 = 600;
+
     pub fn parse_term(raw: i64) -> Result<Self, InvalidValue> {
         match u16::try_from(raw) {
-            Ok(months) if (1..=600).contains(&months) => Ok(Self(months)),
+            Ok(months) if (1..=Self::MAX).contains(&months) => Ok(Self(months)),
             _ => Err(InvalidValue::new("must be from 1 to 600 months")),
         }
     }
 
     pub fn parse_free_rent(raw: i64) -> Result<Self, InvalidValue> {
         match u16::try_from(raw) {
-            Ok(months) if months <= 600 => Ok(Self(months)),
+            Ok(months) if months <= Self::MAX => Ok(Self(months)),
             _ => Err(InvalidValue::new("must be from 0 to 600 months")),
         }
     }

@@ -70,10 +70,14 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
+    /// The longest key.
+    pub const MAX_LEN: usize = 255;
+
     /// Keys are 1–255 printable ASCII characters (no spaces), as Stripe's.
     pub fn parse(key: &str, request_fingerprint: &str) -> Result<Self, ApiError> {
-        let well_formed =
-            !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
+        let well_formed = !key.is_empty()
+            && key.len() <= Self::MAX_LEN
+            && key.bytes().all(|b| b.is_ascii_graphic());
         if !well_formed {
             return Err(ApiError::MalformedRequest {
                 detail: "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),

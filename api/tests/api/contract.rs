@@ -411,3 +411,182 @@ async fn every_request_body_example_succeeds_as_sent() {
     with_bodies.sort();
     assert_eq!(tried, with_bodies, "every operation with a body was tried");
 }
+
+/// A value of a bound's keyword: at the bound (`at`) or just beyond it.
+fn bounded_value(keyword: &str, bound: &Value, at: bool) -> Option<Value> {
+    let number = bound.as_f64();
+    let whole = |n: f64| {
+        if n.fract() == 0.0 {
+            json!(n as i64)
+        } else {
+            json!(n)
+        }
+    };
+    Some(match (keyword, at) {
+        ("minimum", true) => whole(number?),
+        ("minimum", false) => whole(number? - 1.0),
+        ("maximum", true) => whole(number?),
+        ("maximum", false) => whole(number? + 1.0),
+        ("minLength", true) => json!("x".repeat(bound.as_u64()? as usize)),
+        ("minLength", false) => json!("x".repeat(bound.as_u64()? as usize - 1)),
+        ("maxLength", true) => json!("x".repeat(bound.as_u64()? as usize)),
+        ("maxLength", false) => json!("x".repeat(bound.as_u64()? as usize + 1)),
+        ("pattern", true) => json!("k"),
+        ("pattern", false) => json!("with space"),
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_bound_the_document_states_is_enforced_by_the_server() {
+    use api::bounds::{bounds, Place};
+    let app = spawn_app().await;
+    let spec: Value = serde_json::from_str(&api::spec::document()).expect("the document");
+    let building = app.register_building().await;
+    let lease = app.record_lease(&building).await;
+    let sale = app
+        .call(
+            Method::POST,
+            "/v1/comps/sale",
+            Some(&bodies::sale(&building)),
+        )
+        .await
+        .id();
+    let mut checked = 0;
+    for (place, keywords) in bounds() {
+        for (keyword, bound) in keywords.as_object().expect("keywords") {
+            if keyword == "exclusiveMinimum" {
+                continue;
+            }
+            // `exclusiveMinimum`: the minimum itself is beyond the bound.
+            let exclusive = keyword == "minimum" && keywords["exclusiveMinimum"] == true;
+            for at in [true, false] {
+                if exclusive && at {
+                    continue;
+                }
+                let value = if exclusive {
+                    bound.clone()
+                } else {
+                    bounded_value(keyword, bound, at)
+                        .unwrap_or_else(|| panic!("{place:?}: no test value for {keyword}"))
+                };
+                // The request, and the field name a refusal must give.
+                let (method, path, body, headers, field) = match place {
+                    Place::Property { schema, property } => {
+                        let (method, path, mut body, prefix) = match schema {
+                            "LocationInput" | "AddressInput" | "RegisterBuildingRequest" => (
+                                Method::POST,
+                                "/v1/buildings".to_owned(),
+                                body_example(&spec, "register_building"),
+                                match schema {
+                                    "LocationInput" => "location.",
+                                    "AddressInput" => "address.",
+                                    _ => "",
+                                },
+                            ),
+                            "UpdateBuildingRequest" => (
+                                Method::PATCH,
+                                format!("/v1/buildings/{building}"),
+                                json!({}),
+                                "",
+                            ),
+                            "RecordLeaseCompRequest" => {
+                                let mut body = body_example(&spec, "record_lease_comp");
+                                body["building_id"] = json!(building);
+                                (Method::POST, "/v1/comps/lease".to_owned(), body, "")
+                            }
+                            "RecordSaleCompRequest" => {
+                                let mut body = body_example(&spec, "record_sale_comp");
+                                body["building_id"] = json!(building);
+                                (Method::POST, "/v1/comps/sale".to_owned(), body, "")
+                            }
+                            "AmendCompRequest" => {
+                                let comp = if ["buyer", "seller"].contains(&property) {
+                                    &sale
+                                } else {
+                                    &lease
+                                };
+                                (Method::PATCH, format!("/v1/comps/{comp}"), json!({}), "")
+                            }
+                            // A building of its own: archived when the reason is taken.
+                            "ReasonRequest" => {
+                                let archived = app.register_building().await;
+                                let path = format!("/v1/buildings/{archived}/archive");
+                                (Method::POST, path, json!({}), "")
+                            }
+                            other => panic!("no request carries {other}: add it here"),
+                        };
+                        match prefix.strip_suffix('.') {
+                            Some(parent) => body[parent][property] = value,
+                            None => body[property] = value,
+                        }
+                        // Free rent is bounded by the term too: the longest term lets
+                        // it reach its own bound.
+                        if property == "free_rent_months" {
+                            body["term_months"] = json!(600);
+                        }
+                        (
+                            method,
+                            path,
+                            Some(body),
+                            vec![],
+                            format!("{prefix}{property}"),
+                        )
+                    }
+                    Place::Parameter("Idempotency-Key") => {
+                        let key = value.as_str().expect("a key").to_owned();
+                        let body = body_example(&spec, "register_building");
+                        let headers = vec![("Idempotency-Key".to_owned(), key)];
+                        (
+                            Method::POST,
+                            "/v1/buildings".to_owned(),
+                            Some(body),
+                            headers,
+                            "Idempotency-Key".to_owned(),
+                        )
+                    }
+                    Place::Parameter(name) => {
+                        let near = if name == "radius_m" {
+                            "near=40.75,-73.98&"
+                        } else {
+                            ""
+                        };
+                        let path = format!("/v1/buildings?{near}{name}={value}");
+                        (Method::GET, path, None, vec![], name.to_owned())
+                    }
+                };
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str()))
+                    .collect();
+                let token = crate::helpers::token();
+                let reply = app
+                    .call_as(&token, method, &path, body.as_ref(), &headers)
+                    .await;
+                let named: Vec<&str> = reply.body["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|error| error["field"].as_str())
+                    .collect();
+                let what = format!("{place:?} {keyword} {bound} (at the bound: {at})");
+                if at {
+                    assert!(
+                        !named.contains(&field.as_str()),
+                        "{what}: refused at the bound: {:#}",
+                        reply.body
+                    );
+                } else {
+                    assert!(
+                        reply.status.is_client_error() && named.contains(&field.as_str()),
+                        "{what}: not refused naming {field}: {} {:#}",
+                        reply.status,
+                        reply.body
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} checks");
+}
