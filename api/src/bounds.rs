@@ -89,7 +89,10 @@ pub fn bounds() -> Vec<(Place, Value)> {
             (property(schema, "suite"), text(Suite::MAX_CHARS)),
             (property(schema, "term_months"), range(1, Months::MAX)),
             // Less than the term, which is at most `Months::MAX`.
-            (property(schema, "free_rent_months"), range(0, Months::MAX - 1)),
+            (
+                property(schema, "free_rent_months"),
+                range(0, Months::MAX - 1),
+            ),
         ]);
     }
     bounds.extend([
