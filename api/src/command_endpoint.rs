@@ -205,6 +205,23 @@ impl CommandBody<CompCommand> for ReasonRequest {
     }
 }
 
+/// The domain's refusals of a body that matches its schema are its command's (see
+/// [`DomainChecked`]).
+macro_rules! checked_by_its_command {
+    ($($body:ty => $command:ty),+ $(,)?) => {$(
+        impl $crate::input::DomainChecked for $body {
+            fn refusals(&self) -> Option<domain::values::FieldErrors> {
+                $crate::command_endpoint::CommandBody::<$command>::to_command(self).err()
+            }
+        }
+    )+};
+}
+
+pub(crate) use checked_by_its_command;
+
+// A reason is the same whichever aggregate it is for.
+checked_by_its_command!(ReasonRequest => BuildingCommand);
+
 /// Whether a command changes an existing aggregate (it honours `If-Match`) or makes a
 /// new one.
 pub trait Target: Send + Sync + 'static {

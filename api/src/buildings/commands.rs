@@ -254,6 +254,12 @@ impl CommandBody<BuildingCommand> for RelocateBuildingRequest {
     }
 }
 
+crate::command_endpoint::checked_by_its_command! {
+    RegisterBuildingRequest => BuildingCommand,
+    UpdateBuildingRequest => BuildingCommand,
+    RelocateBuildingRequest => BuildingCommand,
+}
+
 #[derive(Debug, Default)]
 pub struct BuildingsApi;
 

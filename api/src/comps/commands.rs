@@ -324,6 +324,12 @@ impl CommandBody<CompCommand> for AmendCompRequest {
     }
 }
 
+crate::command_endpoint::checked_by_its_command! {
+    RecordLeaseCompRequest => CompCommand,
+    RecordSaleCompRequest => CompCommand,
+    AmendCompRequest => CompCommand,
+}
+
 #[derive(Debug, Default)]
 pub struct CompsApi;
 

@@ -3,6 +3,10 @@
 //! poem-openapi's own `Json<T>` stops at the first type error and does not say which
 //! field; [`JsonBody`] first checks the whole document against `T`'s OpenAPI schema,
 //! naming each field by its path (`address.country`), then lets poem-openapi parse it.
+//! When the schema refuses fields, the domain still judges the others: the body is
+//! repaired (a bad optional field left out, a bad required one given a placeholder)
+//! and its [`DomainChecked::refusals`] join the answer, except those about a repaired
+//! field — so one answer names every mistake, of type and of value alike.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -34,6 +38,11 @@ impl poem::error::ResponseError for BodyRejected {
     }
 }
 
+/// What the domain refuses in a body that matches its schema: its command's refusals.
+pub trait DomainChecked {
+    fn refusals(&self) -> Option<FieldErrors>;
+}
+
 /// A JSON request body of type `T`, checked field by field against `T`'s schema.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -55,7 +64,7 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
-impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
+impl<T: ParseFromJSON + DomainChecked + 'static> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
@@ -73,6 +82,7 @@ impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
             &mut errors,
         );
         if !errors.is_empty() {
+            add_domain_refusals::<T>(&value, &mut errors);
             return Err(BodyRejected {
                 detail: "the body does not match the schema".into(),
                 errors,
@@ -89,7 +99,111 @@ impl<T: ParseFromJSON + 'static> ParsePayload for JsonBody<T> {
     }
 }
 
-poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: ParseFromJSON + 'static);
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: ParseFromJSON + DomainChecked + 'static);
+
+/// Adds to the schema's refusals (`errors`) what the domain refuses in the rest of
+/// `value`: the body repaired, parsed and checked; a refusal about a field the schema
+/// refused (or one within or around it) is left out, being about a placeholder.
+fn add_domain_refusals<T: ParseFromJSON + DomainChecked + 'static>(
+    value: &Value,
+    errors: &mut FieldErrors,
+) {
+    let Some(repaired) = repaired(value, &T::schema_ref(), registry_of::<T>()) else {
+        return;
+    };
+    let Some(refusals) = T::parse_from_json(Some(repaired))
+        .ok()
+        .and_then(|body| body.refusals())
+    else {
+        return;
+    };
+    let refused: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+    let overlaps = |a: &str, b: &str| {
+        a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."))
+    };
+    for refusal in refusals.iter() {
+        if !refused.iter().any(|field| overlaps(field, &refusal.field)) {
+            errors.push(refusal.field.clone(), refusal.message.clone());
+        }
+    }
+}
+
+/// The schema of `schema`, looked up when it is a reference.
+fn resolve<'a>(schema: &'a MetaSchemaRef, registry: &'a Registry) -> Option<&'a MetaSchema> {
+    match schema {
+        MetaSchemaRef::Inline(schema) => Some(schema),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(name),
+    }
+}
+
+/// `value` (an object of `schema`) with each property the schema refuses left out
+/// when optional, repaired when it is an object, else replaced by a placeholder, and
+/// each missing required property given one; unknown properties left out. `None`
+/// when `value` is not an object or a placeholder cannot be made.
+fn repaired(value: &Value, schema: &MetaSchemaRef, registry: &Registry) -> Option<Value> {
+    repaired_object(value.as_object()?, resolve(schema, registry)?, registry)
+}
+
+fn repaired_object(
+    object: &serde_json::Map<String, Value>,
+    schema: &MetaSchema,
+    registry: &Registry,
+) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    for (name, property) in &schema.properties {
+        let required = schema.required.contains(name);
+        let repaired_value = match object.get(*name) {
+            None | Some(Value::Null) if required => placeholder(property, registry)?,
+            // Absent stays absent; null stays null (a PATCH's "clear").
+            None => continue,
+            Some(Value::Null) => Value::Null,
+            Some(field) => {
+                let mut refused = FieldErrors::default();
+                check_value(field, property, registry, "", &mut refused);
+                if refused.is_empty() {
+                    field.clone()
+                } else if let Some(inner) = field
+                    .is_object()
+                    .then(|| repaired(field, property, registry))
+                    .flatten()
+                {
+                    inner
+                } else if required {
+                    placeholder(property, registry)?
+                } else {
+                    continue;
+                }
+            }
+        };
+        out.insert((*name).to_owned(), repaired_value);
+    }
+    Some(Value::Object(out))
+}
+
+/// A value `schema` accepts (for a repaired body; never seen by anyone).
+fn placeholder(schema: &MetaSchemaRef, registry: &Registry) -> Option<Value> {
+    let schema = resolve(schema, registry)?;
+    if let Some(first) = schema.any_of.first().or(schema.one_of.first()) {
+        return placeholder(first, registry);
+    }
+    if let Some(first) = schema.all_of.first() {
+        return placeholder(first, registry);
+    }
+    if let Some(item) = schema.enum_items.first() {
+        return Some(item.clone());
+    }
+    Some(match (schema.ty, schema.format) {
+        ("string", Some("uuid")) => Value::from(uuid::Uuid::nil().to_string()),
+        ("string", Some("date")) => Value::from("2000-01-01"),
+        ("string", Some("decimal")) => Value::from("1"),
+        ("string", _) => Value::from("x"),
+        ("integer" | "number", _) => Value::from(1),
+        ("boolean", _) => Value::from(false),
+        ("object", _) => repaired_object(&serde_json::Map::new(), schema, registry)?,
+        ("array", _) => Value::Array(Vec::new()),
+        _ => return None,
+    })
+}
 
 /// The schemas `T` refers to, built once per body type.
 fn registry_of<T: Type + 'static>() -> &'static Registry {

@@ -8,6 +8,6 @@ mod body;
 mod fields;
 mod scalars;
 
-pub use body::{BodyRejected, JsonBody};
+pub use body::{BodyRejected, DomainChecked, JsonBody};
 pub use fields::{change, field, optional, patch, within, AllParsed, Parsed};
 pub use scalars::{Choice, DecimalText, Exact, IsoDate};

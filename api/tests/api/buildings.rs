@@ -99,6 +99,49 @@ async fn register_with_wrong_types_and_unknown_fields_is_a_400_naming_each_field
 }
 
 #[tokio::test]
+async fn a_body_with_mistakes_of_type_and_of_value_gets_one_answer_naming_all_of_them() {
+    let app = spawn_app().await;
+    let mut body = bodies::building();
+    // Two the schema refuses (a type, an unknown field), three the domain refuses.
+    body["floors"] = json!("ninety");
+    body["colour"] = json!("blue");
+    body["address"]["country"] = json!("XX");
+    body["location"]["lat"] = json!(91);
+    body["year_built"] = json!(1066);
+    let reply = app.call(Method::POST, "/v1/buildings", Some(&body)).await;
+    let mut fields = reply.assert_problem(400, "malformed-request");
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "address.country",
+            "colour",
+            "floors",
+            "location.lat",
+            "year_built"
+        ],
+        "{:#}",
+        reply.body
+    );
+    // A required field of the wrong type is given a placeholder to judge the rest,
+    // and nothing is said about the placeholder.
+    let mut body = bodies::building();
+    body["name"] = json!(42);
+    body["location"] = json!("here");
+    body["rentable_area_sqft"] = json!("0");
+    let reply = app.call(Method::POST, "/v1/buildings", Some(&body)).await;
+    let mut fields = reply.assert_problem(400, "malformed-request");
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["location", "name", "rentable_area_sqft"],
+        "{:#}",
+        reply.body
+    );
+    assert_eq!(app.event_count().await, 0);
+}
+
+#[tokio::test]
 async fn unreadable_json_and_other_media_types_are_refused() {
     let app = spawn_app().await;
     let broken = app
