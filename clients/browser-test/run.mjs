@@ -155,11 +155,14 @@ let passed = 0;
 let failed = 0;
 try {
   const context = await browser.newContext();
+  const consoleLines = [];
   const open = async (origin) => {
     const page = await context.newPage();
     page.on("pageerror", (error) => log(`page error (${origin}): ${error.message}`));
+    // The console's errors (Chromium logs every 4xx, and CORS refusals) are shown
+    // only under a failed step.
     page.on("console", (message) => {
-      if (message.type() === "error") log(`console (${origin}): ${message.text()}`);
+      if (message.type() === "error") consoleLines.push(`console (${origin}): ${message.text()}`);
     });
     const net = await watch(page);
     await page.goto(`${origin}/`);
@@ -255,14 +258,18 @@ try {
     }],
   ];
   for (const [name, run] of steps) {
+    // A step sees only its own requests, even when the one before failed midway.
+    await main?.net.since();
     try {
       await run();
       passed += 1;
       log(`ok: ${name}`);
     } catch (error) {
       failed += 1;
-      log(`FAILED: ${name}: ${error.message}`);
+      log(`FAILED: ${name}: ${error.message.split("\n")[0]}`);
+      for (const line of consoleLines) log(`  ${line}`);
     }
+    consoleLines.length = 0;
   }
 } finally {
   await browser.close();
