@@ -9,7 +9,8 @@
 //
 // Environment: PRISM_API (the API's base URL), PRISM_TOKEN, PAGE_PORT (the allowed
 // origin's port), OTHER_PORT (the refused origin's), RATE_LIMIT (the api's
-// RATE_LIMIT_PER_MINUTE), CHROMIUM (default /usr/bin/chromium).
+// RATE_LIMIT_PER_MINUTE), WORKER_PID (the stack's prism-worker, paused around the
+// min_position step), CHROMIUM (default /usr/bin/chromium).
 import { readFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
@@ -28,7 +29,10 @@ const TOKEN = env("PRISM_TOKEN");
 const PAGE_PORT = Number(env("PAGE_PORT"));
 const OTHER_PORT = Number(env("OTHER_PORT"));
 const RATE_LIMIT = Number(env("RATE_LIMIT"));
+const WORKER_PID = Number(env("WORKER_PID"));
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+// How long the worker stays paused once the list reads are sent.
+const PAUSE_MS = 600;
 const PAGE_ORIGIN = `http://127.0.0.1:${PAGE_PORT}`;
 const OTHER_ORIGIN = `http://127.0.0.1:${OTHER_PORT}`;
 
@@ -189,14 +193,31 @@ try {
       const [post] = assertCorsAnswered(seen, "/v1/buildings", "POST");
       assert(post.wireStatus === 201, `POST /v1/buildings answered ${post.wireStatus}`);
     }],
-    ["record a lease comp in it", async () => {
+    ["record a lease comp in it (the worker paused: the read side cannot see it yet)", async () => {
+      // Resumed in the next step, or at the end whatever happens.
+      process.kill(WORKER_PID, "SIGSTOP");
       facts.comp = await call(main.page, "recordComp");
       const seen = await main.net.since();
       assertPreflight(seen, "/v1/comps/lease", "POST", ["authorization", "content-type", "idempotency-key"]);
       assertCorsAnswered(seen, "/v1/comps/lease", "POST");
     }],
     ["both in their lists on the first read with min_position (no polling)", async () => {
-      const lists = await call(main.page, "lists");
+      // The control: without min_position the paused read side does not list the comp.
+      const now = await call(main.page, "compsNow");
+      assert(now.listed === false, "the comp was listed while the worker was paused: the control proves nothing");
+      await main.net.since();
+      // The reads with min_position are sent while the worker is still paused; they
+      // must wait for it (resumed PAUSE_MS later) rather than answer without the comp.
+      const resume = setTimeout(() => process.kill(WORKER_PID, "SIGCONT"), PAUSE_MS);
+      let lists;
+      try {
+        lists = await call(main.page, "lists");
+      } finally {
+        clearTimeout(resume);
+        process.kill(WORKER_PID, "SIGCONT");
+      }
+      assert(lists.compsMs >= PAUSE_MS - 100, `the comp list answered in ${lists.compsMs} ms, before the worker was resumed`);
+      log(`  the comp list waited ${lists.compsMs} ms for the worker (paused ${PAUSE_MS} ms)`);
       const seen = await main.net.since();
       const comps = assertCorsAnswered(seen, "/v1/comps", "GET");
       const buildings = assertCorsAnswered(seen, "/v1/buildings", "GET");
@@ -272,6 +293,11 @@ try {
     consoleLines.length = 0;
   }
 } finally {
+  try {
+    process.kill(WORKER_PID, "SIGCONT");
+  } catch {
+    // the worker is gone
+  }
   await browser.close();
   for (const server of servers) server.close();
 }

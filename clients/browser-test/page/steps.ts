@@ -115,13 +115,25 @@ export const steps = {
     return { id: data.id, position: data.position, url: response.url };
   },
 
+  /** The building's comps as the read side has them now, without `min_position`. */
+  async compsNow(): Promise<Facts> {
+    check(comp !== undefined, "no comp was recorded");
+    const query: CompsQuery = { building_id: registered().id };
+    const { data, error } = await client().GET("/v1/comps", { params: { query } });
+    check(error === undefined, `comps refused: ${error?.type} ${error?.detail}`);
+    const ids = data.items.map((item) => item.id);
+    return { listed: ids.includes(comp.id) };
+  },
+
   /** Both lists reflect the comp on their first read: `min_position`, no polling. */
   async lists(): Promise<Facts> {
     check(comp !== undefined, "no comp was recorded");
     const { id } = registered();
     const minPosition = comp.position;
     const compsQuery: CompsQuery = { building_id: id, min_position: minPosition };
+    const started = performance.now();
     const comps = await client().GET("/v1/comps", { params: { query: compsQuery } });
+    const compsMs = Math.round(performance.now() - started);
     check(comps.error === undefined, `comps refused: ${comps.error?.type} ${comps.error?.detail}`);
     check(comps.response.headers.get("Projection-Lagging") === null, "comps: Projection-Lagging");
     const compIds = comps.data.items.map((item) => item.id);
@@ -132,7 +144,7 @@ export const steps = {
     check(buildings.response.headers.get("Projection-Lagging") === null, "buildings: Projection-Lagging");
     const buildingIds = buildings.data.items.map((item) => item.id);
     check(buildingIds.includes(id), `the building is not listed on the first read: ${buildingIds.join(",")}`);
-    return { comps: comps.response.url, buildings: buildings.response.url, minPosition };
+    return { comps: comps.response.url, buildings: buildings.response.url, minPosition, compsMs };
   },
 
   /**
