@@ -57,7 +57,7 @@ drill_summary="restore-drill: exit $drill_status; $(grep -Eo 'passed in [0-9]+ s
 
 # Debian's Chromium runs a page on another origin through the typed client: commands,
 # min_position, a 304 from the browser's cache, 409/422 problems, a 429's Retry-After,
-# CORS and its preflights (scripts/browser-test.sh; about 10 s after the build).
+# CORS and its preflights (scripts/browser-test.sh; about 15 s once the binaries are built).
 browser_log="$target/browser-test-output.log"
 scripts/browser-test.sh 2>&1 < /dev/null | tee "$browser_log"
 browser_status=${PIPESTATUS[0]}
