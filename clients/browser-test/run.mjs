@@ -202,15 +202,16 @@ try {
       assertCorsAnswered(seen, "/v1/comps/lease", "POST");
     }],
     ["both in their lists on the first read with min_position (no polling)", async () => {
-      // The control: without min_position the paused read side does not list the comp.
-      const now = await call(main.page, "compsNow");
-      assert(now.listed === false, "the comp was listed while the worker was paused: the control proves nothing");
-      await main.net.since();
-      // The reads with min_position are sent while the worker is still paused; they
-      // must wait for it (resumed PAUSE_MS later) rather than answer without the comp.
-      const resume = setTimeout(() => process.kill(WORKER_PID, "SIGCONT"), PAUSE_MS);
+      let resume;
       let lists;
       try {
+        // The control: without min_position the paused read side does not list the comp.
+        const now = await call(main.page, "compsNow");
+        assert(now.listed === false, "the comp was listed while the worker was paused: the control proves nothing");
+        await main.net.since();
+        // The reads with min_position are sent while the worker is still paused; they
+        // must wait for it (resumed PAUSE_MS later) rather than answer without the comp.
+        resume = setTimeout(() => process.kill(WORKER_PID, "SIGCONT"), PAUSE_MS);
         lists = await call(main.page, "lists");
       } finally {
         clearTimeout(resume);
