@@ -91,3 +91,8 @@ load-smoke: services
 .PHONY: restore-drill
 restore-drill: services
 	@scripts/restore-drill.sh
+
+## browser-test: Debian's Chromium runs a page on another origin through the typed client: commands, min_position, a 304 from the browser's cache, 409/422 problems, a 429's Retry-After, CORS with its preflights (docs/testing.md).
+.PHONY: browser-test
+browser-test: services
+	@scripts/browser-test.sh

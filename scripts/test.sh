@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`'s test run: every crate's tests, then the API fuzzing, then closing lines
-# that total them ("tests: N passed, N failed, N ignored" and schemathesis's counts),
+# `make test`'s test run: every crate's tests, then the API fuzzing, the checks, the ops
+# check, the restore drill and the browser test, then closing lines that total them
+# ("tests: N passed, N failed, N ignored", schemathesis's counts, one line per part),
 # also written to $CARGO_TARGET_DIR/test-summary.txt for CI to repeat at the end. A
 # cargo run that failed without a failing test (a compile error, an aborted test
 # binary) is counted as failed there, never as "0 failed".
@@ -54,7 +55,16 @@ scripts/restore-drill.sh 2>&1 < /dev/null | tee "$drill_log"
 drill_status=${PIPESTATUS[0]}
 drill_summary="restore-drill: exit $drill_status; $(grep -Eo 'passed in [0-9]+ s' "$drill_log" | tail -n 1)"
 
-printf '%s\n%s\n%s\n%s\n%s\n' "$summary" "$fuzz_summary" "$checks_summary" "$ops_summary" "$drill_summary" \
-  | tee "$target/test-summary.txt"
+# Debian's Chromium runs a page on another origin through the typed client: commands,
+# min_position, a 304 from the browser's cache, 409/422 problems, a 429's Retry-After,
+# CORS and its preflights (scripts/browser-test.sh; about 15 s once the binaries are built).
+browser_log="$target/browser-test-output.log"
+scripts/browser-test.sh 2>&1 < /dev/null | tee "$browser_log"
+browser_status=${PIPESTATUS[0]}
+browser_steps=$(grep -Eo '[0-9]+ steps passed, [0-9]+ failed' "$browser_log" | tail -n 1)
+browser_summary="browser: exit $browser_status; ${browser_steps:-no steps run}"
+
+printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$summary" "$fuzz_summary" "$checks_summary" "$ops_summary" "$drill_summary" \
+  "$browser_summary" | tee "$target/test-summary.txt"
 [ "$status" = 0 ] && [ "$fuzz_status" = 0 ] && [ "$checks_failed" = 0 ] && [ "$ops_status" = 0 ] \
-  && [ "$drill_status" = 0 ]
+  && [ "$drill_status" = 0 ] && [ "$browser_status" = 0 ]
