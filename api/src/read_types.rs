@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::values::{BuildingClass, LeaseType, PropertyType};
-use poem_openapi::{Enum, Object};
+use poem_openapi::{Enum, Object, Union};
 use uuid::Uuid;
 
 use crate::input::{Choice, DecimalText, IsoDate};
@@ -145,19 +145,14 @@ pub struct SaleOut {
     pub price_psf: Option<DecimalText>,
 }
 
+/// What every comp carries, lease or sale.
 #[derive(Debug, Object)]
-pub struct CompOut {
+pub struct CompFields {
     pub id: Uuid,
     pub version: i64,
     pub building_id: Uuid,
-    /// Which of `lease` and `sale` holds the terms (the other is `null`).
-    pub kind: CompKind,
     /// Commencement date of a lease, sale date of a sale.
     pub deal_date: IsoDate,
-    #[oai(nullable)]
-    pub lease: Option<LeaseOut>,
-    #[oai(nullable)]
-    pub sale: Option<SaleOut>,
     pub verified: bool,
     pub retracted: bool,
     #[oai(nullable)]
@@ -170,6 +165,33 @@ pub struct CompOut {
     /// With `expand=building`: the comp's building as lists show it.
     #[oai(nullable)]
     pub building: Option<BuildingOut>,
+}
+
+/// A lease comp: its terms are in `lease`.
+#[derive(Debug, Object)]
+pub struct LeaseCompOut {
+    #[oai(flatten)]
+    pub comp: CompFields,
+    pub lease: LeaseOut,
+}
+
+/// A sale comp: its terms are in `sale`.
+#[derive(Debug, Object)]
+pub struct SaleCompOut {
+    #[oai(flatten)]
+    pub comp: CompFields,
+    pub sale: SaleOut,
+}
+
+/// A comp: `kind` says which it is, and so whether its terms are in `lease` or in
+/// `sale`.
+#[derive(Debug, Union)]
+#[oai(discriminator_name = "kind", one_of)]
+pub enum CompOut {
+    #[oai(mapping = "lease")]
+    Lease(LeaseCompOut),
+    #[oai(mapping = "sale")]
+    Sale(SaleCompOut),
 }
 
 #[derive(Debug, Object)]

@@ -19,7 +19,7 @@ use crate::bearer::BearerAuth;
 use crate::input::{Exact, IsoDate};
 use crate::params::query_parameters;
 use crate::problem::{ApiError, ProblemResponse};
-use crate::read_types::{CompOut, CompPageOut};
+use crate::read_types::{CompKind, CompOut, CompPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 use crate::views::{
@@ -34,8 +34,8 @@ query_parameters! {
     pub struct CompListQuery as "CompListParameters" {
         /// Only the comps of this building.
         building_id: Option<Uuid>,
-        /// `lease` or `sale`.
-        kind: Option<String>,
+        /// Only leases or only sales.
+        kind: Option<CompKind>,
         /// Deals on or after this date (commencement of a lease, date of a sale).
         date_from: Option<IsoDate>,
         /// Deals on or before this date; not before `date_from`.
@@ -205,14 +205,10 @@ impl CompQueriesApi {
         let ids = parse_ids(ids.as_deref()).map_err(query_error)?;
         let limit =
             page_size(limit.or(ids.as_ref().map(|ids| ids.len() as i64))).map_err(query_error)?;
-        let kind = match kind.as_deref() {
-            None => None,
-            Some(k @ ("lease" | "sale")) => Some(k.to_owned()),
-            Some(_) => Err(query_error(QueryError::invalid(
-                "kind",
-                "must be lease or sale",
-            )))?,
-        };
+        let kind = kind.map(|kind| match kind {
+            CompKind::Lease => "lease".to_owned(),
+            CompKind::Sale => "sale".to_owned(),
+        });
         ordered(
             ("date_from", date_from.as_ref()),
             ("date_to", date_to.as_ref()),

@@ -16,6 +16,17 @@ const READ_SCOPES: [&str; 4] = [
     "projections:admin",
 ];
 
+/// `schema`, or the schema it refers to.
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            &spec["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
 /// Why `value` does not match `schema`, one line per mismatch, with its JSON path.
 fn mismatches(spec: &Value, schema: &Value, value: &Value, path: &str, found: &mut Vec<String>) {
     if let Some(reference) = schema["$ref"].as_str() {
@@ -27,6 +38,18 @@ fn mismatches(spec: &Value, schema: &Value, value: &Value, path: &str, found: &m
     if value.is_null() {
         if schema["nullable"] != true {
             found.push(format!("{path}: null, but not nullable"));
+        }
+        return;
+    }
+    if let Some(property) = schema["discriminator"]["propertyName"].as_str() {
+        // A discriminated union: the value's own tag names its alternative.
+        let tag = value[property].as_str().unwrap_or_default();
+        match schema["discriminator"]["mapping"][tag].as_str() {
+            Some(reference) => {
+                let alternative = json!({ "$ref": reference });
+                mismatches(spec, &alternative, value, path, found);
+            }
+            None => found.push(format!("{path}.{property}: {tag:?} names no alternative")),
         }
         return;
     }
@@ -46,6 +69,24 @@ fn mismatches(spec: &Value, schema: &Value, value: &Value, path: &str, found: &m
         }
     }
     if let Some(parts) = schema["allOf"].as_array() {
+        // Objects in parts (a discriminated union's variant: its `kind` and its
+        // fields) are one object: the properties of every part are documented.
+        let resolved: Vec<&Value> = parts.iter().map(|part| resolve(spec, part)).collect();
+        if resolved.len() > 1 && resolved.iter().all(|part| part["type"] == "object") {
+            let mut merged = json!({"type": "object", "properties": {}, "required": []});
+            for part in resolved {
+                for (name, property) in part["properties"].as_object().into_iter().flatten() {
+                    merged["properties"][name] = property.clone();
+                }
+                for name in part["required"].as_array().into_iter().flatten() {
+                    merged["required"]
+                        .as_array_mut()
+                        .expect("list")
+                        .push(name.clone());
+                }
+            }
+            return mismatches(spec, &merged, value, path, found);
+        }
         // A described or nullable reference: the parts say what the value is.
         for part in parts {
             mismatches(spec, part, value, path, found);

@@ -694,37 +694,44 @@ export interface components {
          * @enum {string}
          */
         CompKind: "lease" | "sale";
-        /** CompOut */
-        CompOut: {
-            /** @description With `expand=building`: the comp's building as lists show it. */
-            building?: components["schemas"]["BuildingOut"] | null;
-            /** Format: uuid */
-            building_id: string;
+        /**
+         * @description A comp: `kind` says which it is, and so whether its terms are in `lease` or in
+         *     `sale`.
+         */
+        CompOut: components["schemas"]["CompOut_LeaseCompOut"] | components["schemas"]["CompOut_SaleCompOut"];
+        /**
+         * @description A comp: `kind` says which it is, and so whether its terms are in `lease` or in
+         *     `sale`.
+         */
+        CompOut_LeaseCompOut: {
             /**
-             * Format: date
-             * @description Commencement date of a lease, sale date of a sale.
+             * @example lease
+             * @enum {string}
              */
-            deal_date: string;
+            kind: "lease";
+        } & components["schemas"]["LeaseCompOut"] & {
             /**
-             * Format: double
-             * @description Metres from `near` to the comp's building, in lists asked for near a point.
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
              */
-            distance_m?: number | null;
-            /** Format: uuid */
-            id: string;
-            /** @description Which of `lease` and `sale` holds the terms (the other is `null`). */
-            kind: components["schemas"]["CompKind"];
-            lease?: components["schemas"]["LeaseOut"] | null;
-            /** Format: date-time */
-            recorded_at: string;
-            retract_reason?: string | null;
-            retracted: boolean;
-            sale?: components["schemas"]["SaleOut"] | null;
-            /** Format: date-time */
-            updated_at: string;
-            verified: boolean;
-            /** Format: int64 */
-            version: number;
+            kind: "lease";
+        };
+        /**
+         * @description A comp: `kind` says which it is, and so whether its terms are in `lease` or in
+         *     `sale`.
+         */
+        CompOut_SaleCompOut: {
+            /**
+             * @example sale
+             * @enum {string}
+             */
+            kind: "sale";
+        } & components["schemas"]["SaleCompOut"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "sale";
         };
         /** CompPageOut */
         CompPageOut: {
@@ -765,6 +772,38 @@ export interface components {
         Health: {
             /** @description `ok`. */
             status: string;
+        };
+        /**
+         * LeaseCompOut
+         * @description A lease comp: its terms are in `lease`.
+         */
+        LeaseCompOut: {
+            /** @description With `expand=building`: the comp's building as lists show it. */
+            building?: components["schemas"]["BuildingOut"] | null;
+            /** Format: uuid */
+            building_id: string;
+            /**
+             * Format: date
+             * @description Commencement date of a lease, sale date of a sale.
+             */
+            deal_date: string;
+            /**
+             * Format: double
+             * @description Metres from `near` to the comp's building, in lists asked for near a point.
+             */
+            distance_m?: number | null;
+            /** Format: uuid */
+            id: string;
+            lease: components["schemas"]["LeaseOut"];
+            /** Format: date-time */
+            recorded_at: string;
+            retract_reason?: string | null;
+            retracted: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            verified: boolean;
+            /** Format: int64 */
+            version: number;
         };
         /**
          * LeaseOut
@@ -1156,6 +1195,38 @@ export interface components {
             median_effective_rent_psf?: (string & components["schemas"]["Decimal"]) | null;
             /** Format: date */
             start: string;
+        };
+        /**
+         * SaleCompOut
+         * @description A sale comp: its terms are in `sale`.
+         */
+        SaleCompOut: {
+            /** @description With `expand=building`: the comp's building as lists show it. */
+            building?: components["schemas"]["BuildingOut"] | null;
+            /** Format: uuid */
+            building_id: string;
+            /**
+             * Format: date
+             * @description Commencement date of a lease, sale date of a sale.
+             */
+            deal_date: string;
+            /**
+             * Format: double
+             * @description Metres from `near` to the comp's building, in lists asked for near a point.
+             */
+            distance_m?: number | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            recorded_at: string;
+            retract_reason?: string | null;
+            retracted: boolean;
+            sale: components["schemas"]["SaleOut"];
+            /** Format: date-time */
+            updated_at: string;
+            verified: boolean;
+            /** Format: int64 */
+            version: number;
         };
         /**
          * SaleOut
@@ -3423,8 +3494,8 @@ export interface operations {
             query?: {
                 /** @description Only the comps of this building. */
                 building_id?: string;
-                /** @description `lease` or `sale`. */
-                kind?: string;
+                /** @description Only leases or only sales. */
+                kind?: components["schemas"]["CompKind"];
                 /** @description Deals on or after this date (commencement of a lease, date of a sale). */
                 date_from?: string;
                 /** @description Deals on or before this date; not before `date_from`. */

@@ -40,13 +40,14 @@ export function explain(problem: Problem): string {
   }
 }
 
-/** A comp's headline figure, by its kind. */
+/** A comp's headline figure, by its kind: `kind` narrows the comp to a lease, whose
+ * `lease` is there, or a sale, whose `sale` is. */
 export function headline(comp: Comp): string {
   switch (comp.kind) {
     case "lease":
-      return `${comp.lease?.tenant ?? "?"} at ${comp.lease?.starting_rent_psf ?? "?"}/sf (${comp.lease?.lease_type ?? "?"})`;
+      return `${comp.lease.tenant} at ${comp.lease.starting_rent_psf}/sf (${comp.lease.lease_type})`;
     case "sale":
-      return `sold for ${comp.sale?.sale_price ?? "?"}`;
+      return `sold for ${comp.sale.sale_price}`;
   }
 }
 

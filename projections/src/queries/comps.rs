@@ -51,7 +51,11 @@ pub struct CompView {
     pub kind: String,
     /// Commencement date of a lease, sale date of a sale.
     pub deal_date: NaiveDate,
+    /// A lease's terms; absent for a sale.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lease: Option<LeaseView>,
+    /// A sale's terms; absent for a lease.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sale: Option<SaleView>,
     pub verified: bool,
     pub retracted: bool,
