@@ -138,8 +138,11 @@ pub fn render(raw: &str) -> String {
     match serde_json::from_str::<Merged>(raw) {
         Ok(Merged(mut value)) => {
             crate::params::write_out_groups(&mut value);
-            crate::bounds::state_bounds(&mut value);
+            // Every bound's place is there (a test holds the list to the document).
+            let _unplaced = crate::bounds::state_bounds(&mut value);
             document_the_edge(&mut value);
+            keep_possible_statuses(&mut value);
+            declare_edge_headers(&mut value);
             type_nullable_references(&mut value);
             serde_json::to_string_pretty(&value).unwrap_or_else(|_| raw.to_owned())
         }
@@ -167,6 +170,133 @@ fn document_the_edge(spec: &mut Value) {
         operation
             .entry("security")
             .or_insert_with(|| Value::Array(Vec::new()));
+    }
+}
+
+/// Each operation declares only the statuses it can answer. Every operation shares
+/// the problem responses poem-openapi gives them all; a read has no body (no `409`,
+/// `413`, `415`, `422`) and a list names no resource (no `404`); a command that
+/// creates its aggregate answers `201` (a retry too), never `200`, and names no
+/// existing resource (no `404`); one that changes an aggregate answers `200`, never
+/// `201`.
+fn keep_possible_statuses(spec: &mut Value) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, methods) in paths.iter_mut() {
+        let names_one = path.contains('{');
+        let Some(methods) = methods.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in methods.iter_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let mut impossible: Vec<&str> = Vec::new();
+            if method == "get" {
+                impossible.extend(["409", "413", "415", "422"]);
+                if !names_one {
+                    impossible.push("404");
+                }
+            }
+            // A command (`CommandAccepted` declares both).
+            if responses.contains_key("200") && responses.contains_key("201") {
+                if names_one {
+                    impossible.push("201");
+                } else {
+                    impossible.extend(["200", "404"]);
+                }
+            }
+            for status in impossible {
+                responses.remove(status);
+            }
+        }
+    }
+}
+
+/// The edge's headers on every answer, declared on each response: `X-Request-Id`
+/// always, and under `/v1/` the rate limit's `RateLimit` and `RateLimit-Policy` (on
+/// every answer it counted; absent while the limiter is off or unreachable).
+fn declare_edge_headers(spec: &mut Value) {
+    let header = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "required": false,
+            "schema": {"type": "string"}
+        })
+    };
+    let declared = serde_json::json!({
+        "RequestId": header(
+            "The request's id: the client's `X-Request-Id` when well-formed, else one made \
+             by the server. Problems carry it as `request_id`; the logs and traces too.",
+        ),
+        "RateLimit": header(
+            "The rate limit's state after this request (IETF RateLimit header fields): \
+             `\"default\";r=<requests left>;t=<seconds until the window resets>`.",
+        ),
+        "RateLimitPolicy": header(
+            "The rate limit's policy: `\"default\";q=<requests per window>;w=<window in seconds>`.",
+        ),
+    });
+    if let Some(components) = spec.get_mut("components").and_then(Value::as_object_mut) {
+        components.insert("headers".into(), declared);
+    }
+    let reference =
+        |name: &str| serde_json::json!({"$ref": format!("#/components/headers/{name}")});
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, methods) in paths.iter_mut() {
+        let limited = path.starts_with("/v1/");
+        let responses = methods
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|methods| methods.values_mut())
+            .filter_map(|operation| operation.get_mut("responses"))
+            .filter_map(Value::as_object_mut)
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(Value::as_object_mut);
+        for response in responses {
+            let headers = response
+                .entry("headers")
+                .or_insert_with(|| Value::Object(Default::default()));
+            let Some(headers) = headers.as_object_mut() else {
+                continue;
+            };
+            // poem-openapi writes names in capitals (`ETAG`): as the server sends them.
+            *headers = std::mem::take(headers)
+                .into_iter()
+                .map(|(name, header)| (header_case(&name), header))
+                .collect();
+            headers.insert("X-Request-Id".into(), reference("RequestId"));
+            if limited {
+                headers.insert("RateLimit".into(), reference("RateLimit"));
+                headers.insert("RateLimit-Policy".into(), reference("RateLimitPolicy"));
+            }
+        }
+    }
+}
+
+/// A header's name as it is usually written: `ETAG` → `ETag`, `RETRY-AFTER` →
+/// `Retry-After`.
+fn header_case(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "etag" => "ETag".into(),
+        "www-authenticate" => "WWW-Authenticate".into(),
+        lower => lower
+            .split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
     }
 }
 
@@ -275,6 +405,37 @@ fn type_nullable_references(spec: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_bound_has_its_place_in_the_document() {
+        let Merged(mut value) = serde_json::from_str(&openapi().spec()).expect("json");
+        crate::params::write_out_groups(&mut value);
+        assert_eq!(crate::bounds::state_bounds(&mut value), []);
+    }
+
+    #[test]
+    fn each_operation_declares_only_the_statuses_it_can_answer() {
+        let spec: Value = serde_json::from_str(&document()).expect("json");
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            spec["paths"][path][method]["responses"]
+                .as_object()
+                .map(|responses| responses.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let register = statuses("/v1/buildings", "post");
+        assert!(register.contains(&"201".into()) && !register.contains(&"200".into()));
+        let update = statuses("/v1/buildings/{id}", "patch");
+        assert!(update.contains(&"200".into()) && !update.contains(&"201".into()));
+        let list = statuses("/v1/buildings", "get");
+        for impossible in ["404", "409", "413", "415", "422"] {
+            assert!(!list.contains(&impossible.into()), "{impossible}: {list:?}");
+        }
+        assert!(statuses("/v1/buildings/{id}", "get").contains(&"404".into()));
+        let headers = &spec["paths"]["/v1/buildings"]["get"]["responses"]["200"]["headers"];
+        for name in ["X-Request-Id", "RateLimit", "RateLimit-Policy", "ETag"] {
+            assert!(headers.get(name).is_some(), "{name} not declared");
+        }
+    }
 
     #[test]
     fn duplicate_paths_keep_every_operation() {
