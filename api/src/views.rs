@@ -13,7 +13,7 @@ use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use projections::cache::{CacheOutcome, CachedView, ViewCache, ViewKey};
-use projections::queries::{cursor, Page, QueryError};
+use projections::queries::{as_of, cursor, Page, QueryError};
 use projections::Projection;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -257,6 +257,30 @@ impl Views {
         }
     }
 
+    /// A detail as it was at `at`, folded from the event log (never cached: such
+    /// reads are rare and each instant is its own). `None` when it did not exist then.
+    pub async fn as_of(
+        &self,
+        actor: &Actor,
+        detail: Detail,
+        at: chrono::DateTime<chrono::Utc>,
+        if_none_match: Option<&str>,
+    ) -> Result<Option<Read>, ApiError> {
+        actor.require(detail.scope())?;
+        let org_id = actor.org_id.as_str();
+        let view = match detail {
+            Detail::Building(id) => as_of::building(&self.pool, org_id, id, at)
+                .await
+                .map_err(query_error)?
+                .map(|(view, _)| CachedView::render(view.building.version, &view)),
+            Detail::Comp(id) => as_of::comp(&self.pool, org_id, id, at)
+                .await
+                .map_err(query_error)?
+                .map(|(view, _)| CachedView::render(view.version, &view)),
+        };
+        Ok(view.map(|view| conditional(view, false, if_none_match)))
+    }
+
     /// A list page of the catalog, once it reflects `min_position`; a cacheable page
     /// read without `min_position` is served from and kept in the cache under the
     /// organisation's current list generation and the list's key. `query` runs in the
@@ -359,6 +383,7 @@ pub fn query_error(error: QueryError) -> ApiError {
             errors: domain::values::FieldErrors::single(field, message),
         },
         QueryError::Database(error) => ApiError::Unavailable(error.to_string()),
+        QueryError::History(message) => ApiError::Internal(anyhow::anyhow!(message)),
     }
 }
 

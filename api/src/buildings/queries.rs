@@ -77,6 +77,22 @@ query_parameters! {
     }
 }
 
+query_parameters! {
+    /// What `GET /v1/buildings/{id}` waits for, or the instant it reads.
+    pub struct BuildingDetailQuery as "BuildingDetailParameters" {
+        /// The `version` a command returned: waits up to 2 s for the read side to
+        /// reflect it, else answers with `Projection-Lagging: true`.
+        min_version: Option<u64>,
+        /// The `position` a command returned: waits up to 2 s until this read reflects
+        /// every event up to it (a comp recorded for the building, say), else answers
+        /// with `Projection-Lagging: true`.
+        min_position: Option<u64>,
+        /// An RFC 3339 instant: the building as it was then, with its comp statistics
+        /// then, folded from the event log (`404` before it was registered).
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct BuildingQueriesApi;
 
@@ -167,9 +183,10 @@ impl BuildingQueriesApi {
 
     /// Get a building
     ///
-    /// With its comp statistics. `min_version=N` (the version a command returned)
+    /// With its comp statistics. `min_position=P` (the position a command returned)
     /// waits up to 2 s for the read side to reflect it; if it does not, the answer is
-    /// what the read side has, with `Projection-Lagging: true`.
+    /// what the read side has, with `Projection-Lagging: true`. `as_of=<instant>`
+    /// answers the building as it was then.
     #[oai(
         path = "/v1/buildings/:id",
         method = "get",
@@ -181,29 +198,27 @@ impl BuildingQueriesApi {
         state: Data<&Arc<AppState>>,
         /// The building's id.
         id: Path<Uuid>,
-        /// The `version` a command returned: waits up to 2 s for the read side to
-        /// reflect it, else answers with `Projection-Lagging: true`.
-        min_version: Query<Option<u64>>,
-        /// The `position` a command returned: waits up to 2 s until this read reflects
-        /// every event up to it (a comp recorded for the building, say), else answers
-        /// with `Projection-Lagging: true`.
-        min_position: Query<Option<u64>>,
+        query: BuildingDetailQuery,
         /// The `ETag` of the copy the client holds: `304` while it is current.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<BuildingResponse, ProblemResponse> {
+        let BuildingDetailQuery {
+            min_version,
+            min_position,
+            as_of,
+        } = query;
         let detail = Detail::Building(id.0);
-        let (min_version, min_position) = (min_version.0, min_position.0);
-        let read = state
-            .views
-            .detail(
-                &auth.0,
-                detail,
-                min_version,
-                min_position,
-                if_none_match.0.as_deref(),
-            )
-            .await?;
+        let if_none_match = if_none_match.0.as_deref();
+        let views = &state.views;
+        let read = match as_of {
+            Some(at) => views.as_of(&auth.0, detail, at, if_none_match).await?,
+            None => {
+                views
+                    .detail(&auth.0, detail, min_version, min_position, if_none_match)
+                    .await?
+            }
+        };
         Ok(read.ok_or(ApiError::NotFound)?.into())
     }
 

@@ -154,6 +154,9 @@ query_parameters! {
         min_position: Option<u64>,
         /// `building`: the comp carries its building's summary (`building`).
         expand: Option<String>,
+        /// An RFC 3339 instant: the comp as it was then, folded from the event log
+        /// (`404` before it was recorded).
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     }
 }
 
@@ -261,8 +264,9 @@ impl CompQueriesApi {
 
     /// Get a comp
     ///
-    /// Retracted comps too (with their reason). `min_version=N` waits up to 2 s for the
-    /// read side to reflect version N; if it does not, `Projection-Lagging: true`.
+    /// Retracted comps too (with their reason). `min_position=P` (or `min_version=N`)
+    /// waits up to 2 s for the read side to reflect it; if it does not,
+    /// `Projection-Lagging: true`. `as_of=<instant>` answers the comp as it was then.
     #[oai(path = "/v1/comps/:id", method = "get", operation_id = "get_comp")]
     async fn detail(
         &self,
@@ -279,22 +283,32 @@ impl CompQueriesApi {
             min_version,
             min_position,
             expand,
+            as_of,
         } = query;
         let expand = expands_buildings(expand.as_deref())?;
         let if_none_match = if_none_match.0.as_deref();
         let cached_if_none_match = if expand { None } else { if_none_match };
         let detail = Detail::Comp(id.0);
-        let read = state
-            .views
-            .detail(
-                &auth.0,
-                detail,
-                min_version,
-                min_position,
-                cached_if_none_match,
-            )
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        let views = &state.views;
+        let read = match as_of {
+            Some(at) => {
+                views
+                    .as_of(&auth.0, detail, at, cached_if_none_match)
+                    .await?
+            }
+            None => {
+                views
+                    .detail(
+                        &auth.0,
+                        detail,
+                        min_version,
+                        min_position,
+                        cached_if_none_match,
+                    )
+                    .await?
+            }
+        }
+        .ok_or(ApiError::NotFound)?;
         if expand {
             let org_id = auth.0.org_id.as_str();
             let read = with_buildings(&state.views, org_id, read, if_none_match).await?;

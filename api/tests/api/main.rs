@@ -1,6 +1,7 @@
 //! Black-box tests of prism-api over HTTP, against real Postgres (each test its own
 //! database). One binary: every module shares the harness in `helpers`.
 
+mod as_of;
 mod auth;
 mod buildings;
 mod cli;

@@ -224,9 +224,10 @@ export interface paths {
         };
         /**
          * Get a building
-         * @description With its comp statistics. `min_version=N` (the version a command returned)
+         * @description With its comp statistics. `min_position=P` (the position a command returned)
          *     waits up to 2 s for the read side to reflect it; if it does not, the answer is
-         *     what the read side has, with `Projection-Lagging: true`.
+         *     what the read side has, with `Projection-Lagging: true`. `as_of=<instant>`
+         *     answers the building as it was then.
          */
         get: operations["get_building"];
         put?: never;
@@ -393,8 +394,9 @@ export interface paths {
         };
         /**
          * Get a comp
-         * @description Retracted comps too (with their reason). `min_version=N` waits up to 2 s for the
-         *     read side to reflect version N; if it does not, `Projection-Lagging: true`.
+         * @description Retracted comps too (with their reason). `min_position=P` (or `min_version=N`)
+         *     waits up to 2 s for the read side to reflect it; if it does not,
+         *     `Projection-Lagging: true`. `as_of=<instant>` answers the comp as it was then.
          */
         get: operations["get_comp"];
         put?: never;
@@ -2624,15 +2626,20 @@ export interface operations {
             query?: {
                 /**
                  * @description The `version` a command returned: waits up to 2 s for the read side to
-                 *     reflect it, else answers with `Projection-Lagging: true`.
+                 *      reflect it, else answers with `Projection-Lagging: true`.
                  */
                 min_version?: number;
                 /**
                  * @description The `position` a command returned: waits up to 2 s until this read reflects
-                 *     every event up to it (a comp recorded for the building, say), else answers
-                 *     with `Projection-Lagging: true`.
+                 *      every event up to it (a comp recorded for the building, say), else answers
+                 *      with `Projection-Lagging: true`.
                  */
                 min_position?: number;
+                /**
+                 * @description An RFC 3339 instant: the building as it was then, with its comp statistics
+                 *      then, folded from the event log (`404` before it was registered).
+                 */
+                as_of?: string;
             };
             header?: {
                 /** @description The `ETag` of the copy the client holds: `304` while it is current. */
@@ -4093,6 +4100,11 @@ export interface operations {
                 min_position?: number;
                 /** @description `building`: the comp carries its building's summary (`building`). */
                 expand?: string;
+                /**
+                 * @description An RFC 3339 instant: the comp as it was then, folded from the event log
+                 *      (`404` before it was recorded).
+                 */
+                as_of?: string;
             };
             header?: {
                 /** @description The `ETag` of the copy the client holds: `304` while it is current. */

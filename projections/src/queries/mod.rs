@@ -3,6 +3,7 @@
 //! door. Views are plain serde types: the api sends their JSON as it is, and the
 //! cache stores exactly those bytes.
 
+pub mod as_of;
 pub mod audit;
 pub mod buildings;
 pub mod comps;
@@ -46,6 +47,9 @@ pub enum QueryError {
     Invalid { field: String, message: String },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The log holds an event the projector cannot fold (a history read; a bug).
+    #[error("history: {0}")]
+    History(String),
 }
 
 impl QueryError {

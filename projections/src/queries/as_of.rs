@@ -1,0 +1,124 @@
+//! A detail as it was at an instant (`as_of`), from the event log.
+//!
+//! The catalog's own projector folds the aggregate's events recorded up to the instant
+//! — a building's with those of its comps, or a comp's with its building's — into
+//! temporary tables that shadow the live ones (`pg_temp` comes first on the search
+//! path), and the detail's own query reads them; the transaction is rolled back, so
+//! nothing of it outlives the request. One projector and one query for the present
+//! and the past: a historical answer has exactly the shape and the figures the live
+//! one had then.
+//!
+//! It runs on a connection of its own, opened for it: a pooled connection may hold
+//! statements prepared against the live tables. The owner's role reads the log (the
+//! api's `prism_app` cannot), and the query's organisation filter keeps another
+//! organisation's aggregate out (`404`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::buildings::BuildingView;
+use super::comps::CompView;
+use super::QueryError;
+use crate::log::LoggedEvent;
+use crate::{Projection, ProjectionError, Target};
+
+/// The building `id` of `org_id` as it was at `at`, with its comp statistics then;
+/// `None` when it did not exist yet (or is another organisation's).
+pub async fn building(
+    pool: &PgPool,
+    org_id: &str,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<(BuildingView, String)>, QueryError> {
+    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    let comps: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM public.comps WHERE building_id = $1")
+        .bind(id)
+        .fetch_all(&mut conn)
+        .await?;
+    let mut tx = conn.begin().await?;
+    if !fold(&mut tx, id, &comps, at).await? {
+        return Ok(None);
+    }
+    let view = super::buildings::detail(&mut *tx, org_id, id).await?;
+    tx.rollback().await?;
+    Ok(view)
+}
+
+/// The comp `id` of `org_id` as it was at `at`; `None` when it did not exist yet (or
+/// is another organisation's).
+pub async fn comp(
+    pool: &PgPool,
+    org_id: &str,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<(CompView, String)>, QueryError> {
+    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    let building: Option<Uuid> =
+        sqlx::query_scalar("SELECT building_id FROM public.comps WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut conn)
+            .await?;
+    let Some(building) = building else {
+        return Ok(None);
+    };
+    let mut tx = conn.begin().await?;
+    if !fold(&mut tx, building, &[id], at).await? {
+        return Ok(None);
+    }
+    let view = super::comps::detail(&mut *tx, org_id, id).await?;
+    tx.rollback().await?;
+    Ok(view)
+}
+
+/// The events of building `building` and of `comps` recorded at or before `at`, in
+/// the log's order.
+const HISTORY: &str =
+    "SELECT position, transaction_id::text AS transaction_id, aggregate_type, aggregate_id,
+            sequence, event_type, event_version, payload::jsonb AS payload,
+            metadata::jsonb AS metadata, recorded_at
+       FROM events
+      WHERE ((aggregate_type = 'building' AND aggregate_id = $1)
+          OR (aggregate_type = 'comp' AND aggregate_id = ANY($2)))
+        AND recorded_at <= $3
+      ORDER BY events.transaction_id, events.position";
+
+/// Folds the history of `building` and `comps` up to `at` into temporary catalog
+/// tables, in `conn`'s transaction; `false` when the building had no event by then.
+async fn fold(
+    conn: &mut PgConnection,
+    building: Uuid,
+    comps: &[Uuid],
+    at: DateTime<Utc>,
+) -> Result<bool, QueryError> {
+    let comps: Vec<String> = comps.iter().map(Uuid::to_string).collect();
+    let events: Vec<LoggedEvent> = sqlx::query_as(HISTORY)
+        .bind(building.to_string())
+        .bind(&comps)
+        .bind(at)
+        .fetch_all(&mut *conn)
+        .await?;
+    if !events
+        .iter()
+        .any(|event| event.aggregate_type == "building")
+    {
+        return Ok(false);
+    }
+    let catalog = Projection::CATALOG.projector();
+    for (table, _) in catalog.tables() {
+        sqlx::query(&format!(
+            "CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL) ON COMMIT DROP"
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    // As a rebuild does: no cache refresh is queued for rows nobody else sees.
+    catalog
+        .apply(conn, &events, Target::Shadow)
+        .await
+        .map_err(|error| match error {
+            ProjectionError::Database(error) => QueryError::Database(error),
+            other => QueryError::History(other.to_string()),
+        })?;
+    Ok(true)
+}
