@@ -37,9 +37,9 @@ query_parameters! {
         /// Only leases or only sales.
         kind: Option<CompKind>,
         /// Deals on or after this date (commencement of a lease, date of a sale).
-        date_from: Option<IsoDate>,
-        /// Deals on or before this date; not before `date_from`.
-        date_to: Option<IsoDate>,
+        from: Option<IsoDate>,
+        /// Deals on or before this date; not before `from`.
+        to: Option<IsoDate>,
         /// Leases starting at this rent per square foot or more.
         rent_min: Option<Exact>,
         /// Leases starting at this rent per square foot or less; not below `rent_min`.
@@ -168,7 +168,7 @@ impl CompQueriesApi {
     /// List comps
     ///
     /// Newest deal first by default. Filters: `building_id`, `kind` (`lease`, `sale`),
-    /// deal dates `date_from`/`date_to` (inclusive), starting rent per square foot
+    /// deal dates `from`/`to` (inclusive), starting rent per square foot
     /// `rent_min`/`rent_max` (leases), `verified`, and `near=lat,lon` with `radius_m`
     /// (the comp's building within that many metres; nearest first). Retracted comps are
     /// left out unless `include_retracted=true`.
@@ -186,8 +186,8 @@ impl CompQueriesApi {
         let CompListQuery {
             building_id,
             kind,
-            date_from,
-            date_to,
+            from,
+            to,
             rent_min,
             rent_max,
             verified,
@@ -212,10 +212,7 @@ impl CompQueriesApi {
             CompKind::Lease => "lease".to_owned(),
             CompKind::Sale => "sale".to_owned(),
         });
-        ordered(
-            ("date_from", date_from.as_ref()),
-            ("date_to", date_to.as_ref()),
-        )?;
+        ordered(("from", from.as_ref()), ("to", to.as_ref()))?;
         ordered(
             ("rent_min", rent_min.as_ref()),
             ("rent_max", rent_max.as_ref()),
@@ -224,8 +221,8 @@ impl CompQueriesApi {
         let filter = CompFilter {
             building_id,
             kind,
-            date_from: date_from.map(|d| d.0),
-            date_to: date_to.map(|d| d.0),
+            date_from: from.map(|d| d.0),
+            date_to: to.map(|d| d.0),
             rent_min: rent_min.map(|r| r.0),
             rent_max: rent_max.map(|r| r.0),
             verified,

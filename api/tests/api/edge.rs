@@ -250,15 +250,11 @@ async fn what_the_document_does_not_offer_is_refused_by_name() {
     assert_eq!(known.status, 200, "{:#}", known.body);
     // A range that ends before it starts is refused, not answered with an empty page.
     let inverted = app
-        .call(
-            Method::GET,
-            "/v1/comps?date_from=2026-02-01&date_to=2026-01-01",
-            None,
-        )
+        .call(Method::GET, "/v1/comps?from=2026-02-01&to=2026-01-01", None)
         .await;
     assert_eq!(
         inverted.assert_problem(400, "malformed-request"),
-        ["date_from", "date_to"]
+        ["from", "to"]
     );
     let inverted = app
         .call(Method::GET, "/v1/comps?rent_min=90&rent_max=50.5", None)
@@ -279,11 +275,7 @@ async fn what_the_document_does_not_offer_is_refused_by_name() {
         ["from", "to"]
     );
     let same_day = app
-        .call(
-            Method::GET,
-            "/v1/comps?date_from=2026-01-01&date_to=2026-01-01",
-            None,
-        )
+        .call(Method::GET, "/v1/comps?from=2026-01-01&to=2026-01-01", None)
         .await;
     assert_eq!(same_day.status, 200, "{:#}", same_day.body);
     // A method the path does not have: 405 with `Allow`.

@@ -331,7 +331,7 @@ export interface paths {
         /**
          * List comps
          * @description Newest deal first by default. Filters: `building_id`, `kind` (`lease`, `sale`),
-         *     deal dates `date_from`/`date_to` (inclusive), starting rent per square foot
+         *     deal dates `from`/`to` (inclusive), starting rent per square foot
          *     `rent_min`/`rent_max` (leases), `verified`, and `near=lat,lon` with `radius_m`
          *     (the comp's building within that many metres; nearest first). Retracted comps are
          *     left out unless `include_retracted=true`.
@@ -3607,9 +3607,9 @@ export interface operations {
                 /** @description Only leases or only sales. */
                 kind?: components["schemas"]["CompKind"];
                 /** @description Deals on or after this date (commencement of a lease, date of a sale). */
-                date_from?: string;
-                /** @description Deals on or before this date; not before `date_from`. */
-                date_to?: string;
+                from?: string;
+                /** @description Deals on or before this date; not before `from`. */
+                to?: string;
                 /** @description Leases starting at this rent per square foot or more. */
                 rent_min?: components["schemas"]["Decimal"] | number;
                 /** @description Leases starting at this rent per square foot or less; not below `rent_min`. */
