@@ -13,7 +13,7 @@ use crate::auth::Scope;
 use crate::bearer::BearerAuth;
 use crate::params::query_parameters;
 use crate::problem::ProblemResponse;
-use crate::read_types::AuditPageOut;
+use crate::read_types::{AggregateType, AuditPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 use crate::views::{ordered, query_error, JsonView};
@@ -33,8 +33,8 @@ pub enum AuditResponse {
 query_parameters! {
     /// What `GET /v1/audit` filters and pages by.
     pub struct AuditQuery as "AuditQueryParameters" {
-        /// `building` or `comp`.
-        aggregate_type: Option<String>,
+        /// Only the events of buildings, or of comps.
+        aggregate_type: Option<AggregateType>,
         /// One aggregate's events.
         aggregate_id: Option<String>,
         /// One user's events (a Clerk user id).
@@ -83,7 +83,10 @@ impl AuditApi {
         } = query;
         ordered(("from", from.as_ref()), ("to", to.as_ref()))?;
         let filter = AuditFilter {
-            aggregate_type,
+            aggregate_type: aggregate_type.map(|kind| match kind {
+                AggregateType::Building => "building".to_owned(),
+                AggregateType::Comp => "comp".to_owned(),
+            }),
             aggregate_id,
             user_id,
             from,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::Scope;
 use crate::bearer::BearerAuth;
-use crate::input::Choice;
+use crate::input::{Choice, Word, Words};
 use crate::params::query_parameters;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
@@ -35,6 +35,15 @@ pub enum HistoryResponse {
         #[oai(header = "Projection-Lagging")]
         Option<String>,
     ),
+}
+
+/// The building list's sorts.
+#[derive(Debug)]
+pub struct BuildingSorts;
+
+impl Words for BuildingSorts {
+    const NAME: &'static str = "BuildingSort";
+    const ALL: &'static [&'static str] = BuildingSort::CHOICES;
 }
 
 query_parameters! {
@@ -62,7 +71,7 @@ query_parameters! {
         bbox: Option<String>,
         /// `name` (default), `registered_at`, `rentable_area_sqft` (a `-` prefix sorts
         /// descending), or `distance` (with `near`).
-        sort: Option<String>,
+        sort: Option<Word<BuildingSorts>>,
         /// Page size, 1 to 100 (default 25).
         limit: Option<i64>,
         /// The `next_cursor` of the previous page, with the same filters and sort.
@@ -152,7 +161,8 @@ impl BuildingQueriesApi {
             bbox: BoundingBox::parse(bbox.as_deref()).map_err(query_error)?,
             ids,
         };
-        let sort = BuildingSort::parse(sort.as_deref(), near.is_some()).map_err(query_error)?;
+        let sort =
+            BuildingSort::parse(sort.map(|sort| sort.0), near.is_some()).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
         // The cursors' key, and the page size.
         let key = format!("{}|{limit}", filter.key(sort));

@@ -10,13 +10,13 @@ use poem_openapi::OpenApi;
 use projections::cache::CachedView;
 use projections::queries::buildings::{self, BuildingFilter, BuildingSort};
 use projections::queries::comps::{self, CompFilter, CompSort};
-use projections::queries::{page_size, parse_ids, Direction, Near, QueryError};
+use projections::queries::{page_size, parse_ids, Direction, Near};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Scope;
 use crate::bearer::BearerAuth;
-use crate::input::{Exact, IsoDate};
+use crate::input::{Exact, IsoDate, Word, Words};
 use crate::params::query_parameters;
 use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{CompKind, CompOut, CompPageOut};
@@ -55,7 +55,7 @@ query_parameters! {
         radius_m: Option<f64>,
         /// `-deal_date` (default, newest first), `deal_date`, or `distance` (with
         /// `near`).
-        sort: Option<String>,
+        sort: Option<Word<CompSorts>>,
         /// Page size, 1 to 100 (default 25).
         limit: Option<i64>,
         /// The `next_cursor` of the previous page, with the same filters and sort.
@@ -65,23 +65,29 @@ query_parameters! {
         /// defaults to their number.
         ids: Option<String>,
         /// `building`: each comp carries its building's summary (`building`).
-        expand: Option<String>,
+        expand: Option<Word<Expansions>>,
         /// The `position` a command returned: waits up to 2 s until this read
         /// reflects every event up to it, else answers with `Projection-Lagging: true`.
         min_position: Option<u64>,
     }
 }
 
-/// Whether `expand` asks for the buildings (the one expansion there is).
-fn expands_buildings(expand: Option<&str>) -> Result<bool, ApiError> {
-    match expand {
-        None => Ok(false),
-        Some("building") => Ok(true),
-        Some(_) => Err(query_error(QueryError::invalid(
-            "expand",
-            "must be building",
-        ))),
-    }
+/// The comp list's sorts.
+#[derive(Debug)]
+pub struct CompSorts;
+
+impl Words for CompSorts {
+    const NAME: &'static str = "CompSort";
+    const ALL: &'static [&'static str] = CompSort::CHOICES;
+}
+
+/// What a comp can carry beside itself: its building (the one expansion there is).
+#[derive(Debug)]
+pub struct Expansions;
+
+impl Words for Expansions {
+    const NAME: &'static str = "Expansion";
+    const ALL: &'static [&'static str] = &["building"];
 }
 
 /// `expand=building`: the comps of `read` (a page or one comp) with their buildings'
@@ -153,7 +159,7 @@ query_parameters! {
         /// reflects every event up to it, else answers with `Projection-Lagging: true`.
         min_position: Option<u64>,
         /// `building`: the comp carries its building's summary (`building`).
-        expand: Option<String>,
+        expand: Option<Word<Expansions>>,
         /// An RFC 3339 instant: the comp as it was then, folded from the event log
         /// (`404` before it was recorded).
         as_of: Option<chrono::DateTime<chrono::Utc>>,
@@ -201,7 +207,7 @@ impl CompQueriesApi {
             expand,
             min_position,
         } = query;
-        let expand = expands_buildings(expand.as_deref())?;
+        let expand = expand.is_some();
         // The expanded page has a tag of its own: compared after the expansion.
         let if_none_match = if_none_match.0.as_deref();
         let cached_if_none_match = if expand { None } else { if_none_match };
@@ -230,7 +236,7 @@ impl CompQueriesApi {
             near,
             ids,
         };
-        let sort = CompSort::parse(sort.as_deref(), near.is_some()).map_err(query_error)?;
+        let sort = CompSort::parse(sort.map(|sort| sort.0), near.is_some()).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
         // The cursors' key, and the page size.
         let key = format!("{}|{limit}", filter.key(sort));
@@ -282,7 +288,7 @@ impl CompQueriesApi {
             expand,
             as_of,
         } = query;
-        let expand = expands_buildings(expand.as_deref())?;
+        let expand = expand.is_some();
         let if_none_match = if_none_match.0.as_deref();
         let cached_if_none_match = if expand { None } else { if_none_match };
         let detail = Detail::Comp(id.0);

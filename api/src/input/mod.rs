@@ -10,4 +10,4 @@ mod scalars;
 
 pub use body::{BodyRejected, DomainChecked, JsonBody};
 pub use fields::{change, field, optional, patch, within, AllParsed, Parsed};
-pub use scalars::{Choice, DecimalText, Exact, IsoDate};
+pub use scalars::{Choice, DecimalText, Exact, IsoDate, Word, Words};

@@ -189,6 +189,62 @@ impl ToJSON for IsoDate {
     }
 }
 
+/// A fixed list of words a query parameter takes (a sort, an expansion), named in the
+/// OpenAPI document as an enumeration of its own.
+pub trait Words: Send + Sync + 'static {
+    /// The schema's name.
+    const NAME: &'static str;
+    const ALL: &'static [&'static str];
+}
+
+/// One of `W`'s words.
+#[derive(Debug)]
+pub struct Word<W>(pub &'static str, std::marker::PhantomData<W>);
+
+impl<W: Words> Type for Word<W> {
+    scalar_type_common!();
+
+    fn name() -> Cow<'static, str> {
+        W::NAME.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(W::NAME.to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>(W::NAME.to_owned(), |_| MetaSchema {
+            enum_items: W::ALL.iter().map(|word| Value::from(*word)).collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+}
+
+impl<W: Words> ParseFromParameter for Word<W> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        W::ALL
+            .iter()
+            .find(|word| **word == value)
+            .map(|word| Self(word, std::marker::PhantomData))
+            .ok_or_else(|| ParseError::custom(format!("must be one of: {}", W::ALL.join(", "))))
+    }
+}
+
+impl<W: Words> ParseFromJSON for Word<W> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Self::parse_from_parameter(&text),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl<W: Words> ToJSON for Word<W> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0))
+    }
+}
+
 /// A domain enumeration offered by its wire names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice<E>(pub E);

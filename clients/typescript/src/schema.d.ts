@@ -652,6 +652,8 @@ export interface components {
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             next_cursor?: string | null;
         };
+        /** @enum {string} */
+        BuildingSort: "name" | "-name" | "registered_at" | "-registered_at" | "rentable_area_sqft" | "-rentable_area_sqft" | "distance";
         /**
          * Check
          * @description One dependency's state.
@@ -740,6 +742,8 @@ export interface components {
             items: components["schemas"]["CompOut"][];
             next_cursor?: string | null;
         };
+        /** @enum {string} */
+        CompSort: "-deal_date" | "deal_date" | "distance";
         /**
          * CompStatsOut
          * @description The building's live (not retracted) comps in numbers.
@@ -761,6 +765,8 @@ export interface components {
          * @example 85.50
          */
         Decimal: string;
+        /** @enum {string} */
+        Expansion: "building";
         /**
          * FieldProblem
          * @description One refused field.
@@ -2175,8 +2181,8 @@ export interface operations {
     audit_log: {
         parameters: {
             query?: {
-                /** @description `building` or `comp`. */
-                aggregate_type?: string;
+                /** @description Only the events of buildings, or of comps. */
+                aggregate_type?: components["schemas"]["AggregateType"];
                 /** @description One aggregate's events. */
                 aggregate_id?: string;
                 /** @description One user's events (a Clerk user id). */
@@ -2326,7 +2332,7 @@ export interface operations {
                  * @description `name` (default), `registered_at`, `rentable_area_sqft` (a `-` prefix sorts
                  *      descending), or `distance` (with `near`).
                  */
-                sort?: string;
+                sort?: components["schemas"]["BuildingSort"];
                 /** @description Page size, 1 to 100 (default 25). */
                 limit?: number;
                 /** @description The `next_cursor` of the previous page, with the same filters and sort. */
@@ -3629,7 +3635,7 @@ export interface operations {
                  * @description `-deal_date` (default, newest first), `deal_date`, or `distance` (with
                  *      `near`).
                  */
-                sort?: string;
+                sort?: components["schemas"]["CompSort"];
                 /** @description Page size, 1 to 100 (default 25). */
                 limit?: number;
                 /** @description The `next_cursor` of the previous page, with the same filters and sort. */
@@ -3641,7 +3647,7 @@ export interface operations {
                  */
                 ids?: string;
                 /** @description `building`: each comp carries its building's summary (`building`). */
-                expand?: string;
+                expand?: components["schemas"]["Expansion"];
                 /**
                  * @description The `position` a command returned: waits up to 2 s until this read
                  *      reflects every event up to it, else answers with `Projection-Lagging: true`.
@@ -4099,7 +4105,7 @@ export interface operations {
                  */
                 min_position?: number;
                 /** @description `building`: the comp carries its building's summary (`building`). */
-                expand?: string;
+                expand?: components["schemas"]["Expansion"];
                 /**
                  * @description An RFC 3339 instant: the comp as it was then, folded from the event log
                  *      (`404` before it was recorded).

@@ -92,8 +92,16 @@ pub enum BuildingSort {
 }
 
 impl BuildingSort {
-    pub const CHOICES: &'static str =
-        "name, -name, registered_at, -registered_at, rentable_area_sqft, -rentable_area_sqft, distance";
+    /// Every `sort` the list takes.
+    pub const CHOICES: &'static [&'static str] = &[
+        "name",
+        "-name",
+        "registered_at",
+        "-registered_at",
+        "rentable_area_sqft",
+        "-rentable_area_sqft",
+        "distance",
+    ];
 
     pub fn parse(raw: Option<&str>, near: bool) -> Result<Self, QueryError> {
         let Some(raw) = raw else {
@@ -115,7 +123,7 @@ impl BuildingSort {
             )),
             _ => Err(QueryError::invalid(
                 "sort",
-                format!("must be one of: {}", Self::CHOICES),
+                format!("must be one of: {}", Self::CHOICES.join(", ")),
             )),
         }
     }

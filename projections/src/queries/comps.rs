@@ -152,6 +152,9 @@ pub enum CompSort {
 }
 
 impl CompSort {
+    /// Every `sort` the list takes.
+    pub const CHOICES: &'static [&'static str] = &["-deal_date", "deal_date", "distance"];
+
     pub fn parse(raw: Option<&str>, near: bool) -> Result<Self, QueryError> {
         match raw {
             None if near => Ok(Self::Distance),
