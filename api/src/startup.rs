@@ -118,6 +118,7 @@ fn routes(
             pool: pool.clone(),
             cache: redis.view_cache(),
             metrics: Arc::clone(&metrics),
+            history: Arc::new(tokio::sync::Semaphore::new(crate::views::HISTORY_READS)),
         },
         jobs,
         database: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),

@@ -111,9 +111,10 @@ fn matches(if_none_match: Option<&str>, etag: &str) -> bool {
     })
 }
 
-/// `view`, or `304` when `if_none_match` names its tag.
+/// `view`, or `304` when `if_none_match` names its tag — never while lagging: a `304`
+/// would tell a client that its copy is current when the read side is only behind.
 pub fn conditional(view: CachedView, lagging: bool, if_none_match: Option<&str>) -> Read {
-    if matches(if_none_match, &view.etag) {
+    if !lagging && matches(if_none_match, &view.etag) {
         Read::NotModified { etag: view.etag }
     } else {
         Read::Found { view, lagging }
@@ -151,6 +152,28 @@ pub struct Views {
     pub pool: PgPool,
     pub cache: ViewCache,
     pub metrics: Arc<ApiMetrics>,
+    /// Permits for `as_of` reads at once ([`HISTORY_READS`]).
+    pub history: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many `as_of` reads one api process folds at once: each is a connection of its
+/// own and a few temporary tables. More wait (up to [`MAX_VERSION_WAIT`]), then `503`.
+pub const HISTORY_READS: usize = 4;
+
+/// `as_of` reads the log itself: a wait for the read side (`min_version`,
+/// `min_position`) or an embedding from it (`expand`) does not go with it (400 naming
+/// both).
+pub fn as_of_alone(as_of: bool, others: &[(&'static str, bool)]) -> Result<(), ApiError> {
+    let Some((other, _)) = others.iter().find(|(_, given)| *given).filter(|_| as_of) else {
+        return Ok(());
+    };
+    let mut errors = domain::values::FieldErrors::default();
+    errors.push("as_of", format!("does not go with {other}"));
+    errors.push(*other, "does not go with as_of");
+    Err(ApiError::MalformedRequest {
+        detail: format!("as_of reads the event log itself: leave out {other}"),
+        errors,
+    })
 }
 
 impl Views {
@@ -171,18 +194,31 @@ impl Views {
         projection: Projection,
         min_position: Option<u64>,
     ) -> Result<Freshness, ApiError> {
+        let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
+        self.freshness_by(projection, min_position, deadline).await
+    }
+
+    /// [`Self::freshness`], waiting until `deadline` at most (a poll that would end
+    /// later, waiting for a connection say, is cut short: the read lags).
+    async fn freshness_by(
+        &self,
+        projection: Projection,
+        min_position: Option<u64>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Freshness, ApiError> {
         let Some(position) = min_position else {
             return Ok(Freshness::Any);
         };
         let position = i64::try_from(position).unwrap_or(i64::MAX);
-        let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
         loop {
-            let reflects = async {
+            let poll = async {
                 let mut conn = self.pool.acquire().await?;
                 projection.reflects(&mut conn, position).await
-            }
-            .await
-            .map_err(|error| query_error(error.into()))?;
+            };
+            let Ok(reflects) = tokio::time::timeout_at(deadline, poll).await else {
+                return Ok(Freshness::Lagging);
+            };
+            let reflects = reflects.map_err(|error| query_error(error.into()))?;
             if reflects {
                 return Ok(Freshness::Reached);
             }
@@ -221,7 +257,11 @@ impl Views {
         if_none_match: Option<&str>,
     ) -> Result<Option<Read>, ApiError> {
         actor.require(detail.scope())?;
-        let freshness = self.freshness(Projection::CATALOG, min_position).await?;
+        // One deadline for both waits.
+        let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
+        let freshness = self
+            .freshness_by(Projection::CATALOG, min_position, deadline)
+            .await?;
         let org_id = actor.org_id.as_str();
         let key = match detail {
             Detail::Building(id) => ViewKey::Building { org_id, id },
@@ -235,13 +275,15 @@ impl Views {
                 return Ok(Some(conditional(view, false, if_none_match)));
             }
         }
-        let deadline = tokio::time::Instant::now() + MAX_VERSION_WAIT;
         loop {
             let loaded = self.load(org_id, detail).await.map_err(query_error)?;
             let reached = loaded
                 .as_ref()
                 .is_some_and(|(view, _)| view.version >= wanted);
-            if reached || tokio::time::Instant::now() >= deadline {
+            // Once the catalog reflects the client's writes, a detail it lacks is not
+            // on its way (unless a `min_version` names a later write).
+            let settled = freshness == Freshness::Reached && min_version.is_none();
+            if reached || settled || tokio::time::Instant::now() >= deadline {
                 return Ok(match loaded {
                     Some((view, stamp)) => {
                         if reached && outcome != CacheOutcome::Unavailable {
@@ -268,6 +310,12 @@ impl Views {
     ) -> Result<Option<Read>, ApiError> {
         actor.require(detail.scope())?;
         let org_id = actor.org_id.as_str();
+        let Ok(Ok(_permit)) = tokio::time::timeout(MAX_VERSION_WAIT, self.history.acquire()).await
+        else {
+            return Err(ApiError::Unavailable(
+                "too many history reads at once".into(),
+            ));
+        };
         let view = match detail {
             Detail::Building(id) => as_of::building(&self.pool, org_id, id, at)
                 .await

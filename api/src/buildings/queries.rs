@@ -20,7 +20,7 @@ use crate::problem::{ApiError, ProblemResponse};
 use crate::read_types::{AuditPageOut, BuildingDetailOut, BuildingPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
-use crate::views::{query_error, view_response, Detail, JsonView, ListRead};
+use crate::views::{as_of_alone, query_error, view_response, Detail, JsonView, ListRead};
 
 view_response!(BuildingResponse, BuildingDetailOut);
 view_response!(BuildingPageResponse, BuildingPageOut);
@@ -218,6 +218,13 @@ impl BuildingQueriesApi {
             min_position,
             as_of,
         } = query;
+        as_of_alone(
+            as_of.is_some(),
+            &[
+                ("min_version", min_version.is_some()),
+                ("min_position", min_position.is_some()),
+            ],
+        )?;
         let detail = Detail::Building(id.0);
         let if_none_match = if_none_match.0.as_deref();
         let views = &state.views;

@@ -23,7 +23,7 @@ use crate::read_types::{CompKind, CompOut, CompPageOut};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 use crate::views::{
-    conditional, ordered, query_error, view_response, Detail, ListRead, Read, Views,
+    as_of_alone, conditional, ordered, query_error, view_response, Detail, ListRead, Read, Views,
 };
 
 view_response!(CompResponse, CompOut);
@@ -289,6 +289,14 @@ impl CompQueriesApi {
             as_of,
         } = query;
         let expand = expand.is_some();
+        as_of_alone(
+            as_of.is_some(),
+            &[
+                ("min_version", min_version.is_some()),
+                ("min_position", min_position.is_some()),
+                ("expand", expand),
+            ],
+        )?;
         let if_none_match = if_none_match.0.as_deref();
         let cached_if_none_match = if expand { None } else { if_none_match };
         let detail = Detail::Comp(id.0);

@@ -51,6 +51,19 @@ async fn a_detail_as_of_an_instant_is_the_aggregate_as_it_was_then() {
         let app = &app;
         async move { app.call(Method::GET, &path, None).await }
     };
+    // The live statistics, to compare after the history reads.
+    let statistics = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT (SELECT coalesce(json_agg(s ORDER BY building_id), '[]')::text
+                       FROM building_comp_stats s)
+                 || (SELECT coalesce(json_agg(m ORDER BY quarter_start), '[]')::text
+                       FROM market_stats m)",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("statistics")
+    };
+    let live_statistics = statistics().await;
     let at_then = get(format!("/v1/buildings/{building}?as_of={}", instant(then))).await;
     assert_eq!(at_then.status, StatusCode::OK, "{:#}", at_then.body);
     assert_eq!(at_then.body["name"], json!("One Vanderbilt"));
@@ -103,9 +116,25 @@ async fn a_detail_as_of_an_instant_is_the_aggregate_as_it_was_then() {
         .body;
     assert_eq!(after["name"], json!("Renamed Tower"));
     assert_eq!(after["comp_stats"]["comp_count"], json!(2));
-    let buildings: i64 = sqlx::query_scalar("SELECT count(*) FROM buildings")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(buildings, 1);
+    assert_eq!(statistics().await, live_statistics);
+
+    // It reads the log itself: waits for the read side and embeddings do not go with it.
+    let mixed = get(format!(
+        "/v1/buildings/{building}?as_of={}&min_position=1",
+        instant(then)
+    ))
+    .await;
+    assert_eq!(
+        mixed.assert_problem(400, "malformed-request"),
+        ["as_of", "min_position"]
+    );
+    let expanded = get(format!(
+        "/v1/comps/{comp}?as_of={}&expand=building",
+        instant(then)
+    ))
+    .await;
+    assert_eq!(
+        expanded.assert_problem(400, "malformed-request"),
+        ["as_of", "expand"]
+    );
 }

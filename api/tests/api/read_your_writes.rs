@@ -144,7 +144,12 @@ async fn every_read_given_a_position_waits_until_it_reflects_the_write() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         catch_up(&app).await;
     };
+    let started = std::time::Instant::now();
     let (answers, ()) = tokio::join!(pending, late_catch_up);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the reads did not wait for the catch-up"
+    );
     for (reply, path) in &answers {
         assert_eq!(reply.status, StatusCode::OK, "{path}: {:#}", reply.body);
         assert_eq!(reply.header("projection-lagging"), None, "{path}");
@@ -207,6 +212,22 @@ async fn a_read_the_read_side_cannot_reflect_in_time_says_it_lags() {
         assert_eq!(reply.header("projection-lagging"), Some("true"), "{path}");
     }
     assert_ne!(answers[0].0.body["name"], json!("Renamed Tower"));
+
+    // The copy the client holds is the lagging one: still a 200 that says it lags, not
+    // a 304 that would call the old copy current.
+    let etag = answers[0].0.header("etag").expect("an ETag").to_owned();
+    let token = token_with_scopes(ORG, USER, &["buildings:read"]);
+    let revalidated = app
+        .call_as(
+            &token,
+            Method::GET,
+            &format!("/v1/buildings/{building}?min_position={at}"),
+            None,
+            &[("If-None-Match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(revalidated.status, StatusCode::OK);
+    assert_eq!(revalidated.header("projection-lagging"), Some("true"));
 
     // A position already reflected answers at once, and says nothing.
     catch_up(&app).await;

@@ -8,10 +8,11 @@
 //! and the past: a historical answer has exactly the shape and the figures the live
 //! one had then.
 //!
-//! It runs on a connection of its own, opened for it: a pooled connection may hold
-//! statements prepared against the live tables. The owner's role reads the log (the
-//! api's `prism_app` cannot), and the query's organisation filter keeps another
-//! organisation's aggregate out (`404`).
+//! It runs on a connection of its own, opened for it and closed after it: a pooled
+//! connection may hold statements prepared against the live tables. The owner's role
+//! reads the log (the api's `prism_app` cannot); the aggregate's live row says whose
+//! it is before anything is folded, so another organisation's is `404` at no cost. The
+//! api bounds how many run at once (each is a connection and a few temporary tables).
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -24,7 +25,7 @@ use crate::log::LoggedEvent;
 use crate::{Projection, ProjectionError, Target};
 
 /// The building `id` of `org_id` as it was at `at`, with its comp statistics then;
-/// `None` when it did not exist yet (or is another organisation's).
+/// `None` when it did not exist yet, or is not the organisation's.
 pub async fn building(
     pool: &PgPool,
     org_id: &str,
@@ -32,21 +33,41 @@ pub async fn building(
     at: DateTime<Utc>,
 ) -> Result<Option<(BuildingView, String)>, QueryError> {
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-    let comps: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM public.comps WHERE building_id = $1")
-        .bind(id)
-        .fetch_all(&mut conn)
-        .await?;
-    let mut tx = conn.begin().await?;
-    if !fold(&mut tx, id, &comps, at).await? {
-        return Ok(None);
+    let result = async {
+        // Whose it is, before anything is folded (the live row: a building registered
+        // a moment ago and not projected yet is not found).
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT org_id FROM public.buildings WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut conn)
+                .await?;
+        if owner.as_deref() != Some(org_id) {
+            return Ok(None);
+        }
+        let comps: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM public.comps WHERE building_id = $1")
+                .bind(id)
+                .fetch_all(&mut conn)
+                .await?;
+        // Folded and read in a transaction that is always rolled back.
+        let mut tx = conn.begin().await?;
+        let read = async {
+            if !fold(&mut tx, id, &comps, at).await? {
+                return Ok(None);
+            }
+            Ok(super::buildings::detail(&mut *tx, org_id, id).await?)
+        }
+        .await;
+        tx.rollback().await?;
+        read
     }
-    let view = super::buildings::detail(&mut *tx, org_id, id).await?;
-    tx.rollback().await?;
-    Ok(view)
+    .await;
+    conn.close().await?;
+    result
 }
 
-/// The comp `id` of `org_id` as it was at `at`; `None` when it did not exist yet (or
-/// is another organisation's).
+/// The comp `id` of `org_id` as it was at `at`; `None` when it did not exist yet, or
+/// is not the organisation's.
 pub async fn comp(
     pool: &PgPool,
     org_id: &str,
@@ -54,21 +75,29 @@ pub async fn comp(
     at: DateTime<Utc>,
 ) -> Result<Option<(CompView, String)>, QueryError> {
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-    let building: Option<Uuid> =
-        sqlx::query_scalar("SELECT building_id FROM public.comps WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut conn)
-            .await?;
-    let Some(building) = building else {
-        return Ok(None);
-    };
-    let mut tx = conn.begin().await?;
-    if !fold(&mut tx, building, &[id], at).await? {
-        return Ok(None);
+    let result = async {
+        let found: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT building_id, org_id FROM public.comps WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut conn)
+                .await?;
+        let Some((building, _)) = found.filter(|(_, owner)| owner == org_id) else {
+            return Ok(None);
+        };
+        let mut tx = conn.begin().await?;
+        let read = async {
+            if !fold(&mut tx, building, &[id], at).await? {
+                return Ok(None);
+            }
+            Ok(super::comps::detail(&mut *tx, org_id, id).await?)
+        }
+        .await;
+        tx.rollback().await?;
+        read
     }
-    let view = super::comps::detail(&mut *tx, org_id, id).await?;
-    tx.rollback().await?;
-    Ok(view)
+    .await;
+    conn.close().await?;
+    result
 }
 
 /// The events of building `building` and of `comps` recorded at or before `at`, in
