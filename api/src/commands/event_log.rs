@@ -355,16 +355,20 @@ pub(crate) async fn append_group(
             ((aggregate_type, aggregate_id, sequence), position)
         })
         .collect();
+    // Each command's last event is a row of the statement (its key is the primary
+    // key). Were one missing, the group's last position still covers it: a read that
+    // waits for more than it needs is slower, one that waits for less is wrong.
+    let group_last = positions.values().copied().max().unwrap_or(0);
     Ok(commands
         .iter()
         .map(|command| {
-            command.last().map_or(0, |last| {
+            command.last().map_or(group_last, |last| {
                 let key = (
                     last.aggregate_type.clone(),
                     last.aggregate_id.clone(),
                     i64::try_from(last.sequence).unwrap_or(i64::MAX),
                 );
-                positions.get(&key).copied().unwrap_or(0)
+                positions.get(&key).copied().unwrap_or(group_last)
             })
         })
         .collect())
