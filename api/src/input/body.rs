@@ -118,9 +118,12 @@ fn add_domain_refusals<T: ParseFromJSON + DomainChecked + 'static>(
         return;
     };
     let refused: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
-    let overlaps = |a: &str, b: &str| {
-        a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."))
+    let within = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
     };
+    let overlaps = |a: &str, b: &str| within(a, b) || within(b, a);
     for refusal in refusals.iter() {
         if !refused.iter().any(|field| overlaps(field, &refusal.field)) {
             errors.push(refusal.field.clone(), refusal.message.clone());
@@ -141,19 +144,27 @@ fn resolve<'a>(schema: &'a MetaSchemaRef, registry: &'a Registry) -> Option<&'a 
 /// each missing required property given one; unknown properties left out. `None`
 /// when `value` is not an object or a placeholder cannot be made.
 fn repaired(value: &Value, schema: &MetaSchemaRef, registry: &Registry) -> Option<Value> {
-    repaired_object(value.as_object()?, resolve(schema, registry)?, registry)
+    repaired_object(value.as_object()?, resolve(schema, registry)?, registry, 0)
 }
+
+/// How deep a repair goes: bodies nest two levels; a schema that refers to itself
+/// would otherwise recurse without end.
+const REPAIR_DEPTH: usize = 8;
 
 fn repaired_object(
     object: &serde_json::Map<String, Value>,
     schema: &MetaSchema,
     registry: &Registry,
+    depth: usize,
 ) -> Option<Value> {
+    if depth > REPAIR_DEPTH {
+        return None;
+    }
     let mut out = serde_json::Map::new();
     for (name, property) in &schema.properties {
         let required = schema.required.contains(name);
         let repaired_value = match object.get(*name) {
-            None | Some(Value::Null) if required => placeholder(property, registry)?,
+            None | Some(Value::Null) if required => placeholder(property, registry, depth + 1)?,
             // Absent stays absent; null stays null (a PATCH's "clear").
             None => continue,
             Some(Value::Null) => Value::Null,
@@ -164,12 +175,15 @@ fn repaired_object(
                     field.clone()
                 } else if let Some(inner) = field
                     .is_object()
-                    .then(|| repaired(field, property, registry))
+                    .then(|| {
+                        let schema = resolve(property, registry)?;
+                        repaired_object(field.as_object()?, schema, registry, depth + 1)
+                    })
                     .flatten()
                 {
                     inner
                 } else if required {
-                    placeholder(property, registry)?
+                    placeholder(property, registry, depth + 1)?
                 } else {
                     continue;
                 }
@@ -181,13 +195,16 @@ fn repaired_object(
 }
 
 /// A value `schema` accepts (for a repaired body; never seen by anyone).
-fn placeholder(schema: &MetaSchemaRef, registry: &Registry) -> Option<Value> {
+fn placeholder(schema: &MetaSchemaRef, registry: &Registry, depth: usize) -> Option<Value> {
+    if depth > REPAIR_DEPTH {
+        return None;
+    }
     let schema = resolve(schema, registry)?;
     if let Some(first) = schema.any_of.first().or(schema.one_of.first()) {
-        return placeholder(first, registry);
+        return placeholder(first, registry, depth + 1);
     }
     if let Some(first) = schema.all_of.first() {
-        return placeholder(first, registry);
+        return placeholder(first, registry, depth + 1);
     }
     if let Some(item) = schema.enum_items.first() {
         return Some(item.clone());
@@ -199,7 +216,7 @@ fn placeholder(schema: &MetaSchemaRef, registry: &Registry) -> Option<Value> {
         ("string", _) => Value::from("x"),
         ("integer" | "number", _) => Value::from(1),
         ("boolean", _) => Value::from(false),
-        ("object", _) => repaired_object(&serde_json::Map::new(), schema, registry)?,
+        ("object", _) => repaired_object(&serde_json::Map::new(), schema, registry, depth)?,
         ("array", _) => Value::Array(Vec::new()),
         _ => return None,
     })
