@@ -39,8 +39,10 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
         .description(
             "Commercial real estate data: buildings and lease/sale comparables. \
          Commands are event-sourced; every response to a command carries the \
-         aggregate's id and new version; reads come from projections the worker \
-         builds from the event log (pass `min_version` to read your own write). \
+         aggregate's id, its new version and the log position of its last event; \
+         reads come from projections the worker \
+         builds from the event log (pass a command's `position` as `min_position` to \
+         read your own write). \
          Errors are application/problem+json; their types are listed in docs/errors.md.",
         )
 }
@@ -174,8 +176,8 @@ fn document_the_edge(spec: &mut Value) {
 }
 
 /// Each operation declares only the statuses it can answer. Every operation shares
-/// the problem responses poem-openapi gives them all; a read has no body (no `409`,
-/// `413`, `415`, `422`) and a list names no resource (no `404`); a command that
+/// the problem responses poem-openapi gives them all; a read parses no body (no `409`,
+/// `415`, `422`) and a list names no resource (no `404`); a command that
 /// creates its aggregate answers `201` (a retry too), never `200`, and names no
 /// existing resource (no `404`); one that changes an aggregate answers `200`, never
 /// `201`.
@@ -197,7 +199,8 @@ fn keep_possible_statuses(spec: &mut Value) {
             };
             let mut impossible: Vec<&str> = Vec::new();
             if method == "get" {
-                impossible.extend(["409", "413", "415", "422"]);
+                // (`413` stays: the edge limits any request's body, a GET's too.)
+                impossible.extend(["409", "415", "422"]);
                 if !names_one {
                     impossible.push("404");
                 }
@@ -427,7 +430,7 @@ mod tests {
         let update = statuses("/v1/buildings/{id}", "patch");
         assert!(update.contains(&"200".into()) && !update.contains(&"201".into()));
         let list = statuses("/v1/buildings", "get");
-        for impossible in ["404", "409", "413", "415", "422"] {
+        for impossible in ["404", "409", "415", "422"] {
             assert!(!list.contains(&impossible.into()), "{impossible}: {list:?}");
         }
         assert!(statuses("/v1/buildings/{id}", "get").contains(&"404".into()));
