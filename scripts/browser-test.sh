@@ -59,10 +59,10 @@ log "api at $STACK_API; page at http://127.0.0.1:$page_port; refused origin http
 
 driven=$SECONDS
 status=0
-# The worker (stack_start's first process) is paused by the driver around the
+# The worker ($STACK_WORKER_PID) is paused by the driver around the
 # min_position step, so that the read side really is behind when the page reads.
 PRISM_API="$STACK_API" PRISM_TOKEN="$STACK_TOKEN" PAGE_PORT="$page_port" OTHER_PORT="$other_port" \
-  RATE_LIMIT="$rate_limit" WORKER_PID="${stack_pids[0]}" CHROMIUM="$CHROMIUM" \
+  RATE_LIMIT="$rate_limit" WORKER_PID="$STACK_WORKER_PID" CHROMIUM="$CHROMIUM" \
   timeout 120 node "$suite/run.mjs" || status=$?
 if [ "$status" != 0 ]; then
   log "FAILED (exit $status); api log:"

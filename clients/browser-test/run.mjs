@@ -129,7 +129,10 @@ function assertPreflight(seen, pathname, method, headers, origin = PAGE_ORIGIN) 
   assert(asked.wireStatus >= 200 && asked.wireStatus < 300, `the preflight was answered ${asked.wireStatus}`);
   const allowOrigin = asked.wireHeaders["access-control-allow-origin"];
   assert(allowOrigin === origin, `the preflight allowed origin ${allowOrigin}, not ${origin}`);
-  const allowed = (asked.wireHeaders["access-control-allow-headers"] ?? "").toLowerCase();
+  const allowed = (asked.wireHeaders["access-control-allow-headers"] ?? "")
+    .toLowerCase()
+    .split(",")
+    .map((h) => h.trim());
   for (const header of headers) {
     assert(allowed.includes(header), `the preflight did not allow ${header}: ${allowed}`);
   }

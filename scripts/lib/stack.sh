@@ -39,7 +39,8 @@ stack_start() {
   local api_port worker_port
   api_port=$(free_port); worker_port=$(free_port)
   WORKER_PORT="$worker_port" METRICS_SAMPLE_MS=1000 "$bin/prism-worker" > "$STACK_DIR/worker.log" 2>&1 &
-  stack_pids+=($!)
+  STACK_WORKER_PID=$!
+  stack_pids+=("$STACK_WORKER_PID")
   env PORT="$api_port" CLERK_JWKS_FILE="$STACK_DIR/jwks.json" CLERK_ISSUER="$STACK_ISSUER" \
     STRICT_CLERK_SCOPES=true RATE_LIMIT_PER_MINUTE=0 "$@" \
     "$bin/prism-api" > "$STACK_DIR/api.log" 2>&1 &
@@ -73,7 +74,9 @@ stack_seed() {
 
 stack_stop() {
   local pid
-  for pid in "${stack_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # SIGCONT first: a process a test left stopped (SIGSTOP) would keep a TERM pending
+  # and `wait` would never return.
+  for pid in "${stack_pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${STACK_DB:-}" ]; then
     psql "$STACK_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $STACK_DB WITH (FORCE)" >/dev/null 2>&1 || true
