@@ -14,6 +14,9 @@
 //! it is before anything is folded, so another organisation's is `404` at no cost. The
 //! api bounds how many run at once (each is a connection and a few temporary tables).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -32,38 +35,11 @@ pub async fn building(
     id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Option<(BuildingView, String)>, QueryError> {
-    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-    let result = async {
-        // Whose it is, before anything is folded (the live row: a building registered
-        // a moment ago and not projected yet is not found).
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT org_id FROM public.buildings WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut conn)
-                .await?;
-        if owner.as_deref() != Some(org_id) {
-            return Ok(None);
-        }
-        let comps: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM public.comps WHERE building_id = $1")
-                .bind(id)
-                .fetch_all(&mut conn)
-                .await?;
-        // Folded and read in a transaction that is always rolled back.
-        let mut tx = conn.begin().await?;
-        let read = async {
-            if !fold(&mut tx, id, &comps, at).await? {
-                return Ok(None);
-            }
-            Ok(super::buildings::detail(&mut *tx, org_id, id).await?)
-        }
-        .await;
-        tx.rollback().await?;
-        read
-    }
-    .await;
-    conn.close().await?;
-    result
+    let org = org_id.to_owned();
+    in_history(pool, org_id, Subject::Building(id), at, move |tx| {
+        Box::pin(async move { super::buildings::detail(tx, &org, id).await })
+    })
+    .await
 }
 
 /// The comp `id` of `org_id` as it was at `at`; `None` when it did not exist yet, or
@@ -74,22 +50,44 @@ pub async fn comp(
     id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Option<(CompView, String)>, QueryError> {
+    let org = org_id.to_owned();
+    in_history(pool, org_id, Subject::Comp(id), at, move |tx| {
+        Box::pin(async move { super::comps::detail(tx, &org, id).await })
+    })
+    .await
+}
+
+/// Whose history a read folds.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    Building(Uuid),
+    Comp(Uuid),
+}
+
+/// A detail query on the folded tables.
+type Read<'c, T> = Pin<Box<dyn Future<Output = Result<Option<T>, sqlx::Error>> + Send + 'c>>;
+
+/// `read` on the catalog folded from `subject`'s history up to `at`: on a connection
+/// of its own (closed after), in a transaction that is always rolled back. `None`
+/// when `org_id` does not own the subject or it did not exist yet.
+async fn in_history<T>(
+    pool: &PgPool,
+    org_id: &str,
+    subject: Subject,
+    at: DateTime<Utc>,
+    read: impl for<'c> FnOnce(&'c mut PgConnection) -> Read<'c, T>,
+) -> Result<Option<T>, QueryError> {
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
     let result = async {
-        let found: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT building_id, org_id FROM public.comps WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut conn)
-                .await?;
-        let Some((building, _)) = found.filter(|(_, owner)| owner == org_id) else {
+        let Some((building, comps)) = scope(&mut conn, org_id, subject).await? else {
             return Ok(None);
         };
         let mut tx = conn.begin().await?;
         let read = async {
-            if !fold(&mut tx, building, &[id], at).await? {
+            if !fold(&mut tx, building, &comps, at).await? {
                 return Ok(None);
             }
-            Ok(super::comps::detail(&mut *tx, org_id, id).await?)
+            Ok(read(&mut tx).await?)
         }
         .await;
         tx.rollback().await?;
@@ -98,6 +96,43 @@ pub async fn comp(
     .await;
     conn.close().await?;
     result
+}
+
+/// The building and the comps whose events make `subject`'s history, when `org_id`
+/// owns it — decided from the live rows before anything is folded (so a building or
+/// a comp not projected yet is not found).
+async fn scope(
+    conn: &mut PgConnection,
+    org_id: &str,
+    subject: Subject,
+) -> Result<Option<(Uuid, Vec<Uuid>)>, sqlx::Error> {
+    match subject {
+        Subject::Building(id) => {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT org_id FROM public.buildings WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if owner.as_deref() != Some(org_id) {
+                return Ok(None);
+            }
+            let comps = sqlx::query_scalar("SELECT id FROM public.comps WHERE building_id = $1")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(Some((id, comps)))
+        }
+        Subject::Comp(id) => {
+            let found: Option<(Uuid, String)> =
+                sqlx::query_as("SELECT building_id, org_id FROM public.comps WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(found
+                .filter(|(_, owner)| owner == org_id)
+                .map(|(building, _)| (building, vec![id])))
+        }
+    }
 }
 
 /// The events of building `building` and of `comps` recorded at or before `at`, in
