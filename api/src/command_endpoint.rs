@@ -12,8 +12,9 @@
 //!
 //! The body is a [`CommandBody`] (it parses into the resource's command, naming every
 //! refused field); the [`Resource`] decides it on its aggregate. The extractor checks
-//! the scope, the key and the version, then answers with the aggregate's id and new
-//! version (`201` with `Location` when the command created it, else `200`), its
+//! the scope, the key and the version, then answers with the aggregate's id, new
+//! version and log position (`201` with `Location` from a creating endpoint,
+//! [`CreateResponse`]; `200` from one on an existing aggregate, [`CommandResponse`]), its
 //! version as `ETag`, and `Idempotent-Replayed: true` when a retry was answered from
 //! the first result. The headers are a parameter group (`crate::params`), written out
 //! one by one in the OpenAPI document.
@@ -65,8 +66,9 @@ impl poem_openapi::types::Example for CommandResult {
     }
 }
 
+/// What a command that creates its aggregate answers (a retry too).
 #[derive(Debug, ApiResponse)]
-pub enum CommandAccepted {
+pub enum CommandCreated {
     /// Created: the body and `Location` name the new resource.
     #[oai(status = 201)]
     Created(
@@ -75,6 +77,11 @@ pub enum CommandAccepted {
         #[oai(header = "ETag")] String,
         #[oai(header = "Idempotent-Replayed")] Option<String>,
     ),
+}
+
+/// What a command on an existing aggregate answers.
+#[derive(Debug, ApiResponse)]
+pub enum CommandApplied {
     /// Applied (or nothing to change): the body gives the current version.
     #[oai(status = 200)]
     Applied(
@@ -84,8 +91,11 @@ pub enum CommandAccepted {
     ),
 }
 
-/// What a command endpoint answers.
-pub type CommandResponse = Result<CommandAccepted, ProblemResponse>;
+/// What a command endpoint on an existing aggregate answers.
+pub type CommandResponse = Result<CommandApplied, ProblemResponse>;
+
+/// What a command endpoint that creates its aggregate answers.
+pub type CreateResponse = Result<CommandCreated, ProblemResponse>;
 
 /// Why a building is archived or a comp retracted.
 #[derive(Debug, Clone, Object)]
@@ -304,41 +314,49 @@ impl<R: Resource, T: Target> CommandRequest<R, T> {
 
     /// Checks the scope, the key and the version (`body` is the request's canonical
     /// JSON, `None` without one), then `command` (the body parsed) is decided by the
-    /// resource on aggregate `id`, or a new one; answers with the result.
+    /// resource on aggregate `id`, or a new one; gives the result.
     async fn execute(
         self,
         id: Option<Uuid>,
         body: Option<serde_json::Value>,
         command: impl FnOnce() -> Parsed<R::Command>,
-    ) -> CommandResponse {
+    ) -> Result<Committed, ProblemResponse> {
         let context = self.context(body.as_ref())?;
         let command = command()?;
-        let committed = match id {
+        Ok(match id {
             Some(id) => R::change(&self.state, id, command, &context).await?,
             None => R::create(&self.state, command, &context).await?,
-        };
-        Ok(accepted(committed, R::COLLECTION))
+        })
     }
 }
 
 impl<R: Resource> CommandRequest<R, Creation> {
     /// The command of `body`, on a new aggregate: `201` with its `Location`.
-    pub async fn create(self, body: impl CommandBody<R::Command>) -> CommandResponse {
-        self.execute(None, body.to_json(), || body.to_command())
-            .await
+    pub async fn create(self, body: impl CommandBody<R::Command>) -> CreateResponse {
+        let committed = self
+            .execute(None, body.to_json(), || body.to_command())
+            .await?;
+        let (body, etag, replayed) = answer(&committed);
+        let location = format!("{}/{}", R::COLLECTION, committed.id);
+        Ok(CommandCreated::Created(body, location, etag, replayed))
     }
 }
 
 impl<R: Resource> CommandRequest<R, Existing> {
     /// The command of `body`, on aggregate `id`.
     pub async fn change(self, id: Uuid, body: impl CommandBody<R::Command>) -> CommandResponse {
-        self.execute(Some(id), body.to_json(), || body.to_command())
-            .await
+        let committed = self
+            .execute(Some(id), body.to_json(), || body.to_command())
+            .await?;
+        let (body, etag, replayed) = answer(&committed);
+        Ok(CommandApplied::Applied(body, etag, replayed))
     }
 
     /// `command`, which takes no body, on aggregate `id`.
     pub async fn send(self, id: Uuid, command: R::Command) -> CommandResponse {
-        self.execute(Some(id), None, || Ok(command)).await
+        let committed = self.execute(Some(id), None, || Ok(command)).await?;
+        let (body, etag, replayed) = answer(&committed);
+        Ok(CommandApplied::Applied(body, etag, replayed))
     }
 }
 
@@ -439,7 +457,8 @@ impl<'a, R: Resource, T: Target> ApiExtractor<'a> for CommandRequest<R, T> {
     }
 }
 
-fn accepted(committed: Committed, created_at: &str) -> CommandAccepted {
+/// A command's answer: its result, its version as `ETag`, and whether it was replayed.
+fn answer(committed: &Committed) -> (Json<CommandResult>, String, Option<String>) {
     let body = Json(CommandResult {
         id: committed.id,
         version: committed.version,
@@ -447,14 +466,5 @@ fn accepted(committed: Committed, created_at: &str) -> CommandAccepted {
     });
     let etag = format!("\"{}\"", committed.version);
     let replayed = committed.replayed.then(|| "true".to_owned());
-    if committed.created {
-        CommandAccepted::Created(
-            body,
-            format!("{created_at}/{}", committed.id),
-            etag,
-            replayed,
-        )
-    } else {
-        CommandAccepted::Applied(body, etag, replayed)
-    }
+    (body, etag, replayed)
 }

@@ -176,45 +176,33 @@ fn document_the_edge(spec: &mut Value) {
 }
 
 /// Each operation declares only the statuses it can answer. Every operation shares
-/// the problem responses poem-openapi gives them all; a read parses no body (no `409`,
-/// `415`, `422`) and a list names no resource (no `404`); a command that
-/// creates its aggregate answers `201` (a retry too), never `200`, and names no
-/// existing resource (no `404`); one that changes an aggregate answers `200`, never
-/// `201`.
+/// the problem responses poem-openapi gives them all: a read parses no body (no `409`,
+/// `415`, `422`; `413` stays, the edge limits any request's body), and an operation
+/// whose path names no resource (a list, a creation) answers no `404`. (Which success a
+/// command answers, `201` or `200`, its response type says.)
 fn keep_possible_statuses(spec: &mut Value) {
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
     for (path, methods) in paths.iter_mut() {
         let names_one = path.contains('{');
-        let Some(methods) = methods.as_object_mut() else {
-            continue;
-        };
-        for (method, operation) in methods.iter_mut() {
+        let operations = methods
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|methods| methods.iter_mut());
+        for (method, operation) in operations {
             let Some(responses) = operation
                 .get_mut("responses")
                 .and_then(Value::as_object_mut)
             else {
                 continue;
             };
-            let mut impossible: Vec<&str> = Vec::new();
-            if method == "get" {
-                // (`413` stays: the edge limits any request's body, a GET's too.)
-                impossible.extend(["409", "415", "422"]);
-                if !names_one {
-                    impossible.push("404");
-                }
+            let reads = method == "get";
+            for status in ["409", "415", "422"].iter().filter(|_| reads) {
+                responses.remove(*status);
             }
-            // A command (`CommandAccepted` declares both).
-            if responses.contains_key("200") && responses.contains_key("201") {
-                if names_one {
-                    impossible.push("201");
-                } else {
-                    impossible.extend(["200", "404"]);
-                }
-            }
-            for status in impossible {
-                responses.remove(status);
+            if !names_one {
+                responses.remove("404");
             }
         }
     }

@@ -13,7 +13,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use crate::command_endpoint::{
-    Buildings, Command, CommandBody, CommandResponse, NewCommand, ReasonRequest,
+    Buildings, Command, CommandBody, CommandResponse, CreateResponse, NewCommand, ReasonRequest,
 };
 use crate::input::{
     change, field, optional, patch, within, AllParsed, Choice, Exact, JsonBody, Parsed,
@@ -279,7 +279,7 @@ impl BuildingsApi {
         &self,
         command: NewCommand<Buildings>,
         body: JsonBody<RegisterBuildingRequest>,
-    ) -> CommandResponse {
+    ) -> CreateResponse {
         command.create(body.0).await
     }
 

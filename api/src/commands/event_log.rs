@@ -44,7 +44,6 @@ pub struct FirstResult {
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub version: u64,
-    pub created: bool,
 }
 
 #[derive(Clone)]
@@ -128,8 +127,8 @@ impl EventLog {
         org_id: &str,
         key: &str,
     ) -> Result<Option<FirstResult>, sqlx::Error> {
-        let row: Option<(String, String, String, i64, i16)> = sqlx::query_as(
-            "SELECT request_hash, aggregate_type, aggregate_id, version, status
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT request_hash, aggregate_type, aggregate_id, version
                FROM command_idempotency
               WHERE org_id = $1 AND idempotency_key = $2",
         )
@@ -138,12 +137,11 @@ impl EventLog {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(request_hash, aggregate_type, aggregate_id, version, status)| FirstResult {
+            |(request_hash, aggregate_type, aggregate_id, version)| FirstResult {
                 request_hash,
                 aggregate_type,
                 aggregate_id,
                 version: u64::try_from(version).unwrap_or_default(),
-                created: status == 201,
             },
         ))
     }

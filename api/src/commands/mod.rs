@@ -53,8 +53,6 @@ pub struct Committed {
     pub id: Uuid,
     /// The aggregate's version after the command (unchanged when nothing was recorded).
     pub version: u64,
-    /// Whether the command created the aggregate.
-    pub created: bool,
     /// Whether this is the stored first result of an earlier request with the same key.
     pub replayed: bool,
     /// The global position of the aggregate's event at `version` (0 before its first):
@@ -349,7 +347,6 @@ impl WriteSide {
                     .map(|position| Committed {
                         id,
                         version: current,
-                        created: false,
                         replayed: false,
                         position,
                     });
@@ -358,12 +355,10 @@ impl WriteSide {
             let commit = store.commit(events, loaded, context.metadata());
             match capturing_position(commit).await {
                 (Ok(committed), position) => {
-                    let first = committed.first().map_or(0, |e| e.sequence);
                     let last = committed.last().map_or(0, |e| e.sequence);
                     let done = Committed {
                         id,
                         version: last as u64,
-                        created: first == 1,
                         replayed: false,
                         position: position.map_or(0, |p| u64::try_from(p).unwrap_or_default()),
                     };
@@ -433,7 +428,6 @@ impl WriteSide {
         Ok(Some(Ok(Committed {
             id,
             version: first.version,
-            created: first.created,
             replayed: true,
             position,
         })))

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::command_endpoint::{
-    Command, CommandBody, CommandResponse, Comps, NewCommand, ReasonRequest,
+    Command, CommandBody, CommandResponse, Comps, CreateResponse, NewCommand, ReasonRequest,
 };
 use crate::input::{
     change, field, optional, patch, AllParsed, Choice, Exact, IsoDate, JsonBody, Parsed,
@@ -347,7 +347,7 @@ impl CompsApi {
         &self,
         command: NewCommand<Comps>,
         body: JsonBody<RecordLeaseCompRequest>,
-    ) -> CommandResponse {
+    ) -> CreateResponse {
         command.create(body.0).await
     }
 
@@ -363,7 +363,7 @@ impl CompsApi {
         &self,
         command: NewCommand<Comps>,
         body: JsonBody<RecordSaleCompRequest>,
-    ) -> CommandResponse {
+    ) -> CreateResponse {
         command.create(body.0).await
     }
 
