@@ -94,11 +94,10 @@ impl AuditApi {
         };
         let limit = page_size(limit).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
-        let freshness = state
+        let (mut tx, freshness) = state
             .views
-            .freshness(Projection::AUDIT, min_position)
+            .read_after(org_id, Projection::AUDIT, min_position)
             .await?;
-        let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
         let page = audit::list(&mut *tx, org_id, &filter, limit, cursor.as_deref())
             .await
             .map_err(query_error)?;

@@ -91,11 +91,10 @@ impl MarketApi {
         };
         auth.0.require(Scope::CompsRead)?;
         let org_id = auth.0.org_id.as_str();
-        let freshness = state
+        let (mut tx, freshness) = state
             .views
-            .freshness(Projection::CATALOG, min_position)
+            .read_after(org_id, Projection::CATALOG, min_position)
             .await?;
-        let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
         let items = market::stats(&mut *tx, org_id, &filter)
             .await
             .map_err(query_error)?;

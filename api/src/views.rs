@@ -1,7 +1,8 @@
 //! Serving read-model views: from the Redis cache when it has them, else from the
 //! projections (and then into the cache), with `ETag`/`If-None-Match`, and with
-//! `min_position` (any read) and `min_version` (a detail) waits for read-your-writes. The body is the view's JSON exactly as
-//! cached; [`JsonView`] documents its schema with the operation's output type.
+//! `min_position` (any read) and `min_version` (a detail) waits for read-your-writes.
+//! The body is the view's JSON exactly as cached; [`JsonView`] documents its schema
+//! with the operation's output type.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -167,13 +168,11 @@ pub fn as_of_alone(as_of: bool, others: &[(&'static str, bool)]) -> Result<(), A
     let Some((other, _)) = others.iter().find(|(_, given)| *given).filter(|_| as_of) else {
         return Ok(());
     };
-    let mut errors = domain::values::FieldErrors::default();
-    errors.push("as_of", format!("does not go with {other}"));
-    errors.push(*other, "does not go with as_of");
-    Err(ApiError::MalformedRequest {
-        detail: format!("as_of reads the event log itself: leave out {other}"),
-        errors,
-    })
+    Err(two_parameters(
+        ("as_of", format!("does not go with {other}")),
+        (other, "does not go with as_of".to_owned()),
+        format!("as_of reads the event log itself: leave out {other}"),
+    ))
 }
 
 impl Views {
@@ -211,10 +210,7 @@ impl Views {
         };
         let position = i64::try_from(position).unwrap_or(i64::MAX);
         loop {
-            let poll = async {
-                let mut conn = self.pool.acquire().await?;
-                projection.reflects(&mut conn, position).await
-            };
+            let poll = projection.reflects(&self.pool, position);
             let Ok(reflects) = tokio::time::timeout_at(deadline, poll).await else {
                 return Ok(Freshness::Lagging);
             };
@@ -227,6 +223,20 @@ impl Views {
             }
             tokio::time::sleep(VERSION_POLL).await;
         }
+    }
+
+    /// A read transaction as `org_id` ([`Self::read_as`]) once `projection` reflects
+    /// `min_position` (or [`MAX_VERSION_WAIT`] has passed: see the freshness), for the
+    /// reads that are not cached (history, market statistics, the audit log).
+    pub async fn read_after(
+        &self,
+        org_id: &str,
+        projection: Projection,
+        min_position: Option<u64>,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Freshness), ApiError> {
+        let freshness = self.freshness(projection, min_position).await?;
+        let tx = self.read_as(org_id).await.map_err(query_error)?;
+        Ok((tx, freshness))
     }
 
     async fn load(
@@ -410,17 +420,25 @@ pub fn ordered<T: PartialOrd>(
     (to_name, to): (&'static str, Option<&T>),
 ) -> Result<(), ApiError> {
     match (from, to) {
-        (Some(from), Some(to)) if from > to => {
-            let mut errors = domain::values::FieldErrors::default();
-            errors.push(from_name, format!("is after {to_name}"));
-            errors.push(to_name, format!("is before {from_name}"));
-            Err(ApiError::MalformedRequest {
-                detail: format!("{from_name} must not be after {to_name}"),
-                errors,
-            })
-        }
+        (Some(from), Some(to)) if from > to => Err(two_parameters(
+            (from_name, format!("is after {to_name}")),
+            (to_name, format!("is before {from_name}")),
+            format!("{from_name} must not be after {to_name}"),
+        )),
         _ => Ok(()),
     }
+}
+
+/// A 400 for two query parameters that do not go together, naming both.
+fn two_parameters(
+    (first, first_message): (&str, String),
+    (second, second_message): (&str, String),
+    detail: String,
+) -> ApiError {
+    let mut errors = domain::values::FieldErrors::default();
+    errors.push(first, first_message);
+    errors.push(second, second_message);
+    ApiError::MalformedRequest { detail, errors }
 }
 
 /// Maps a read-side failure to the client's problem.

@@ -148,14 +148,14 @@ pub(crate) const REFLECTS: &str = "SELECT (
 ///
 /// Reads the event log itself: run it on the service's pool, not as `prism_app`.
 pub async fn reflects(
-    conn: &mut PgConnection,
+    db: impl sqlx::PgExecutor<'_>,
     name: &str,
     position: i64,
 ) -> Result<bool, sqlx::Error> {
     let reflects: Option<bool> = sqlx::query_scalar(REFLECTS)
         .bind(name)
         .bind(position)
-        .fetch_optional(conn)
+        .fetch_optional(db)
         .await?;
     Ok(reflects.unwrap_or(false))
 }

@@ -36,10 +36,10 @@ impl Projection {
     /// command's result): [`crate::checkpoint::reflects`].
     pub async fn reflects(
         self,
-        conn: &mut sqlx::PgConnection,
+        db: impl sqlx::PgExecutor<'_>,
         position: i64,
     ) -> Result<bool, sqlx::Error> {
-        crate::checkpoint::reflects(conn, self.name(), position).await
+        crate::checkpoint::reflects(db, self.name(), position).await
     }
 
     pub(crate) fn lock_key(self) -> i64 {

@@ -499,19 +499,22 @@ async fn min_position_reads_the_log_from_the_checkpoint_through_its_index() {
     // And it answers: events up to 19,500 are past the checkpoint (it is at the
     // 19,001st); every event up to the checkpoint's own position is reflected.
     let catalog = projections::Projection::CATALOG;
-    assert!(!catalog.reflects(&mut conn, 19_500).await.expect("reflects"));
+    assert!(!catalog
+        .reflects(&mut *conn, 19_500)
+        .await
+        .expect("reflects"));
     let at: i64 =
         sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = 'catalog'")
             .fetch_one(&mut *conn)
             .await
             .expect("position");
-    assert!(catalog.reflects(&mut conn, at).await.expect("reflects"));
+    assert!(catalog.reflects(&mut *conn, at).await.expect("reflects"));
     sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'audit'")
         .execute(&mut *conn)
         .await
         .expect("unbuild audit");
     assert!(!projections::Projection::AUDIT
-        .reflects(&mut conn, 1)
+        .reflects(&mut *conn, 1)
         .await
         .expect("a projection not built yet"));
 }

@@ -265,11 +265,10 @@ impl BuildingQueriesApi {
         auth.0.require(Scope::BuildingsRead)?;
         let limit = page_size(limit.0).map_err(query_error)?;
         let org_id = auth.0.org_id.as_str();
-        let freshness = state
+        let (mut tx, freshness) = state
             .views
-            .freshness(Projection::AUDIT, min_position.0)
+            .read_after(org_id, Projection::AUDIT, min_position.0)
             .await?;
-        let mut tx = state.views.read_as(org_id).await.map_err(query_error)?;
         let id = id.0.to_string();
         let page = audit::building_history(&mut *tx, org_id, &id, limit, cursor.0.as_deref())
             .await
