@@ -63,6 +63,24 @@ pub async fn explain_reflects(
     plan
 }
 
+/// The plan of an `as_of` read's history: a building's events and its comps'.
+pub async fn explain_history(
+    conn: &mut sqlx::PgConnection,
+    building: &str,
+    comps: &[String],
+) -> serde_json::Value {
+    sqlx::query_scalar(&format!(
+        "EXPLAIN (FORMAT JSON) {}",
+        crate::queries::as_of::HISTORY
+    ))
+    .bind(building)
+    .bind(comps)
+    .bind(chrono::Utc::now())
+    .fetch_one(conn)
+    .await
+    .expect("explain the history read")
+}
+
 pub async fn explain_log_read(
     conn: &mut sqlx::PgConnection,
     after: (&str, i64),

@@ -519,6 +519,30 @@ async fn min_position_reads_the_log_from_the_checkpoint_through_its_index() {
         .expect("a projection not built yet"));
 }
 
+#[tokio::test]
+async fn an_as_of_read_finds_its_events_by_aggregate_not_by_scanning_the_log() {
+    let (_db, pool) = twenty_thousand_events().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    // The log's buildings are md5(i) (see below); two comps that are not there.
+    let building: String = sqlx::query_scalar("SELECT md5('6')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("id");
+    let comps = vec![uuid_text(1), uuid_text(2)];
+    let explained = projections::testing::explain_history(&mut conn, &building, &comps).await;
+    assert!(
+        plan_nodes(&explained)
+            .iter()
+            .all(|n| n["Node Type"] != "Seq Scan"),
+        "the history read scans the log: {}",
+        describe(&explained)
+    );
+}
+
+fn uuid_text(n: u128) -> String {
+    uuid::Uuid::from_u128(n).to_string()
+}
+
 /// A log of 20,000 events from 400 transactions, statistics gathered.
 async fn twenty_thousand_events() -> (TestDatabase, PgPool) {
     let db = TestDatabase::migrated().await;

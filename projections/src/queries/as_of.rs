@@ -137,7 +137,7 @@ async fn scope(
 
 /// The events of building `building` and of `comps` recorded at or before `at`, in
 /// the log's order.
-const HISTORY: &str =
+pub(crate) const HISTORY: &str =
     "SELECT position, transaction_id::text AS transaction_id, aggregate_type, aggregate_id,
             sequence, event_type, event_version, payload::jsonb AS payload,
             metadata::jsonb AS metadata, recorded_at
