@@ -426,16 +426,7 @@ async fn a_batch_of_buildings_and_comps_comes_by_ids_within_the_organisation() {
         Some(&json!({"reason": "duplicate"})),
     )
     .await;
-    let theirs = app
-        .call_as(
-            &token_for(OTHER_ORG, USER),
-            Method::POST,
-            "/v1/buildings",
-            Some(&bodies::building()),
-            &[],
-        )
-        .await
-        .id();
+    let theirs = app.register_building_as(&token_for(OTHER_ORG, USER)).await;
     let expected = app.event_count().await;
     project_until(&app.pool, || async {
         let audit = app

@@ -224,8 +224,19 @@ impl TestApp {
     }
 
     pub async fn register_building(&self) -> String {
+        self.register_building_as(&token()).await
+    }
+
+    /// Registers a building with `token` (another user, organisation or scopes).
+    pub async fn register_building_as(&self, token: &str) -> String {
         let reply = self
-            .call(Method::POST, "/v1/buildings", Some(&bodies::building()))
+            .call_as(
+                token,
+                Method::POST,
+                "/v1/buildings",
+                Some(&bodies::building()),
+                &[],
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:#}", reply.body);
         reply.id()

@@ -116,16 +116,7 @@ fn operations(building: &str, comp: &str) -> Vec<(Method, String, Option<Value>,
 async fn strict_scopes_guard_every_endpoint_and_refusals_append_nothing() {
     let app = spawn_app_with(&[("STRICT_CLERK_SCOPES", Some("true"))]).await;
     let full = token_with_scopes(ORG, USER, ALL);
-    let building = app
-        .call_as(
-            &full,
-            Method::POST,
-            "/v1/buildings",
-            Some(&bodies::building()),
-            &[],
-        )
-        .await
-        .id();
+    let building = app.register_building_as(&full).await;
     let comp = app
         .call_as(
             &full,
@@ -239,16 +230,7 @@ async fn another_organisations_data_is_not_found_and_never_listed() {
     let theirs = token_with_scopes(OTHER_ORG, "user_mallory", ALL);
     let building = app.register_building().await;
     let comp = app.record_lease(&building).await;
-    let rival_building = app
-        .call_as(
-            &theirs,
-            Method::POST,
-            "/v1/buildings",
-            Some(&bodies::building()),
-            &[],
-        )
-        .await
-        .id();
+    let rival_building = app.register_building_as(&theirs).await;
     let pool = app.pool.clone();
     project_until(&app.pool, || async {
         organisations_in(&pool, "market_stats").await == [ORG.to_owned()]
@@ -353,16 +335,7 @@ async fn row_level_security_hides_other_organisations_from_an_unfiltered_query()
     let theirs = token_with_scopes(OTHER_ORG, "user_mallory", ALL);
     let building = app.register_building().await;
     app.record_lease(&building).await;
-    let rival = app
-        .call_as(
-            &theirs,
-            Method::POST,
-            "/v1/buildings",
-            Some(&bodies::building()),
-            &[],
-        )
-        .await
-        .id();
+    let rival = app.register_building_as(&theirs).await;
     app.call_as(
         &theirs,
         Method::POST,
