@@ -204,23 +204,35 @@ pub struct ApiProcess {
     pub base: String,
 }
 
+/// `program` with `env` and `port_variable` set to a free port, once its `/health`
+/// answers on it (`name` says which binary did not start).
+async fn start_on_a_free_port(
+    program: &Path,
+    env: Env,
+    port_variable: &str,
+    name: &str,
+) -> (Process, u16) {
+    let port = free_port();
+    let mut process = Process::start(command(program, &env.set(port_variable, port.to_string())));
+    if let Err(why) = wait_until_up(
+        &format!("http://127.0.0.1:{port}/health"),
+        false,
+        START_TIMEOUT,
+        Some(&mut process),
+    )
+    .await
+    {
+        panic!("{name} did not start: {why}");
+    }
+    (process, port)
+}
+
 impl ApiProcess {
     /// `program` (a `prism-api`) with `env` and `PORT` set to a free port; returns once
     /// `/health` answers.
     pub async fn start(program: &Path, env: Env) -> Self {
-        let port = free_port();
-        let mut process = Process::start(command(program, &env.set("PORT", port.to_string())));
+        let (process, port) = start_on_a_free_port(program, env, "PORT", "prism-api").await;
         let base = format!("http://127.0.0.1:{port}");
-        if let Err(why) = wait_until_up(
-            &format!("{base}/health"),
-            false,
-            START_TIMEOUT,
-            Some(&mut process),
-        )
-        .await
-        {
-            panic!("prism-api did not start: {why}");
-        }
         Self { process, base }
     }
 
@@ -261,19 +273,8 @@ impl WorkerProcess {
     /// `program` with `env` and `WORKER_PORT` set to a free port; returns once its
     /// `/health` answers.
     pub async fn start(program: &Path, env: Env) -> Self {
-        let port = free_port();
-        let mut process =
-            Process::start(command(program, &env.set("WORKER_PORT", port.to_string())));
-        if let Err(why) = wait_until_up(
-            &format!("http://127.0.0.1:{port}/health"),
-            false,
-            START_TIMEOUT,
-            Some(&mut process),
-        )
-        .await
-        {
-            panic!("prism-worker did not start: {why}");
-        }
+        let (process, port) =
+            start_on_a_free_port(program, env, "WORKER_PORT", "prism-worker").await;
         Self {
             process,
             port: Some(port),
